@@ -1,0 +1,208 @@
+"""`route-agent`: route a task from the terminal, check policies, serve the editor, read the ledger.
+
+Exit codes: 0 pass or dry run; 1 failed after escalation; 2 usage, policy or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from route_agent import __version__
+from route_agent.policy import (
+    LoadedPolicy,
+    PolicyCache,
+    PolicyError,
+    check_policy_file,
+    effective_always_strong,
+    policy_json_schema,
+)
+from route_agent.policy.keys import missing_key
+from route_agent.routing import LaneRefused, Router
+from route_agent.signals import Evidence, TestFailures
+from route_agent.verify.junit import ReportError, read_junit
+from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
+from route_agent.workspace.state import read_latest_verification, user_policy_path
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+class ConfigProblem(click.ClickException):
+    exit_code = EXIT_CONFIG
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"route-agent: {self.format_message()}", err=True)
+
+
+def fail(message: str) -> NoReturn:
+    raise ConfigProblem(message)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="route-agent")
+def cli() -> None:
+    """Route coding-agent tasks by risk to a fast or strong model lane, verify, escalate.
+
+    `route-agent --task TEXT` is the same as `route-agent route --task TEXT`.
+    """
+
+
+def load_policy_or_exit(root: Path | None, explicit: Path | None) -> LoadedPolicy:
+    try:
+        return PolicyCache().for_workspace(root, explicit, user_policy_path())
+    except PolicyError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def test_failures_for(root: Path, report: Path | None) -> TestFailures:
+    if report is not None:
+        try:
+            summary = read_junit(report)
+        except ReportError as exc:
+            fail(str(exc))
+        evidence = tuple(
+            Evidence(path=f.file, line=f.line, detail=f.test_id, excerpt=f.message[:120] or None) for f in summary.failures[:20]
+        )
+        return TestFailures(count=len(summary.failures), source=str(report), evidence=evidence)
+    latest = read_latest_verification(root)
+    if latest and isinstance(latest.get("test_failures"), int) and latest["test_failures"] > 0:
+        tests = latest.get("failed_tests") or []
+        evidence = tuple(Evidence(detail=str(t)) for t in tests[:20] if isinstance(t, str))
+        return TestFailures(count=int(latest["test_failures"]), source=f"latest verification ({latest.get('run_id', '?')})", evidence=evidence)
+    return TestFailures()
+
+
+@cli.command("route")
+@click.option("--task", "task", required=True, help="The task brief (tainted text: it can raise risk, never lower it).")
+@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None, help="Repository to work in (default: the current directory).")
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Policy file layered over the default (instead of the repository's).")
+@click.option("--lane", type=click.Choice(["auto", "fast", "strong"]), default="auto", show_default=True, help="Ask for a lane; the always-strong floor cannot be lowered.")
+@click.option("--test-report", type=click.Path(path_type=Path, dir_okay=False), default=None, help="JUnit XML whose failures count as test_failures (default: the latest verification).")
+@click.option("--dry-run", is_flag=True, help="Decide and plan only; call no model.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def route_command(task: str, workspace: Path | None, policy_path: Path | None, lane: str, test_report: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Score the change set and the brief, choose a lane, and run it (or plan it in a dry run)."""
+    started = time.monotonic()
+    try:
+        repo = open_repo((workspace or Path.cwd()).absolute())
+    except WorkspaceError as exc:
+        fail(str(exc))
+    loaded = load_policy_or_exit(repo.root, policy_path)
+    policy = loaded.policy
+    failures = test_failures_for(repo.root, test_report)
+    try:
+        change_set = collect_change_set(repo)
+    except WorkspaceError as exc:
+        fail(str(exc))
+    router = Router(policy)
+    try:
+        decision = router.classify(change_set, task, failures, requested_lane=lane)  # type: ignore[arg-type]
+    except LaneRefused as exc:
+        fail(str(exc))
+    spec = getattr(policy.models, decision.lane)
+    checks = list(getattr(policy.verification, decision.lane))
+    unset = missing_key(spec, os.environ)
+    note = None
+    if not dry_run and unset is not None:
+        dry_run = True
+        note = f"dry run: {unset} is not set, so no model was called (set it to run the {decision.lane} lane: {spec.model})"
+    if dry_run:
+        from route_agent.cli.render import human_decision, json_base, verification_line
+        from route_agent.lanes.estimate import estimate_call_cost
+
+        estimate = estimate_call_cost(spec, change_set)
+        elapsed = round(time.monotonic() - started, 3)
+        if as_json:
+            out = json_base(decision, checks)
+            out.update({"attempts": [], "result": "dry-run", "cost_usd_estimate": estimate, "latency_seconds": elapsed,
+                        "model": spec.model, "policy_sources": list(loaded.sources), "base_commit": repo.head})
+            if note:
+                out["note"] = note
+            click.echo(json.dumps(out, indent=2))
+        else:
+            for line in human_decision(decision):
+                click.echo(line)
+            click.echo(f"verification: {verification_line(checks)}")
+            click.echo("result: dry-run")
+            click.echo(f"cost_usd_estimate: {estimate:.2f}")
+            click.echo(f"latency_seconds: {elapsed:.1f}")
+            if note:
+                click.echo(note)
+        raise SystemExit(EXIT_OK)
+    from route_agent.cli.run import run_routed
+
+    raise SystemExit(run_routed(repo, loaded, router, decision, task, change_set, as_json, started))
+
+
+@cli.group("policy")
+def policy_group() -> None:
+    """Check, print and explain routing policies."""
+
+
+@policy_group.command("check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+def policy_check(file: Path) -> None:
+    """Validate FILE layered over the shipped default; errors as FILE:LINE:COL: message."""
+    try:
+        loaded = check_policy_file(file)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+    commands = sum(len(getattr(loaded.policy.verification, lane)) for lane in ("fast", "strong"))
+    click.echo(f"{file}: ok ({commands} verification command(s); always-strong: {', '.join(loaded.always_strong_conditions)})")
+
+
+@policy_group.command("schema")
+def policy_schema() -> None:
+    """Print the policy file's JSON Schema."""
+    click.echo(policy_json_schema(), nl=False)
+
+
+@policy_group.command("explain")
+@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True)
+def policy_explain(workspace: Path | None, policy_path: Path | None, as_json: bool) -> None:
+    """Print the effective policy (layers merged), the built-in floor included."""
+    root: Path | None = None
+    try:
+        root = open_repo((workspace or Path.cwd()).absolute()).root
+    except WorkspaceError:
+        root = None  # explaining the default outside a repository is fine
+    loaded = load_policy_or_exit(root, policy_path)
+    data = loaded.policy.model_dump(mode="json")
+    data["effective_always_strong"] = list(effective_always_strong(loaded.policy))
+    from route_agent.policy.floor import FLOOR_GLOBS
+
+    data["floor_globs"] = {k: list(v) for k, v in FLOOR_GLOBS.items()}
+    data["sources"] = list(loaded.sources)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    import yaml
+
+    click.echo("# layers, lowest first: " + " <- ".join(loaded.sources))
+    click.echo("# always strong (built-in floor plus routing.always_strong_if): " + ", ".join(data["effective_always_strong"]))
+    click.echo(yaml.safe_dump(data, sort_keys=False, width=100), nl=False)
+
+
+COMMANDS = {"route", "policy", "serve", "ledger", "eval", "apply"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # `route-agent --task TEXT ...` is `route-agent route --task TEXT ...`.
+    if args and args[0] not in cli.commands and args[0] not in ("-h", "--help", "--version") and any(
+        a == "--task" or a.startswith("--task=") for a in args
+    ):
+        args.insert(0, "route")
+    cli.main(args=args, prog_name="route-agent")

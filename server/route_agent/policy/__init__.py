@@ -1,0 +1,133 @@
+"""Policy: the routing rules users keep apart from prompts.
+
+`load_policy` layers the shipped default, the user's policy and the repository's (or an explicit
+`--policy` file) and validates the result; parsed layers are cached by file identity so a policy is
+re-read only when it changes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from route_agent.policy.floor import FLOOR_CONDITIONS, FLOOR_GLOBS, FLOOR_REASONS
+from route_agent.policy.loader import (
+    MAX_POLICY_BYTES,
+    Layer,
+    PolicyError,
+    PolicyIssue,
+    file_identity,
+    merge_layers,
+    parse_layer,
+    read_layer,
+    validate,
+)
+from route_agent.policy.models import Check, ModelSpec, Policy
+
+__all__ = [
+    "FLOOR_CONDITIONS",
+    "FLOOR_GLOBS",
+    "FLOOR_REASONS",
+    "MAX_POLICY_BYTES",
+    "REPO_POLICY_PATHS",
+    "Check",
+    "LoadedPolicy",
+    "ModelSpec",
+    "Policy",
+    "PolicyCache",
+    "PolicyError",
+    "PolicyIssue",
+    "check_policy_file",
+    "default_policy_text",
+    "effective_always_strong",
+    "policy_json_schema",
+]
+
+DEFAULT_POLICY_NAME = "<built-in default.yaml>"
+REPO_POLICY_PATHS = (".route-agent/policy.yaml", ".route-agent.yaml")
+
+
+def default_policy_text() -> str:
+    return resources.files("route_agent").joinpath("data/default.yaml").read_text("utf-8")
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    policy: Policy
+    sources: tuple[str, ...]
+
+    @property
+    def always_strong_conditions(self) -> tuple[str, ...]:
+        return effective_always_strong(self.policy)
+
+
+def effective_always_strong(policy: Policy) -> tuple[str, ...]:
+    extra = [c for c in policy.routing.always_strong_if if c not in FLOOR_CONDITIONS]
+    return (*FLOOR_CONDITIONS, *extra)
+
+
+class PolicyCache:
+    """Parsed layers keyed by path and file identity (mtime, size, inode)."""
+
+    def __init__(self) -> None:
+        self._layers: dict[str, tuple[tuple[int, int, int] | None, Layer]] = {}
+        self._default: Layer | None = None
+        self._validated: dict[tuple[Any, ...], LoadedPolicy] = {}
+
+    def default_layer(self) -> Layer:
+        if self._default is None:
+            self._default = parse_layer(default_policy_text(), DEFAULT_POLICY_NAME)
+        return self._default
+
+    def layer(self, path: Path) -> Layer:
+        key = str(path)
+        ident = file_identity(path)
+        cached = self._layers.get(key)
+        if cached is not None and ident is not None and cached[0] == ident:
+            return cached[1]
+        layer = read_layer(path)
+        self._layers[key] = (ident, layer)
+        return layer
+
+    def load(self, *paths: Path) -> LoadedPolicy:
+        """Validate the default layered with `paths` (in order); cached until a file changes."""
+        key = tuple((str(p), file_identity(p)) for p in paths)
+        hit = self._validated.get(key)
+        if hit is not None and all(ident is not None for _, ident in key):
+            return hit
+        layers = [self.default_layer(), *(self.layer(p) for p in paths)]
+        merged = merge_layers(layers)
+        policy = validate(merged, str(paths[-1]) if paths else DEFAULT_POLICY_NAME)
+        loaded = LoadedPolicy(policy=policy, sources=tuple(layer.path for layer in layers))
+        self._validated[key] = loaded
+        return loaded
+
+    def for_workspace(self, root: Path | None, explicit: Path | None = None, user: Path | None = None) -> LoadedPolicy:
+        """The effective policy: default, then the user's file, then `explicit` or the repository's."""
+        paths: list[Path] = []
+        if user is not None and user.is_file():
+            paths.append(user)
+        if explicit is not None:
+            paths.append(explicit)
+        elif root is not None:
+            for rel in REPO_POLICY_PATHS:
+                candidate = root / rel
+                if candidate.is_file():
+                    paths.append(candidate)
+                    break
+        return self.load(*paths)
+
+
+def check_policy_file(path: Path) -> LoadedPolicy:
+    """Validate one file layered over the shipped default, as it would be used."""
+    return PolicyCache().load(path)
+
+
+def policy_json_schema() -> str:
+    schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "route-agent policy"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,239 @@
+"""Pydantic models of the policy file: the contract users write and tools validate.
+
+Every model forbids unknown keys so that a typo (`fast_max_scor`) is an error at a line, not a
+silently ignored setting. `policies/schema.json` is generated from these models.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+
+Provider = Literal["openrouter", "openai", "ollama", "openai-compatible"]
+LaneName = Literal["fast", "strong"]
+Tier = Literal["fast", "strong"]
+
+# Conditions the routing section may name. The first six are the built-in floor (see floor.py).
+ALWAYS_STRONG_CONDITIONS = (
+    "schema_change",
+    "auth_code",
+    "secrets_handling",
+    "ci_config",
+    "deploy_config",
+    "production_incident",
+    "secret_in_content",
+    "lookalike_path",
+    "dependency_change",
+    "file_mode_change",
+    "deletions",
+    "binary_change",
+    "test_failures",
+    "new_code",
+    "sensitive_path",
+    "brief_manipulation",
+)
+AlwaysStrongCondition = Literal[
+    "schema_change",
+    "auth_code",
+    "secrets_handling",
+    "ci_config",
+    "deploy_config",
+    "production_incident",
+    "secret_in_content",
+    "lookalike_path",
+    "dependency_change",
+    "file_mode_change",
+    "deletions",
+    "binary_change",
+    "test_failures",
+    "new_code",
+    "sensitive_path",
+    "brief_manipulation",
+]
+EscalateCondition = Literal[
+    "failed_tests",
+    "failed_checks",
+    "patch_rejected",
+    "low_confidence_summary",
+    "snapshot_only",
+    "tamper",
+    "scope_creep",
+]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(StrictModel):
+    """US dollars per million tokens."""
+
+    input: Annotated[float, Field(ge=0)] = 0.0
+    output: Annotated[float, Field(ge=0)] = 0.0
+
+
+class ModelSpec(StrictModel):
+    provider: Provider
+    model: Annotated[str, Field(min_length=1, max_length=200)]
+    max_context_tokens: Annotated[int, Field(ge=1024, le=2_000_000)] = 32_000
+    max_output_tokens: Annotated[int, Field(ge=64, le=200_000)] = 4096
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint root, e.g. http://127.0.0.1:8000/v1")
+    api_key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable that holds the key; defaults by provider.",
+    )
+    price_per_mtok: Price | None = None
+    tier: Tier | None = Field(default=None, description="Capability tier; defaults to the lane's name.")
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
+    connect_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    idle_timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    fallback: ModelSpec | None = Field(
+        default=None, description="Used when this model fails; only of the same or a stronger tier."
+    )
+
+
+class Models(StrictModel):
+    fast: ModelSpec
+    strong: ModelSpec
+    verifier: ModelSpec | None = None
+
+    @model_validator(mode="after")
+    def _fallback_tiers(self) -> Models:
+        order = {"fast": 0, "strong": 1}
+        for lane in ("fast", "strong"):
+            spec: ModelSpec = getattr(self, lane)
+            tier = order[spec.tier or lane]
+            fb = spec.fallback
+            while fb is not None:
+                if order[fb.tier or lane] < tier:
+                    raise ValueError(
+                        f"models.{lane}.fallback is of a weaker tier than the lane; a fallback "
+                        "must be of the same or a stronger tier"
+                    )
+                fb = fb.fallback
+        return self
+
+
+class Routing(StrictModel):
+    fast_max_score: NonNegativeInt = 6
+    strong_min_score: NonNegativeInt = 7
+    between: LaneName = Field(
+        default="strong",
+        description="Lane for a score above fast_max_score and below strong_min_score.",
+    )
+    always_strong_if: list[AlwaysStrongCondition] = Field(
+        default_factory=lambda: ["schema_change", "auth_code", "production_incident"]
+    )
+    escalate_on: list[EscalateCondition] = Field(
+        default_factory=lambda: ["failed_tests", "patch_rejected", "low_confidence_summary"]
+    )
+    confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.65
+    max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> Routing:
+        if self.fast_max_score >= self.strong_min_score:
+            raise ValueError(
+                f"routing.fast_max_score ({self.fast_max_score}) must be below "
+                f"routing.strong_min_score ({self.strong_min_score})"
+            )
+        return self
+
+
+class PerItem(StrictModel):
+    per: Annotated[int, Field(ge=0, le=100)]
+    max: Annotated[int, Field(ge=0, le=1000)]
+
+
+class Weights(StrictModel):
+    """Points per signal. Defaults reproduce the design notes: files (max 8) + 5 schema + 5 auth
+    + 2 per failing test (max 6) + 3 new code; the other signals are ours."""
+
+    files: PerItem = PerItem(per=1, max=8)
+    schema_change: Annotated[int, Field(ge=0, le=100)] = 5
+    auth_code: Annotated[int, Field(ge=0, le=100)] = 5
+    test_failures: PerItem = PerItem(per=2, max=6)
+    new_code: Annotated[int, Field(ge=0, le=100)] = 3
+    secrets_handling: Annotated[int, Field(ge=0, le=100)] = 5
+    ci_config: Annotated[int, Field(ge=0, le=100)] = 5
+    deploy_config: Annotated[int, Field(ge=0, le=100)] = 5
+    production_incident: Annotated[int, Field(ge=0, le=100)] = 5
+    secret_in_content: Annotated[int, Field(ge=0, le=100)] = 5
+    lookalike_path: Annotated[int, Field(ge=0, le=100)] = 5
+    dependency_change: Annotated[int, Field(ge=0, le=100)] = 2
+    file_mode_change: Annotated[int, Field(ge=0, le=100)] = 3
+    deletions: Annotated[int, Field(ge=0, le=100)] = 1
+    binary_change: Annotated[int, Field(ge=0, le=100)] = 1
+    sensitive_path: Annotated[int, Field(ge=0, le=100)] = 3
+    brief_manipulation: Annotated[int, Field(ge=0, le=100)] = 2
+    hidden_characters: Annotated[int, Field(ge=0, le=100)] = 1
+    truncated_input: Annotated[int, Field(ge=0, le=100)] = 1
+
+
+class Paths(StrictModel):
+    """Gitignore-style globs per signal. The built-in floor's globs always apply as well."""
+
+    schema_change: list[str] = Field(default_factory=list)
+    auth_code: list[str] = Field(default_factory=list)
+    secrets_handling: list[str] = Field(default_factory=list)
+    ci_config: list[str] = Field(default_factory=list)
+    deploy_config: list[str] = Field(default_factory=list)
+    dependency_manifest: list[str] = Field(default_factory=list)
+    sensitive: list[str] = Field(default_factory=list)
+    docs: list[str] = Field(default_factory=list)
+    tests: list[str] = Field(default_factory=list)
+    snapshots: list[str] = Field(default_factory=list)
+
+
+class CustomRule(StrictModel):
+    """A named path class of the user's own: points when a changed file matches, optionally strong."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    globs: Annotated[list[str], Field(min_length=1)]
+    points: Annotated[int, Field(ge=0, le=100)] = 0
+    always_strong: bool = False
+    reason: str = ""
+
+
+class Budgets(StrictModel):
+    per_task_usd: Annotated[float, Field(gt=0)] | None = 5.0
+    per_day_usd: Annotated[float, Field(gt=0)] | None = 50.0
+
+
+class Check(StrictModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+    run: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    parser: Literal["junit", "sarif", "problem-matcher", "exit-code"] = "exit-code"
+    report: str | None = Field(
+        default=None, description="Path (relative to the worktree) of a JUnit or SARIF report the check writes."
+    )
+    timeout_s: Annotated[float, Field(gt=0, le=7200)] = 300.0
+    kind: Literal["tests", "lint", "typecheck", "other"] = "other"
+
+
+class Verification(StrictModel):
+    fast: list[Check] = Field(default_factory=list)
+    strong: list[Check] = Field(default_factory=list)
+    run_timeout_s: Annotated[float, Field(gt=0, le=14400)] = 1800.0
+    max_output_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    sandbox: Literal["auto", "required", "off"] = "auto"
+
+
+class VerifierUse(StrictModel):
+    lanes: list[LaneName] = Field(default_factory=lambda: ["fast", "strong"])
+    timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
+
+
+class Policy(StrictModel):
+    version: Literal[1] = 1
+    models: Models
+    routing: Routing = Routing()
+    weights: Weights = Weights()
+    paths: Paths = Paths()
+    custom_rules: list[CustomRule] = Field(default_factory=list)
+    budgets: Budgets = Budgets()
+    verification: Verification = Verification()
+    verifier: VerifierUse = VerifierUse()

@@ -1,0 +1,237 @@
+"""Score a task, choose its lane, and decide the next route after an attempt.
+
+Lane choice, in order:
+1. the always-strong floor (built in) plus the policy's `always_strong_if`: any hit => strong;
+2. `risk_score <= fast_max_score` => fast;
+3. `risk_score >= strong_min_score` => strong;
+4. a score strictly between the two thresholds => `routing.between` (strong by default: when the
+   policy leaves a gap, the task defaults upward).
+A lane the user asks for may raise the lane, never lower it below what the floor requires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from route_agent.policy import FLOOR_REASONS, effective_always_strong
+from route_agent.policy.models import Policy
+from route_agent.signals.changeset import ChangeSet
+from route_agent.signals.compute import Evidence, Signals, TestFailures, compute_signals
+from route_agent.signals.paths import PathMatcher
+from route_agent.signals.taint import CleanText
+
+Lane = Literal["fast", "strong"]
+
+# Signals whose weight is a flat number of points in `weights`.
+FLAT_SIGNALS = (
+    "schema_change",
+    "auth_code",
+    "new_code",
+    "secrets_handling",
+    "ci_config",
+    "deploy_config",
+    "production_incident",
+    "secret_in_content",
+    "lookalike_path",
+    "dependency_change",
+    "file_mode_change",
+    "deletions",
+    "binary_change",
+    "sensitive_path",
+    "brief_manipulation",
+    "hidden_characters",
+    "truncated_input",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    signal: str
+    points: int
+    reason: str
+    evidence: tuple[Evidence, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"signal": self.signal, "points": self.points, "reason": self.reason, "evidence": [e.as_dict() for e in self.evidence]}
+
+
+@dataclass(frozen=True, slots=True)
+class AlwaysStrong:
+    condition: str
+    reason: str
+    evidence: tuple[Evidence, ...] = ()
+
+    def __str__(self) -> str:
+        where = f": {self.evidence[0]}" if self.evidence else ""
+        more = f" (+{len(self.evidence) - 1} more)" if len(self.evidence) > 1 else ""
+        return f"{self.condition} ({self.reason}){where}{more}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    signals: Signals
+    risk_score: int
+    contributions: tuple[Contribution, ...]
+    always_strong: tuple[AlwaysStrong, ...]
+    lane: Lane
+    lane_reason: str
+    requested_lane: Literal["auto", "fast", "strong"] = "auto"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "signals": self.signals.as_dict(),
+            "risk_score": self.risk_score,
+            "contributions": [c.as_dict() for c in self.contributions],
+            "always_strong": [str(a) for a in self.always_strong],
+            "lane": self.lane,
+            "lane_reason": self.lane_reason,
+        }
+
+
+class LaneRefused(Exception):
+    """The user asked for a lane the policy forbids (a downgrade below the always-strong floor)."""
+
+
+class Router:
+    """Everything derived from one policy that scoring needs; build once, reuse per keystroke."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.matcher = PathMatcher(policy)
+        self.always_strong_conditions = effective_always_strong(policy)
+        self._custom = {f"custom:{rule.name}": rule for rule in policy.custom_rules}
+
+    def classify(
+        self,
+        change_set: ChangeSet,
+        brief: str,
+        test_failures: TestFailures | None = None,
+        requested_lane: Literal["auto", "fast", "strong"] = "auto",
+        brief_clean: CleanText | None = None,
+    ) -> Decision:
+        signals = compute_signals(change_set, brief, self.matcher, test_failures, brief_clean)
+        return self.decide(signals, requested_lane)
+
+    def score(self, signals: Signals) -> tuple[int, tuple[Contribution, ...]]:
+        weights = self.policy.weights
+        items: list[Contribution] = []
+        if signals.files_touched:
+            points = min(signals.files_touched * weights.files.per, weights.files.max)
+            items.append(Contribution("files_touched", points, f"{signals.files_touched} file(s) in the change set",
+                                      tuple(Evidence(path=p) for p in signals.paths[:20])))
+        raised = signals.raised
+        if "test_failures" in raised:
+            sig = raised["test_failures"]
+            points = min(sig.count * weights.test_failures.per, weights.test_failures.max)
+            items.append(Contribution("test_failures", points, sig.reason, sig.evidence))
+        for name in FLAT_SIGNALS:
+            if name in raised:
+                sig = raised[name]
+                items.append(Contribution(name, int(getattr(weights, name)), sig.reason, sig.evidence))
+        for name, rule in self._custom.items():
+            if name in raised:
+                sig = raised[name]
+                items.append(Contribution(name, rule.points, rule.reason or sig.reason, sig.evidence))
+        items = [c for c in items if c.points > 0]
+        return sum(c.points for c in items), tuple(items)
+
+    def always_strong_hits(self, signals: Signals) -> tuple[AlwaysStrong, ...]:
+        hits: list[AlwaysStrong] = []
+        raised = signals.raised
+        for condition in self.always_strong_conditions:
+            sig = raised.get(condition)
+            if sig is not None:
+                hits.append(AlwaysStrong(condition, FLOOR_REASONS.get(condition, sig.reason), sig.evidence))
+        # Look-alikes of protected paths default upward, like the paths they imitate.
+        if "lookalike_path" in raised and "lookalike_path" not in self.always_strong_conditions:
+            sig = raised["lookalike_path"]
+            hits.append(AlwaysStrong("lookalike_path", FLOOR_REASONS["lookalike_path"], sig.evidence))
+        for name, rule in self._custom.items():
+            if rule.always_strong and name in raised:
+                hits.append(AlwaysStrong(name, rule.reason or f"custom rule {rule.name}", raised[name].evidence))
+        return tuple(hits)
+
+    def decide(self, signals: Signals, requested_lane: Literal["auto", "fast", "strong"] = "auto") -> Decision:
+        risk_score, contributions = self.score(signals)
+        hits = self.always_strong_hits(signals)
+        routing = self.policy.routing
+        lane: Lane
+        if hits:
+            lane, reason = "strong", "always-strong: " + ", ".join(h.condition for h in hits)
+        elif risk_score <= routing.fast_max_score:
+            lane, reason = "fast", f"risk {risk_score} <= fast_max_score {routing.fast_max_score}"
+        elif risk_score >= routing.strong_min_score:
+            lane, reason = "strong", f"risk {risk_score} >= strong_min_score {routing.strong_min_score}"
+        else:
+            lane = routing.between
+            reason = f"risk {risk_score} is between the thresholds; routing.between is {lane}"
+        if requested_lane == "strong" and lane == "fast":
+            lane, reason = "strong", "requested by the user (--lane strong)"
+        elif requested_lane == "fast" and lane == "strong":
+            raise LaneRefused(f"the policy requires the strong lane for this task ({reason}); a request for the fast lane cannot lower it")
+        return Decision(signals, risk_score, contributions, hits, lane, reason, requested_lane)
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What verification concluded about one lane attempt (the design notes' RunResult)."""
+
+    lane: Lane
+    passed: bool
+    confidence: float | None = None
+    checks: tuple[str, ...] = ()
+    """Labels of what ran; `snapshot-only` marks checks too weak to trust."""
+    failed_checks: tuple[str, ...] = ()
+    test_failures: int = 0
+    patch_rejected: bool = False
+    tamper: tuple[str, ...] = ()
+    scope_creep: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NextStep:
+    action: Literal["accept", "escalate", "stop"]
+    lane: Lane
+    reasons: tuple[str, ...] = field(default=())
+
+
+def next_route(outcome: AttemptOutcome, policy: Policy, attempts_made: int) -> NextStep:
+    """After an attempt: accept it, escalate to the strong lane, or stop with a failure.
+
+    Never routes back to the same cheap lane; a failed strong attempt stops with its findings.
+    Tamper findings and scope creep always escalate; the policy's `escalate_on` decides whether the
+    other failures escalate (listed) or stop the run (not listed), and whether low confidence and
+    snapshot-only checks count at all.
+    """
+    routing = policy.routing
+    escalate_on = set(routing.escalate_on)
+    hard: list[str] = []  # failures: escalate if listed, else stop
+    soft: list[str] = []  # doubts: escalate if listed, else accept
+    forced: list[str] = []
+    if outcome.patch_rejected:
+        hard.append("patch_rejected")
+    if outcome.test_failures or ("tests" in outcome.failed_checks):
+        hard.append("failed_tests")
+    if outcome.failed_checks and set(outcome.failed_checks) - {"tests"}:
+        hard.append("failed_checks")
+    if not outcome.passed and not hard:
+        hard.append("failed_checks")
+    if outcome.confidence is None or outcome.confidence < routing.confidence_threshold:
+        soft.append("low_confidence_summary")
+    if "snapshot-only" in outcome.checks:
+        soft.append("snapshot_only")
+    if outcome.tamper:
+        forced.append("tamper")
+    if outcome.scope_creep:
+        forced.append("scope_creep")
+
+    can_escalate = outcome.lane == "fast" and attempts_made < routing.max_attempts
+    reasons = tuple(forced + hard + [s for s in soft if s in escalate_on])
+    if forced or any(h in escalate_on for h in hard) or any(s in escalate_on for s in soft):
+        if can_escalate:
+            return NextStep("escalate", "strong", reasons)
+        return NextStep("stop", outcome.lane, reasons)
+    if hard:
+        return NextStep("stop", outcome.lane, tuple(hard))
+    return NextStep("accept", outcome.lane, tuple(s for s in soft))

@@ -1,0 +1,254 @@
+"""Compute risk signals from facts: a change set, a brief (tainted) and test failures.
+
+Pure: no git, no files, no network. Every raised signal carries its evidence (paths and lines), so
+the score built from it can be explained line by line.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from route_agent.signals import detectors
+from route_agent.signals.changeset import ChangedFile, ChangeSet
+from route_agent.signals.paths import PathMatcher, is_code_path
+from route_agent.signals.taint import (
+    INCIDENT,
+    MANIPULATION,
+    NEW_CODE,
+    CleanText,
+    HiddenRun,
+    clean_tainted,
+    find_phrase,
+)
+
+MAX_EVIDENCE = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    path: str | None = None
+    line: int | None = None
+    excerpt: str | None = None
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in (("path", self.path), ("line", self.line), ("excerpt", self.excerpt), ("detail", self.detail)) if v is not None}
+
+    def __str__(self) -> str:
+        where = self.path or ""
+        if self.line is not None:
+            where += f":{self.line}"
+        parts = [p for p in (where, self.detail, repr(self.excerpt) if self.excerpt else None) if p]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RaisedSignal:
+    name: str
+    reason: str
+    evidence: tuple[Evidence, ...] = ()
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class TestFailures:
+    count: int = 0
+    source: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Signals:
+    files_touched: int
+    has_schema_change: bool
+    has_auth_code: bool
+    test_failures: int
+    needs_new_code: bool
+    raised: dict[str, RaisedSignal] = field(default_factory=dict)
+    hidden_characters: tuple[HiddenRun, ...] = ()
+    brief: str = ""
+    paths: tuple[str, ...] = ()
+    """The change set's paths, for evidence."""
+
+    def summary_line(self) -> str:
+        return (
+            f"files={self.files_touched} schema_change={_b(self.has_schema_change)} "
+            f"auth_code={_b(self.has_auth_code)} test_failures={self.test_failures} "
+            f"new_code={_b(self.needs_new_code)}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "files_touched": self.files_touched,
+            "has_schema_change": self.has_schema_change,
+            "has_auth_code": self.has_auth_code,
+            "test_failures": self.test_failures,
+            "needs_new_code": self.needs_new_code,
+        }
+        for name in sorted(self.raised):
+            if name not in ("schema_change", "auth_code", "test_failures", "new_code", "files"):
+                out[name] = self.raised[name].count
+        if self.hidden_characters:
+            out["hidden_characters"] = [
+                {"kind": run.kind, "offset": run.offset, "count": run.count, **({"decoded": run.decoded} if run.decoded else {})}
+                for run in self.hidden_characters
+            ]
+        return out
+
+
+def _b(value: bool) -> str:
+    return "true" if value else "false"
+
+
+_DEF_OR_CLASS = re.compile(
+    r"^\s*(async\s+def|def|class|func|function|fn|pub\s+fn|interface|struct|export\s+(default\s+)?(async\s+)?(function|class|const\s+\w+\s*=\s*\())\s*\w*"
+)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.items: dict[str, tuple[str, list[Evidence], int]] = {}
+
+    def add(self, name: str, reason: str, evidence: Evidence, count: int = 1) -> None:
+        reason0, ev, n = self.items.get(name, (reason, [], 0))
+        if len(ev) < MAX_EVIDENCE:
+            ev.append(evidence)
+        self.items[name] = (reason0, ev, n + count)
+
+    def has(self, name: str) -> bool:
+        return name in self.items
+
+    def result(self) -> dict[str, RaisedSignal]:
+        return {name: RaisedSignal(name, reason, tuple(ev), n) for name, (reason, ev, n) in self.items.items()}
+
+
+def compute_signals(
+    change_set: ChangeSet,
+    brief: str,
+    matcher: PathMatcher,
+    test_failures: TestFailures | None = None,
+    brief_clean: CleanText | None = None,
+) -> Signals:
+    """All signals for one task. `brief` is tainted: it may raise signals, never clear them."""
+    found = _Collector()
+    for changed in change_set.files:
+        _file_signals(changed, matcher, found)
+    clean = brief_clean if brief_clean is not None else clean_tainted(brief)
+    _brief_signals(clean, found)
+    failures = test_failures or TestFailures()
+    if failures.count > 0:
+        reason = f"{failures.count} failing test(s)" + (f" in {failures.source}" if failures.source else "")
+        evidence = list(failures.evidence[:MAX_EVIDENCE]) or [Evidence(detail=failures.source)]
+        found.items["test_failures"] = (reason, evidence, failures.count)
+    raised = found.result()
+    return Signals(
+        files_touched=len(change_set.files),
+        has_schema_change="schema_change" in raised,
+        has_auth_code="auth_code" in raised,
+        test_failures=max(0, failures.count),
+        needs_new_code="new_code" in raised,
+        raised=raised,
+        hidden_characters=clean.hidden,
+        brief=clean.text,
+        paths=change_set.paths,
+    )
+
+
+def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector) -> None:
+    path = changed.path
+    classes = matcher.classify(path)
+    if changed.old_path and changed.old_path != path:
+        classes = classes + matcher.classify(changed.old_path)
+    class_names = {m.path_class for m in classes}
+    for match in classes:
+        name = match.path_class
+        detail = f"matches path rule {match.glob!r}"
+        if name in ("schema_change", "auth_code", "secrets_handling", "ci_config", "deploy_config"):
+            found.add(name, _PATH_REASONS[name], Evidence(path=path, line=1 if changed.status != "deleted" else None, detail=detail))
+        elif name == "dependency_manifest":
+            found.add("dependency_change", "dependency manifest changed", Evidence(path=path, detail=detail))
+        elif name == "sensitive":
+            found.add("sensitive_path", "sensitive path (policy paths.sensitive)", Evidence(path=path, detail=detail))
+        elif name.startswith("custom:"):
+            found.add(name, f"custom rule {name[7:]}", Evidence(path=path, detail=detail))
+    lookalike = matcher.lookalike(path)
+    if lookalike is not None:
+        found.add("lookalike_path", f"path imitates a protected path ({lookalike.path_class})",
+                  Evidence(path=path, detail=f"looks like a match for {lookalike.glob!r} using non-ASCII characters"))
+    if changed.is_symlink:
+        found.add("file_mode_change", "symlink added, changed or removed", Evidence(path=path, detail=f"mode {changed.old_mode}->{changed.new_mode}"))
+    elif changed.is_submodule:
+        found.add("file_mode_change", "submodule pointer changed", Evidence(path=path, detail="gitlink"))
+    elif changed.exec_bit_changed:
+        found.add("file_mode_change", "executable bit changed", Evidence(path=path, detail=f"mode {changed.old_mode}->{changed.new_mode}"))
+    if changed.status == "deleted":
+        found.add("deletions", "file(s) deleted", Evidence(path=path, detail=f"{len(changed.removed)} line(s) removed"))
+    if changed.binary:
+        found.add("binary_change", "binary file changed", Evidence(path=path))
+    if changed.truncated:
+        found.add("truncated_input", "part of a file was too large to examine", Evidence(path=path))
+    if changed.binary or changed.is_submodule:
+        return
+    lines = changed.added + changed.removed
+    for rule_set, name, reason in (
+        (detectors.SCHEMA_RULES, "schema_change", "schema change in the changed lines"),
+        (detectors.AUTH_RULES, "auth_code", "authentication or authorization code in the changed lines"),
+        (detectors.DEPLOY_RULES, "deploy_config", "deployment manifest in the changed lines"),
+    ):
+        for hit in detectors.scan_lines(rule_set, path, lines, limit=3):
+            found.add(name, reason, Evidence(path=path, line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
+    for hit in detectors.scan_lines(detectors.SECRET_RULES, path, changed.added, limit=3):
+        found.add("secret_in_content", "a secret-like value in the added lines",
+                  Evidence(path=path, line=hit.line, detail=f"{hit.rule} (value withheld)"))
+    if "docs" not in class_names and is_code_path(path):
+        if changed.status in ("added", "untracked") and changed.added:
+            found.add("new_code", "new code file", Evidence(path=path, detail="new file"))
+        else:
+            for number, text in changed.added:
+                if _DEF_OR_CLASS.match(text):
+                    found.add("new_code", "new function or class", Evidence(path=path, line=number, excerpt=text.strip()[:80]))
+                    break
+
+
+_PATH_REASONS = {
+    "schema_change": "schema or migration file",
+    "auth_code": "authentication or authorization path",
+    "secrets_handling": "secrets handling path",
+    "ci_config": "CI configuration",
+    "deploy_config": "deployment configuration",
+}
+
+
+def _brief_signals(clean: CleanText, found: _Collector) -> None:
+    if clean.hidden:
+        kinds = sorted({run.kind for run in clean.hidden})
+        total = sum(run.count for run in clean.hidden)
+        detail = f"{total} hidden character(s) stripped: {', '.join(kinds)}"
+        if clean.smuggled:
+            detail += f"; tag characters spell {clean.smuggled[:120]!r}"
+        found.add("hidden_characters", "hidden characters in the brief", Evidence(path="brief", detail=detail), total)
+    if clean.truncated:
+        found.add("truncated_input", "the brief was cut to 16 KB", Evidence(path="brief", detail=f"{clean.original_length} characters"))
+    if not clean.folded.strip():
+        return
+    phrase = find_phrase(MANIPULATION, clean.folded)
+    if phrase:
+        found.add("brief_manipulation", "the brief tries to steer routing (ignored, adds risk)", Evidence(path="brief", excerpt=phrase))
+    phrase = find_phrase(INCIDENT, clean.folded)
+    if phrase:
+        found.add("production_incident", "the brief mentions a production incident", Evidence(path="brief", excerpt=phrase))
+    phrase = find_phrase(NEW_CODE, clean.folded)
+    if phrase:
+        found.add("new_code", "the brief asks for new code", Evidence(path="brief", excerpt=phrase))
+    text = clean.text if not clean.smuggled else clean.text + "\n" + clean.smuggled
+    numbered = list(enumerate(text.splitlines(), start=1))
+    for rule_set, name, reason in (
+        (detectors.SCHEMA_RULES, "schema_change", "the brief describes a schema change"),
+        (detectors.AUTH_RULES, "auth_code", "the brief concerns authentication or authorization"),
+    ):
+        for hit in detectors.scan_lines(rule_set, "brief", numbered, limit=2):
+            found.add(name, reason, Evidence(path="brief", line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
+    for hit in detectors.scan_lines(detectors.SECRET_RULES, "brief", numbered, limit=2):
+        found.add("secret_in_content", "a secret-like value in the brief", Evidence(path="brief", line=hit.line, detail=f"{hit.rule} (value withheld)"))

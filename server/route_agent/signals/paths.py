@@ -1,0 +1,115 @@
+"""Path classes from gitignore-style globs (pathspec), plus look-alike detection for protected paths.
+
+fnmatch is not used: its `*` crosses `/`, which is wrong for path rules as well as slow.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import pathspec
+
+from route_agent.policy.floor import FLOOR_GLOBS
+from route_agent.policy.models import Policy
+
+PATH_CLASSES = (
+    "schema_change",
+    "auth_code",
+    "secrets_handling",
+    "ci_config",
+    "deploy_config",
+    "dependency_manifest",
+    "sensitive",
+    "docs",
+    "tests",
+    "snapshots",
+)
+PROTECTED_CLASSES = ("schema_change", "auth_code", "secrets_handling", "ci_config", "deploy_config")
+
+# Characters that look like ASCII letters (a practical subset of Unicode's confusables.txt).
+_CONFUSABLES = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j",
+    "ѕ": "s", "ԁ": "d", "ɡ": "g", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "к": "k", "м": "m",
+    "т": "t", "в": "b", "н": "h", "ո": "n", "ս": "u", "α": "a", "ο": "o", "ρ": "p", "ι": "i",
+    "ν": "v", "κ": "k", "τ": "t", "υ": "u", "χ": "x", "ε": "e", "ϲ": "c", "ɩ": "i", "ı": "i",
+    "ℓ": "l", "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "／": "/", "∕": "/", "⁄": "/",
+    "․": ".", "｡": ".", "。": ".",
+})
+
+
+def skeleton(path: str) -> str:
+    """A path reduced to the ASCII it imitates: NFKC, case folding, confusables mapped."""
+    return unicodedata.normalize("NFKC", path).casefold().translate(_CONFUSABLES)
+
+
+@dataclass(frozen=True)
+class PathMatch:
+    path_class: str
+    glob: str
+
+
+class PathMatcher:
+    """Classifies repository-relative paths; built once per policy."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._specs: dict[str, tuple[pathspec.GitIgnoreSpec, list[str]]] = {}
+        for name in PATH_CLASSES:
+            globs = [*FLOOR_GLOBS.get(name, ()), *getattr(policy.paths, name)]
+            if globs:
+                self._specs[name] = (pathspec.GitIgnoreSpec.from_lines(globs), globs)
+        self._custom = [
+            (rule.name, pathspec.GitIgnoreSpec.from_lines(rule.globs), list(rule.globs)) for rule in policy.custom_rules
+        ]
+        self._cache: dict[str, tuple[PathMatch, ...]] = {}
+
+    def classify(self, path: str) -> tuple[PathMatch, ...]:
+        cached = self._cache.get(path)
+        if cached is not None:
+            return cached
+        found: list[PathMatch] = []
+        for name, (spec, globs) in self._specs.items():
+            hit = _check(spec, globs, path)
+            if hit is not None:
+                found.append(PathMatch(name, hit))
+        for name, spec, globs in self._custom:
+            hit = _check(spec, globs, path)
+            if hit is not None:
+                found.append(PathMatch(f"custom:{name}", hit))
+        result = tuple(found)
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[path] = result
+        return result
+
+    def lookalike(self, path: str) -> PathMatch | None:
+        """A protected class the path imitates with non-ASCII look-alikes, if any."""
+        if path.isascii():
+            return None
+        fake = skeleton(path)
+        if not fake.isascii():
+            fake = "".join(ch for ch in fake if ch.isascii())
+        real = {m.path_class for m in self.classify(path)}
+        for match in self.classify(fake):
+            if match.path_class in PROTECTED_CLASSES and match.path_class not in real:
+                return match
+        return None
+
+
+def _check(spec: pathspec.GitIgnoreSpec, globs: list[str], path: str) -> str | None:
+    result = spec.check_file(path)
+    if result.include and result.index is not None:
+        return globs[result.index]
+    return None
+
+
+def is_code_path(path: str) -> bool:
+    return PurePosixPath(path).suffix.lower() in _CODE_SUFFIXES
+
+
+_CODE_SUFFIXES = {
+    ".py", ".pyi", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".go", ".rb", ".java", ".kt", ".kts",
+    ".scala", ".cs", ".php", ".rs", ".swift", ".ex", ".exs", ".c", ".cc", ".cpp", ".h", ".hpp", ".m",
+    ".sh", ".sql", ".vue", ".svelte", ".lua", ".pl", ".r", ".jl", ".dart", ".clj", ".hs", ".ml", ".fs",
+}

@@ -1,0 +1,1 @@
+"""Verification: checks, report parsers, tamper checks and the verifier lane."""

@@ -1,0 +1,1 @@
+"""Workspace: git, the change set, worktrees and the user's state directory."""

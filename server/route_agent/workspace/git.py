@@ -1,0 +1,331 @@
+"""The git CLI, hardened, and the change set it reports.
+
+Every call runs with `core.fsmonitor=false` and `core.hooksPath=/dev/null` (a repository-local
+fsmonitor runs any command on a plain `git status`), without external diff drivers or textconv, with
+`GIT_OPTIONAL_LOCKS=0` so that reading never takes the index lock from the user, and with no prompt.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import unidiff
+
+from route_agent.signals.changeset import ChangedFile, ChangeSet, FileStatus
+
+HARDENING = (
+    "-c", "core.fsmonitor=false",
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.quotePath=off",
+    "-c", "diff.external=",
+    "-c", "core.pager=cat",
+    "-c", "color.ui=false",
+    "-c", "protocol.file.allow=user",
+)
+MAX_FILE_BYTES = 1024 * 1024
+"""Files larger than this are not read whole for signals (they are marked truncated)."""
+MAX_LINE_CHARS = 4096
+
+
+class WorkspaceError(Exception):
+    """A problem with the user's workspace that they must fix; the message says how."""
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")}
+    env.update({"GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1", "GIT_NO_REPLACE_OBJECTS": "1"})
+    if extra:
+        env.update(extra)
+    return env
+
+
+def git_executable() -> str:
+    found = shutil.which("git")
+    if found is None:
+        raise WorkspaceError("git was not found on PATH; install git (for example `apt-get install git`) and try again")
+    return found
+
+
+def run_git(cwd: Path, args: Sequence[str], *, check: bool = True, input_bytes: bytes | None = None,
+            env: Mapping[str, str] | None = None, timeout: float = 120.0) -> subprocess.CompletedProcess[bytes]:
+    argv = [git_executable(), *HARDENING, *args]
+    try:
+        proc = subprocess.run(argv, cwd=cwd, input=input_bytes, capture_output=True, env=git_env(env), timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise WorkspaceError("git was not found on PATH; install git and try again") from None
+    except NotADirectoryError:
+        raise WorkspaceError(f"{cwd} is not a directory") from None
+    except subprocess.TimeoutExpired:
+        raise WorkspaceError(f"git {args[0]} took longer than {timeout:.0f} s in {cwd}") from None
+    if check and proc.returncode != 0:
+        message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise WorkspaceError(f"git {args[0]} failed in {cwd}: {message[-1] if message else f'exit {proc.returncode}'}")
+    return proc
+
+
+@dataclass(frozen=True)
+class Repo:
+    root: Path
+    git_dir: Path
+    head: str
+    branch: str
+
+
+def open_repo(path: Path) -> Repo:
+    """Find the repository containing `path`; refuse states route-agent cannot work from."""
+    if not path.exists():
+        raise WorkspaceError(f"{path} does not exist")
+    cwd = path if path.is_dir() else path.parent
+    git_executable()
+    proc = run_git(cwd, ["rev-parse", "--show-toplevel", "--absolute-git-dir"], check=False)
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace")
+        if "not a git repository" in err:
+            raise WorkspaceError(f"{cwd} is not inside a git repository; run route-agent in a repository (or `git init` one)")
+        if "dubious ownership" in err:
+            raise WorkspaceError(f"git refuses {cwd}: dubious ownership; mark it safe with `git config --global --add safe.directory {cwd}` if you trust it")
+        raise WorkspaceError(f"git cannot read {cwd}: {err.strip() or 'unknown error'}")
+    lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if len(lines) < 2 or not lines[0]:
+        raise WorkspaceError(f"{cwd} is inside a git directory, not a work tree; run route-agent from the repository's files")
+    root, git_dir = Path(lines[0]), Path(lines[1])
+    head_ref = _read_head(git_dir)
+    head = run_git(root, ["rev-parse", "-q", "--verify", "HEAD^{commit}"], check=False)
+    if head.returncode != 0:
+        raise WorkspaceError(f"the repository at {root} has no commits yet; commit something first (route-agent compares changes against HEAD)")
+    if not head_ref.startswith("ref: "):
+        raise WorkspaceError(
+            f"HEAD is detached in {root}; route-agent bases worktrees and patches on a branch. "
+            "Check out a branch first (`git switch -c my-branch`)"
+        )
+    branch = head_ref[5:].strip().removeprefix("refs/heads/")
+    return Repo(root=root, git_dir=git_dir, head=head.stdout.decode().strip(), branch=branch)
+
+
+def _read_head(git_dir: Path) -> str:
+    try:
+        return (git_dir / "HEAD").read_text("utf-8", "replace").strip()
+    except OSError as exc:
+        raise WorkspaceError(f"cannot read {git_dir / 'HEAD'}: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class _StatusEntry:
+    path: str
+    status: FileStatus
+    old_path: str | None
+    head_mode: str | None
+    work_mode: str | None
+
+
+def _parse_status_v2(raw: bytes) -> tuple[list[_StatusEntry], list[str]]:
+    entries: list[_StatusEntry] = []
+    untracked_dirs: list[str] = []
+    fields = raw.split(b"\0")
+    i = 0
+    while i < len(fields):
+        field = fields[i].decode("utf-8", "surrogateescape")
+        i += 1
+        if not field:
+            continue
+        kind = field[0]
+        if kind == "1":
+            parts = field.split(" ", 8)
+            xy, m_head, m_work, path = parts[1], parts[3], parts[5], parts[8]
+            entries.append(_StatusEntry(path, _status_from_xy(xy), None, _mode(m_head), _mode(m_work)))
+        elif kind == "2":
+            parts = field.split(" ", 9)
+            m_head, m_work, path = parts[3], parts[5], parts[9]
+            old = fields[i].decode("utf-8", "surrogateescape")
+            i += 1
+            entries.append(_StatusEntry(path, "renamed" if parts[8].startswith("R") else "copied", old, _mode(m_head), _mode(m_work)))
+        elif kind == "u":
+            parts = field.split(" ", 10)
+            entries.append(_StatusEntry(parts[10], "modified", None, _mode(parts[3]), _mode(parts[6])))
+        elif kind == "?":
+            path = field[2:]
+            if path.endswith("/"):
+                untracked_dirs.append(path)
+            else:
+                entries.append(_StatusEntry(path, "untracked", None, None, None))
+    return entries, untracked_dirs
+
+
+def _mode(raw: str) -> str | None:
+    return None if raw == "000000" else raw
+
+
+def _status_from_xy(xy: str) -> FileStatus:
+    if "D" in xy and "A" not in xy:
+        return "deleted"
+    if xy[0] == "A":
+        return "added"
+    if "T" in xy:
+        return "typechange"
+    return "modified"
+
+
+def collect_change_set(repo: Repo, buffers: Mapping[str, str] | None = None, max_untracked: int = 2000) -> ChangeSet:
+    """Staged, unstaged and untracked changes against HEAD, plus unsaved editor buffers.
+
+    `buffers` maps repository-relative paths to the text an editor holds; those contents count
+    instead of the file on disk.
+    """
+    status = run_git(repo.root, ["status", "--porcelain=v2", "-z", "--untracked-files=normal", "--no-renames", "--ignore-submodules=none"])
+    entries, untracked_dirs = _parse_status_v2(status.stdout)
+    notes: list[str] = []
+    if untracked_dirs:
+        listed = run_git(repo.root, ["ls-files", "-z", "--others", "--exclude-standard", "--", *untracked_dirs])
+        extra = [p for p in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+        if len(extra) > max_untracked:
+            notes.append(f"{len(extra)} untracked files; only the first {max_untracked} were examined")
+            extra = extra[:max_untracked]
+        entries.extend(_StatusEntry(p, "untracked", None, None, None) for p in extra)
+    tracked = [e for e in entries if e.status != "untracked"]
+    diffs = _diff_hunks(repo, [e.path for e in tracked]) if tracked else {}
+    files: list[ChangedFile] = []
+    for entry in entries:
+        if entry.status == "untracked":
+            files.append(_untracked_file(repo.root, entry.path))
+            continue
+        patched = diffs.get(entry.path)
+        added, removed, binary = patched if patched else ((), (), False)
+        files.append(ChangedFile(path=entry.path, status=entry.status, added=added, removed=removed,
+                                 old_path=entry.old_path, old_mode=entry.head_mode, new_mode=entry.work_mode, binary=binary))
+    if buffers:
+        files = _apply_buffers(repo, files, buffers)
+    return ChangeSet(files=tuple(sorted(files, key=lambda f: f.path)), base=repo.head, notes=tuple(notes))
+
+
+Lines = tuple[tuple[int, str], ...]
+
+
+def _diff_hunks(repo: Repo, paths: list[str]) -> dict[str, tuple[Lines, Lines, bool]]:
+    args = ["diff", "HEAD", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "-U0", "--src-prefix=a/", "--dst-prefix=b/", "--"]
+    proc = run_git(repo.root, [*args, *(":(literal)" + p for p in paths)])
+    return parse_diff_lines(proc.stdout.decode("utf-8", "surrogateescape"))
+
+
+def parse_diff_lines(diff_text: str) -> dict[str, tuple[Lines, Lines, bool]]:
+    """Added and removed lines per path of a unified diff (git's or a model's)."""
+    out: dict[str, tuple[Lines, Lines, bool]] = {}
+    try:
+        patch = unidiff.PatchSet(diff_text)
+    except unidiff.UnidiffParseError as exc:
+        raise WorkspaceError(f"cannot parse diff: {exc}") from None
+    for pfile in patch:
+        path = pfile.path
+        added: list[tuple[int, str]] = []
+        removed: list[tuple[int, str]] = []
+        for hunk in pfile:
+            for line in hunk:
+                if line.is_added and line.target_line_no is not None:
+                    added.append((line.target_line_no, line.value.rstrip("\n")[:MAX_LINE_CHARS]))
+                elif line.is_removed and line.source_line_no is not None:
+                    removed.append((line.source_line_no, line.value.rstrip("\n")[:MAX_LINE_CHARS]))
+        out[path] = (tuple(added), tuple(removed), bool(pfile.is_binary_file))
+    return out
+
+
+def _read_bounded(path: Path) -> tuple[bytes, bool]:
+    with path.open("rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    return data[:MAX_FILE_BYTES], len(data) > MAX_FILE_BYTES
+
+
+def _untracked_file(root: Path, rel: str) -> ChangedFile:
+    full = root / rel
+    try:
+        st = full.lstat()
+    except OSError:
+        return ChangedFile(path=rel, status="untracked")
+    if os.path.islink(full):
+        return ChangedFile(path=rel, status="untracked", new_mode="120000")
+    mode = "100755" if st.st_mode & 0o111 else "100644"
+    try:
+        data, truncated = _read_bounded(full)
+    except OSError:
+        return ChangedFile(path=rel, status="untracked", new_mode=mode)
+    if b"\0" in data[:8192]:
+        return ChangedFile(path=rel, status="untracked", new_mode=mode, binary=True)
+    text = data.decode("utf-8", "replace")
+    lines = tuple((n, line[:MAX_LINE_CHARS]) for n, line in enumerate(text.splitlines(), start=1))
+    return ChangedFile(path=rel, status="untracked", added=lines, new_mode=mode, truncated=truncated)
+
+
+def _apply_buffers(repo: Repo, files: list[ChangedFile], buffers: Mapping[str, str]) -> list[ChangedFile]:
+    """Replace the on-disk view of edited files with the editor's unsaved text."""
+    by_path = {f.path: f for f in files}
+    dirty: dict[str, str] = {}
+    for rel, text in buffers.items():
+        disk = repo.root / rel
+        try:
+            data, _ = _read_bounded(disk)
+            if data.decode("utf-8", "replace") == text:
+                continue
+        except OSError:
+            pass
+        dirty[rel] = text
+    if not dirty:
+        return files
+    head_blobs = read_head_blobs(repo, list(dirty))
+    for rel, text in dirty.items():
+        base = head_blobs.get(rel)
+        new_lines = text.splitlines()
+        if base is None:
+            added = tuple((n, line[:MAX_LINE_CHARS]) for n, line in enumerate(new_lines, start=1))
+            previous = by_path.get(rel)
+            status: FileStatus = previous.status if previous else "untracked"
+            by_path[rel] = ChangedFile(path=rel, status=status, added=added, unsaved=True, new_mode=previous.new_mode if previous else "100644")
+            continue
+        added_l, removed_l = line_changes(base.splitlines(), new_lines)
+        previous = by_path.get(rel)
+        if not added_l and not removed_l:
+            if previous is not None and previous.old_mode == previous.new_mode:
+                del by_path[rel]  # the buffer matches HEAD: no change left in this file
+            continue
+        by_path[rel] = ChangedFile(path=rel, status="modified", added=added_l, removed=removed_l, unsaved=True,
+                                   old_mode=previous.old_mode if previous else "100644",
+                                   new_mode=previous.new_mode if previous else "100644")
+    return list(by_path.values())
+
+
+def line_changes(old: list[str], new: list[str]) -> tuple[Lines, Lines]:
+    """Added and removed lines between two versions (difflib; used for unsaved buffers)."""
+    import difflib
+
+    added: list[tuple[int, str]] = []
+    removed: list[tuple[int, str]] = []
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("replace", "delete"):
+            removed.extend((i + 1, old[i][:MAX_LINE_CHARS]) for i in range(i1, i2))
+        if tag in ("replace", "insert"):
+            added.extend((j + 1, new[j][:MAX_LINE_CHARS]) for j in range(j1, j2))
+    return tuple(added), tuple(removed)
+
+
+def read_head_blobs(repo: Repo, paths: list[str]) -> dict[str, str]:
+    """The HEAD version of each path that exists there (one `git cat-file --batch` call)."""
+    request = "".join(f"HEAD:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
+    proc = run_git(repo.root, ["cat-file", "--batch"], input_bytes=request)
+    out: dict[str, str] = {}
+    data = proc.stdout
+    pos = 0
+    for path in paths:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].decode("utf-8", "replace")
+        pos = end + 1
+        if header.endswith(" missing") or header.endswith(" ambiguous"):
+            continue
+        size = int(header.rsplit(" ", 1)[1])
+        blob = data[pos : pos + size]
+        pos += size + 1
+        if b"\0" not in blob[:8192]:
+            out[path] = blob.decode("utf-8", "replace")
+    return out

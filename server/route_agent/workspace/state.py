@@ -1,0 +1,55 @@
+"""The user's state directory: ledger, approvals, the latest verification per workspace.
+
+`ROUTE_AGENT_STATE_DIR` overrides the platform default (for tests and for teams that keep state
+on a shared disk).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+
+def state_dir() -> Path:
+    override = os.environ.get("ROUTE_AGENT_STATE_DIR")
+    path = Path(override) if override else Path(platformdirs.user_state_dir("route-agent", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def user_policy_path() -> Path:
+    override = os.environ.get("ROUTE_AGENT_CONFIG_DIR")
+    base = Path(override) if override else Path(platformdirs.user_config_dir("route-agent", appauthor=False))
+    return base / "policy.yaml"
+
+
+def workspace_key(root: Path) -> str:
+    return hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _latest_path(root: Path) -> Path:
+    return state_dir() / "workspaces" / workspace_key(root) / "latest-verification.json"
+
+
+def write_latest_verification(root: Path, record: dict[str, Any]) -> None:
+    """Atomically record the newest verification of a workspace (read by `route` for test_failures)."""
+    target = _latest_path(root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".latest-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(record, handle)
+    os.replace(tmp, target)
+
+
+def read_latest_verification(root: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_latest_path(root).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
