@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install everything and run every test: lint, types, the schema check, pytest, the extension's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --system
+PY=.venv/bin/python
+
+echo "== ruff"; $PY -m ruff check server tests benchmarks
+echo "== mypy --strict"; $PY -m mypy --strict server/route_agent
+echo "== policies/schema.json is current"; $PY -m route_agent policy schema | diff -u policies/schema.json - \
+  || { echo "policies/schema.json is stale: run '.venv/bin/route-agent policy schema > policies/schema.json'"; exit 1; }
+echo "== pytest"; $PY -m pytest -q -p no:cacheprovider tests
