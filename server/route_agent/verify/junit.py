@@ -82,7 +82,11 @@ def _failure(case: Element, child: Element) -> TestCaseFailure:
             last = frames[-1]
             file = file or last.group("file")
             line = line or int(last.group("line"))
-    message = (child.get("message") or body.strip().splitlines()[-1:] or [""])[0] if (child.get("message") or body.strip()) else child.tag
+    message = child.get("message") or ""
+    if not message.strip():
+        # No message attribute: the last line of the failure text (pytest's "E   ..." line) says most.
+        tail = body.strip().splitlines()
+        message = tail[-1].strip() if tail else child.tag
     return TestCaseFailure(
         name=case.get("name", "?"),
         classname=case.get("classname", ""),

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import unidiff
-
 from route_agent.signals.changeset import ChangedFile, ChangeSet, FileStatus
+from route_agent.signals.diffparse import DiffParseError, parse_diff_lines
+
+__all__ = ["Repo", "WorkspaceError", "collect_change_set", "open_repo", "parse_diff_lines", "read_head_blobs", "run_git"]
 
 HARDENING = (
     "-c", "core.fsmonitor=false",
@@ -208,28 +209,10 @@ Lines = tuple[tuple[int, str], ...]
 def _diff_hunks(repo: Repo, paths: list[str]) -> dict[str, tuple[Lines, Lines, bool]]:
     args = ["diff", "HEAD", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "-U0", "--src-prefix=a/", "--dst-prefix=b/", "--"]
     proc = run_git(repo.root, [*args, *(":(literal)" + p for p in paths)])
-    return parse_diff_lines(proc.stdout.decode("utf-8", "surrogateescape"))
-
-
-def parse_diff_lines(diff_text: str) -> dict[str, tuple[Lines, Lines, bool]]:
-    """Added and removed lines per path of a unified diff (git's or a model's)."""
-    out: dict[str, tuple[Lines, Lines, bool]] = {}
     try:
-        patch = unidiff.PatchSet(diff_text)
-    except unidiff.UnidiffParseError as exc:
-        raise WorkspaceError(f"cannot parse diff: {exc}") from None
-    for pfile in patch:
-        path = pfile.path
-        added: list[tuple[int, str]] = []
-        removed: list[tuple[int, str]] = []
-        for hunk in pfile:
-            for line in hunk:
-                if line.is_added and line.target_line_no is not None:
-                    added.append((line.target_line_no, line.value.rstrip("\n")[:MAX_LINE_CHARS]))
-                elif line.is_removed and line.source_line_no is not None:
-                    removed.append((line.source_line_no, line.value.rstrip("\n")[:MAX_LINE_CHARS]))
-        out[path] = (tuple(added), tuple(removed), bool(pfile.is_binary_file))
-    return out
+        return parse_diff_lines(proc.stdout.decode("utf-8", "surrogateescape"))
+    except DiffParseError as exc:
+        raise WorkspaceError(str(exc)) from None
 
 
 def _read_bounded(path: Path) -> tuple[bytes, bool]:

@@ -1,0 +1,404 @@
+"""Run the policy's checks in a worktree, as safely as this machine allows.
+
+- argv only, never a shell; stdin closed; an allowlisted environment (no keys or tokens);
+- each check in its own session and process group, with a per-check timeout and a run deadline;
+  on timeout SIGTERM the group, then SIGKILL after 2 s. A grandchild that calls `setsid()` leaves
+  the group, so every check also carries a marker in its environment and we kill every process
+  that still carries it (and, under bubblewrap, the PID namespace dies with the check);
+- output capped: the head and tail are kept, and a check that prints past the cap is killed;
+- optional bubblewrap sandbox: read-only root, writable worktree, no network, own PID namespace.
+  Probed once; never silently skipped when the policy says `sandbox: required`;
+- without the sandbox, the main repository (hooks, config, refs, index, tracked files) is compared
+  before and after and any change is reported loudly as an integrity finding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from route_agent.policy.models import Check
+from route_agent.verify.findings import Finding, from_exit_code, from_junit, from_problem_matcher, from_sarif
+
+KEEP_BYTES = 32 * 1024
+KILL_GRACE_S = 2.0
+MARKER_ENV = "ROUTE_AGENT_CHECK_ID"
+
+_ENV_ALLOW = {
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "TERM",
+    "VIRTUAL_ENV", "CONDA_PREFIX", "PYENV_ROOT", "PYENV_VERSION", "JAVA_HOME", "GOPATH", "GOROOT",
+    "GOCACHE", "GOFLAGS", "CARGO_HOME", "RUSTUP_HOME", "NODE_PATH", "NVM_DIR", "PYTHONPATH",
+    "PYTHONHASHSEED", "PIP_INDEX_URL", "UV_CACHE_DIR", "XDG_CACHE_HOME", "CI",
+}
+_ENV_DENY_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PASSWD", "_CREDENTIALS", "_PAT")
+_ENV_DENY_PREFIXES = ("AWS_", "GITHUB_", "GH_", "OPENAI_", "OPENROUTER_", "ANTHROPIC_", "AZURE_", "GOOGLE_", "GCP_", "NPM_", "ROUTE_AGENT_")
+
+
+def check_environment(environ: Mapping[str, str], marker: str) -> dict[str, str]:
+    """The environment a check sees: an allowlist, with anything key-like removed even if allowed."""
+    env: dict[str, str] = {}
+    for name, value in environ.items():
+        upper = name.upper()
+        if name not in _ENV_ALLOW and not upper.startswith("LC_"):
+            continue
+        if upper.endswith(_ENV_DENY_SUFFIXES) or upper.startswith(_ENV_DENY_PREFIXES) or upper == "SSH_AUTH_SOCK":
+            continue
+        env[name] = value
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["TERM"] = "dumb"
+    env["NO_COLOR"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env[MARKER_ENV] = marker
+    return env
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    available: bool
+    reason: str
+    executable: str | None = None
+
+
+_SANDBOX_CACHE: dict[str, SandboxInfo] = {}
+
+
+def probe_sandbox() -> SandboxInfo:
+    """Whether bubblewrap can run a process here with the isolation we ask for (cached)."""
+    cached = _SANDBOX_CACHE.get("bwrap")
+    if cached is not None:
+        return cached
+    exe = shutil.which("bwrap")
+    if exe is None:
+        info = SandboxInfo(False, "bubblewrap (bwrap) is not installed; install the Debian package `bubblewrap`")
+    else:
+        try:
+            proc = subprocess.run(
+                [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-net",
+                 "--die-with-parent", "--new-session", "--", "true"],
+                capture_output=True, timeout=10, check=False, stdin=subprocess.DEVNULL,
+            )
+            ok = proc.returncode == 0
+            reason = "bubblewrap works" if ok else f"bubblewrap cannot create namespaces here: {proc.stderr.decode('utf-8', 'replace').strip()[:200]}"
+            info = SandboxInfo(ok, reason, exe)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            info = SandboxInfo(False, f"bubblewrap failed to start: {exc}", exe)
+    _SANDBOX_CACHE["bwrap"] = info
+    return info
+
+
+def sandbox_argv(bwrap: str, worktree: Path, argv: Sequence[str], extra_ro: Sequence[Path] = ()) -> list[str]:
+    wt = str(worktree)
+    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+            "--bind", wt, wt]
+    git_marker = worktree / ".git"
+    if git_marker.is_dir():
+        args += ["--ro-bind", str(git_marker), str(git_marker)]
+    for path in extra_ro:
+        args += ["--ro-bind", str(path), str(path)]
+    args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+             "--new-session", "--chdir", wt, "--", *argv]
+    return args
+
+
+@dataclass
+class CheckRun:
+    name: str
+    argv: list[str]
+    kind: str
+    exit_code: int | None = None
+    timed_out: bool = False
+    output_exceeded: bool = False
+    cancelled: bool = False
+    error: str | None = None
+    duration_s: float = 0.0
+    total_bytes: int = 0
+    head: str = ""
+    tail: str = ""
+    sandboxed: bool = False
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0 and not (self.timed_out or self.output_exceeded or self.cancelled or self.error)
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "error"
+        if self.timed_out:
+            return "timeout"
+        if self.output_exceeded:
+            return "output-exceeded"
+        if self.cancelled:
+            return "cancelled"
+        return "pass" if self.exit_code == 0 else "fail"
+
+    @property
+    def output_excerpt(self) -> str:
+        if self.total_bytes <= 2 * KEEP_BYTES:
+            return self.head + self.tail
+        return self.head + f"\n… [{self.total_bytes - 2 * KEEP_BYTES} bytes omitted] …\n" + self.tail
+
+
+class SandboxRequired(Exception):
+    """The policy requires the sandbox and it cannot run here."""
+
+
+@dataclass
+class ChecksReport:
+    runs: list[CheckRun]
+    sandboxed: bool
+    sandbox_note: str
+    integrity: list[Finding] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.runs) and not self.integrity
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for r in self.runs for f in r.findings] + list(self.integrity)
+
+
+def kill_marked(marker: str, sig: int) -> int:
+    """Send `sig` to every process whose environment carries the check's marker."""
+    needle = f"{MARKER_ENV}={marker}".encode()
+    killed = 0
+    me = os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        if needle in data.split(b"\0"):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry), sig)
+                killed += 1
+    return killed
+
+
+async def _terminate(proc: asyncio.subprocess.Process, marker: str) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    kill_marked(marker, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
+    except TimeoutError:
+        pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    kill_marked(marker, signal.SIGKILL)
+    # Drain what is left so the pipe transport closes with the process, not at interpreter exit.
+    with contextlib.suppress(TimeoutError, OSError, ValueError):
+        await asyncio.wait_for(proc.communicate(), KILL_GRACE_S)
+
+
+async def run_one(check: Check, worktree: Path, *, environ: Mapping[str, str], deadline: float,
+                  max_output_bytes: int, sandbox: SandboxInfo | None) -> CheckRun:
+    run = CheckRun(name=check.name, argv=list(check.run), kind=check.kind, sandboxed=sandbox is not None)
+    marker = uuid.uuid4().hex
+    env = check_environment(environ, marker)
+    argv = list(check.run)
+    if shutil.which(argv[0], path=env["PATH"]) is None and not Path(worktree, argv[0]).is_file():
+        run.error = f"{argv[0]!r} was not found on PATH; install it or change the {check.name!r} check in the policy"
+        run.findings = [Finding(check.name, run.error, "error", rule="not-found")]
+        return run
+    if sandbox is not None and sandbox.executable:
+        argv = sandbox_argv(sandbox.executable, worktree, argv)
+    started = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=worktree, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        )
+    except OSError as exc:
+        run.error = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+        run.findings = [Finding(check.name, run.error, "error", rule="not-started")]
+        return run
+    head = bytearray()
+    tail = bytearray()
+    timeout = max(0.0, min(check.timeout_s, deadline - time.monotonic()))
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        while True:
+            chunk = await proc.stdout.read(65536)
+            if not chunk:
+                return
+            run.total_bytes += len(chunk)
+            room = KEEP_BYTES - len(head)
+            if room > 0:
+                head.extend(chunk[:room])
+                chunk = chunk[room:]
+            if chunk:
+                tail.extend(chunk)
+                if len(tail) > KEEP_BYTES:
+                    del tail[: len(tail) - KEEP_BYTES]
+            if run.total_bytes > max_output_bytes:
+                run.output_exceeded = True
+                return
+
+    try:
+        await asyncio.wait_for(pump(), timeout)
+        if run.output_exceeded:
+            await _terminate(proc, marker)
+        else:
+            remaining = max(0.05, min(check.timeout_s, deadline - time.monotonic()) - (time.monotonic() - started))
+            await asyncio.wait_for(proc.wait(), remaining)
+    except TimeoutError:
+        run.timed_out = True
+        await _terminate(proc, marker)
+    except asyncio.CancelledError:
+        run.cancelled = True
+        await asyncio.shield(_terminate(proc, marker))
+        raise
+    finally:
+        run.duration_s = time.monotonic() - started
+        run.head = head.decode("utf-8", "replace")
+        run.tail = tail.decode("utf-8", "replace")
+        # Descendants that outlived the check (daemonised, setsid) are killed too.
+        if kill_marked(marker, signal.SIGKILL) and not run.timed_out:
+            run.findings.append(Finding(check.name, "the check left processes running after it exited; they were killed", "warning", rule="orphans"))
+    run.exit_code = proc.returncode
+    run.findings.extend(_parse(check, run, worktree))
+    return run
+
+
+def _parse(check: Check, run: CheckRun, worktree: Path) -> list[Finding]:
+    if run.timed_out or run.output_exceeded:
+        note = "printed more than the output cap and was killed" if run.output_exceeded else None
+        finding = from_exit_code(check.name, run.exit_code, run.tail, run.timed_out)
+        if note:
+            finding = Finding(check.name, f"{check.name} {note}.", "error", rule="output-exceeded")
+        return [finding]
+    report_text: bytes | None = None
+    if check.report:
+        report_path = (worktree / check.report).resolve()
+        if report_path.is_relative_to(worktree.resolve()) and report_path.is_file() and report_path.stat().st_size < 64 * 1024 * 1024:
+            report_text = report_path.read_bytes()
+    output = run.output_excerpt
+    findings: list[Finding] = []
+    if check.parser == "junit" and (report_text or output.lstrip().startswith("<")):
+        findings = from_junit(report_text or output.encode(), check.name, worktree)
+    elif check.parser == "sarif":
+        findings = from_sarif(report_text or output.encode(), check.name, worktree)
+    elif check.parser == "problem-matcher":
+        findings = from_problem_matcher(output, check.name, worktree)
+    if run.exit_code != 0 and not any(f.severity == "error" for f in findings):
+        findings.append(from_exit_code(check.name, run.exit_code, run.tail or run.head, False))
+    return findings
+
+
+@dataclass
+class RepoSnapshot:
+    """Hashes of what a check could tamper with in the user's repository."""
+
+    digests: dict[str, str]
+
+    @classmethod
+    def take(cls, root: Path, git_dir: Path, tracked_dirty: Sequence[str] = ()) -> RepoSnapshot:
+        digests: dict[str, str] = {}
+        for rel in ("config", "HEAD", "index", "packed-refs", "info/attributes", "info/exclude"):
+            digests[f".git/{rel}"] = _digest(git_dir / rel)
+        for sub in ("hooks", "refs"):
+            base = git_dir / sub
+            for dirpath, _dirnames, filenames in os.walk(base):
+                for name in filenames:
+                    full = Path(dirpath) / name
+                    digests[f".git/{full.relative_to(git_dir).as_posix()}"] = _digest(full)
+        for rel in tracked_dirty:
+            digests[rel] = _digest(root / rel)
+        return cls(digests)
+
+    def changes(self, after: RepoSnapshot) -> list[str]:
+        keys = set(self.digests) | set(after.digests)
+        return sorted(k for k in keys if self.digests.get(k) != after.digests.get(k))
+
+
+def _digest(path: Path) -> str:
+    try:
+        if path.is_symlink():
+            return "link:" + os.readlink(path)
+        st = path.stat()
+        if st.st_size > 64 * 1024 * 1024:
+            return f"size:{st.st_size}:{st.st_mtime_ns}"
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"error:{exc.errno}"
+
+
+def tracked_state(root: Path) -> list[str]:
+    """Every tracked file's path (for the before/after comparison without a sandbox)."""
+    from route_agent.workspace.git import run_git
+
+    proc = run_git(root, ["ls-files", "-z"])
+    return [p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+
+
+async def run_checks(
+    checks: Sequence[Check],
+    worktree: Path,
+    *,
+    main_root: Path,
+    main_git_dir: Path,
+    sandbox_mode: str = "auto",
+    run_timeout_s: float = 1800.0,
+    max_output_bytes: int = 8 * 1024 * 1024,
+    environ: Mapping[str, str] | None = None,
+    concurrency: int | None = None,
+    on_done: Callable[[CheckRun], None] | None = None,
+) -> ChecksReport:
+    """Run `checks` in `worktree`, independent checks concurrently; see the module docstring."""
+    info: SandboxInfo | None = None
+    note = "sandbox off (policy verification.sandbox: off)"
+    if sandbox_mode != "off":
+        probe = probe_sandbox()
+        if probe.available:
+            info, note = probe, "sandboxed with bubblewrap (read-only root, no network, own PID namespace)"
+        elif sandbox_mode == "required":
+            raise SandboxRequired(f"the policy requires the sandbox, but {probe.reason}; nothing was run")
+        else:
+            note = f"NOT sandboxed: {probe.reason}; the main repository is compared before and after each run"
+    env = dict(os.environ if environ is None else environ)
+    deadline = time.monotonic() + run_timeout_s
+    before: RepoSnapshot | None = None
+    files: list[str] = []
+    if info is None:
+        files = await asyncio.to_thread(tracked_state, main_root)
+        before = await asyncio.to_thread(RepoSnapshot.take, main_root, main_git_dir, files)
+    limit = asyncio.Semaphore(concurrency or max(1, min(4, os.cpu_count() or 1)))
+
+    async def guarded(check: Check) -> CheckRun:
+        async with limit:
+            result = await run_one(check, worktree, environ=env, deadline=deadline, max_output_bytes=max_output_bytes, sandbox=info)
+        if on_done is not None:
+            on_done(result)
+        return result
+
+    runs = list(await asyncio.gather(*(guarded(c) for c in checks)))
+    integrity: list[Finding] = []
+    if before is not None:
+        after = await asyncio.to_thread(RepoSnapshot.take, main_root, main_git_dir, files)
+        for changed in before.changes(after):
+            integrity.append(Finding("integrity", f"a check changed {changed} in your repository while running unsandboxed; inspect it before you trust this repository",
+                                     "error", path=changed if not changed.startswith(".git/") else None, rule="main-repo-modified", kind="integrity"))
+    return ChecksReport(runs=runs, sandboxed=info is not None, sandbox_note=note, integrity=integrity)
