@@ -12,7 +12,7 @@ the file and position it came from, so a validation error points at the line the
 
 from __future__ import annotations
 
-import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,17 +30,15 @@ try:  # pragma: no cover - depends on how PyYAML was built
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
+_YAML_TAG = "tag:yaml.org,2002:"
 _CORE_TAGS = {
-    "tag:yaml.org,2002:str",
-    "tag:yaml.org,2002:int",
-    "tag:yaml.org,2002:float",
-    "tag:yaml.org,2002:bool",
-    "tag:yaml.org,2002:null",
-    "tag:yaml.org,2002:map",
-    "tag:yaml.org,2002:seq",
+    _YAML_TAG + name for name in ("str", "int", "float", "bool", "null", "map", "seq")
 }
+_TIMESTAMP_TAG = _YAML_TAG + "timestamp"
 
 Loc = tuple[str | int, ...]
+Position = tuple[int, int]
+"""1-based (line, column)."""
 
 
 @dataclass(frozen=True)
@@ -64,29 +62,37 @@ class PolicyError(Exception):
 
 @dataclass
 class Layer:
-    """One parsed policy file: its data and where each value came from (1-based)."""
+    """One parsed policy file: its data and where each value came from."""
 
     path: str
     data: dict[str, Any]
-    positions: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    positions: dict[Loc, Position] = field(default_factory=dict)
+    """Where an error about the value at a loc points: a scalar's value, a collection's key."""
+    key_positions: dict[Loc, Position] = field(default_factory=dict)
+    """Where the key that names a loc was written (for "unknown key" errors)."""
 
 
 def _tag_name(tag: str) -> str:
-    return "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+    return "!!" + tag.removeprefix(_YAML_TAG) if tag.startswith(_YAML_TAG) else tag
+
+
+def _issue(path: str, mark: yaml.Mark | None, message: str) -> PolicyError:
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return PolicyError([PolicyIssue(path, line, col, message)])
 
 
 def parse_layer(text: str, path: str) -> Layer:
     """Parse YAML text into a layer; raises PolicyError naming the line of the first problem."""
     size = len(text.encode("utf-8", errors="surrogateescape"))
     if size > MAX_POLICY_BYTES:
-        raise PolicyError([PolicyIssue(path, 1, 1, f"policy file is {size} bytes; the limit is {MAX_POLICY_BYTES} bytes (64 KB)")])
+        message = f"policy file is {size} bytes; the limit is {MAX_POLICY_BYTES} bytes (64 KB)"
+        raise PolicyError([PolicyIssue(path, 1, 1, message)])
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise PolicyError([PolicyIssue(path, line, col, f"invalid YAML: {exc.problem or exc}")]) from None
+        raise _issue(path, mark, f"invalid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise PolicyError([PolicyIssue(path, 1, 1, f"invalid YAML: {exc}")]) from None
     finally:
@@ -94,49 +100,80 @@ def parse_layer(text: str, path: str) -> Layer:
     layer = Layer(path=path, data={})
     if root is None:
         return layer
-    seen: set[int] = set()
-    value = _build(root, (), layer, seen, loader)
+    builder = _Builder(text, layer, loader)
+    value = builder.build(root, ())
     if not isinstance(value, dict):
-        line, col = root.start_mark.line + 1, root.start_mark.column + 1
-        raise PolicyError([PolicyIssue(path, line, col, "a policy must be a mapping of keys (models, routing, ...)")])
+        raise _issue(path, root.start_mark, "a policy must be a mapping of keys (models, routing, ...)")
     layer.data = value
     return layer
 
 
-def _build(node: yaml.Node, loc: Loc, layer: Layer, seen: set[int], loader: Any) -> Any:
-    line, col = node.start_mark.line + 1, node.start_mark.column + 1
-    if id(node) in seen:
-        raise PolicyError([PolicyIssue(layer.path, line, col, "YAML aliases (*name) are not allowed in a policy; write the value out")])
-    seen.add(id(node))
-    if node.tag not in _CORE_TAGS:
-        raise PolicyError([PolicyIssue(layer.path, line, col, f"YAML tag {_tag_name(node.tag)!r} is not allowed in a policy; remove it")])
-    layer.positions.setdefault(loc, (line, col))
-    if isinstance(node, yaml.MappingNode):
+class _Builder:
+    """Turns a composed node tree into plain data, refusing aliases and non-core tags."""
+
+    def __init__(self, text: str, layer: Layer, loader: Any) -> None:
+        self.text = text
+        self.layer = layer
+        self.loader = loader
+        self.seen: set[int] = set()
+
+    def fail(self, mark: yaml.Mark | None, message: str) -> PolicyError:
+        return _issue(self.layer.path, mark, message)
+
+    def build(self, node: yaml.Node, loc: Loc) -> Any:
+        # The composer hands back the anchored node itself for every `*alias`: a node seen twice is
+        # an alias. Its own position is gone by then, so find the first alias in the event stream.
+        if id(node) in self.seen:
+            raise self.fail(self._first_alias_mark() or node.start_mark,
+                            "YAML aliases (*name) are not allowed in a policy; write the value out")
+        self.seen.add(id(node))
+        if node.tag not in _CORE_TAGS:
+            explicit = self.text.startswith("!", node.start_mark.index)
+            if node.tag == _TIMESTAMP_TAG and not explicit and isinstance(node, yaml.ScalarNode):
+                return node.value  # an unquoted date is text to us, not a timestamp
+            raise self.fail(node.start_mark,
+                            f"YAML tag {_tag_name(node.tag)!r} is not allowed in a policy; remove it")
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for index, item in enumerate(node.value):
+                here = (*loc, index)
+                self.layer.positions[here] = _pos(item.start_mark)
+                items.append(self.build(item, here))
+            return items
+        return self.loader.construct_object(node, deep=True)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            kline, kcol = key_node.start_mark.line + 1, key_node.start_mark.column + 1
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise PolicyError([PolicyIssue(layer.path, kline, kcol, "YAML merge keys (<<) are not allowed in a policy")])
-            key = _build(key_node, (*loc, "<key>"), layer, seen, loader)
+            if key_node.tag == _YAML_TAG + "merge":
+                raise self.fail(key_node.start_mark, "YAML merge keys (<<) are not allowed in a policy")
+            key = self.build(key_node, (*loc, "<key>"))
             if not isinstance(key, str):
-                raise PolicyError([PolicyIssue(layer.path, kline, kcol, f"keys must be strings, got {key!r}")])
+                raise self.fail(key_node.start_mark, f"keys must be strings, got {key!r}")
             if key in out:
-                raise PolicyError([PolicyIssue(layer.path, kline, kcol, f"duplicate key {key!r}")])
-            out[key] = _build(value_node, (*loc, key), layer, seen, loader)
+                raise self.fail(key_node.start_mark, f"duplicate key {key!r}")
+            here = (*loc, key)
+            self.layer.key_positions[here] = _pos(key_node.start_mark)
             # An error about a scalar points at the value; about a collection, at its key.
-            if isinstance(value_node, yaml.ScalarNode):
-                vmark = value_node.start_mark
-                layer.positions[(*loc, key)] = (vmark.line + 1, vmark.column + 1)
-            else:
-                layer.positions[(*loc, key)] = (kline, kcol)
-        layer.positions.pop((*loc, "<key>"), None)
+            scalar = isinstance(value_node, yaml.ScalarNode)
+            self.layer.positions[here] = _pos(value_node.start_mark if scalar else key_node.start_mark)
+            out[key] = self.build(value_node, here)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        items = []
-        for index, item in enumerate(node.value):
-            items.append(_build(item, (*loc, index), layer, seen, loader))
-        return items
-    return loader.construct_object(node, deep=True)
+
+    def _first_alias_mark(self) -> yaml.Mark | None:
+        try:
+            for event in yaml.parse(self.text, Loader=_Loader):
+                if isinstance(event, yaml.AliasEvent):
+                    return event.start_mark
+        except yaml.YAMLError:  # pragma: no cover - the text composed once already
+            return None
+        return None  # pragma: no cover
+
+
+def _pos(mark: yaml.Mark) -> Position:
+    return (mark.line + 1, mark.column + 1)
 
 
 def read_layer(path: Path) -> Layer:
@@ -148,48 +185,70 @@ def read_layer(path: Path) -> Layer:
     except FileNotFoundError:
         raise PolicyError([PolicyIssue(shown, 1, 1, "policy file not found")]) from None
     except IsADirectoryError:
-        raise PolicyError([PolicyIssue(shown, 1, 1, "policy path is a directory, not a file")]) from None
+        message = "policy path is a directory, not a file"
+        raise PolicyError([PolicyIssue(shown, 1, 1, message)]) from None
     except OSError as exc:
-        raise PolicyError([PolicyIssue(shown, 1, 1, f"cannot read policy file: {exc.strerror}")]) from None
+        message = f"cannot read policy file: {exc.strerror}"
+        raise PolicyError([PolicyIssue(shown, 1, 1, message)]) from None
     if len(raw) > MAX_POLICY_BYTES:
-        raise PolicyError([PolicyIssue(shown, 1, 1, f"policy file is over {MAX_POLICY_BYTES} bytes (64 KB); keep policies small")])
+        message = f"policy file is over {MAX_POLICY_BYTES} bytes (64 KB); keep policies small"
+        raise PolicyError([PolicyIssue(shown, 1, 1, message)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
         line = raw[: exc.start].count(b"\n") + 1
-        raise PolicyError([PolicyIssue(shown, line, 1, "policy file is not valid UTF-8")]) from None
+        column = exc.start - line_start + 1
+        message = f"policy file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
+        raise PolicyError([PolicyIssue(shown, line, column, message)]) from None
     return parse_layer(text, shown)
+
+
+Origin = tuple[str, int, int]
 
 
 @dataclass
 class Merged:
     data: dict[str, Any]
-    origin: dict[Loc, tuple[str, int, int]]
+    origin: dict[Loc, Origin]
+    """Where an error about a loc points (the layer that set the value last)."""
+    key_origin: dict[Loc, Origin] = field(default_factory=dict)
+    """Where the key naming a loc was written last."""
+    rank: dict[str, int] = field(default_factory=dict)
+    """Layer order by file: higher is later (wins)."""
 
 
 def merge_layers(layers: Iterable[Layer]) -> Merged:
-    data: dict[str, Any] = {}
-    origin: dict[Loc, tuple[str, int, int]] = {}
-    for layer in layers:
-        _merge_into(data, layer.data, (), layer, origin)
-    return Merged(data, origin)
+    merged = Merged({}, {})
+    for index, layer in enumerate(layers):
+        merged.rank[layer.path] = index
+        _merge_into(merged.data, layer.data, (), layer, merged)
+    return merged
 
 
-def _merge_into(dst: dict[str, Any], src: dict[str, Any], loc: Loc, layer: Layer, origin: dict[Loc, tuple[str, int, int]]) -> None:
+def _merge_into(dst: dict[str, Any], src: dict[str, Any], loc: Loc, layer: Layer,
+                merged: Merged) -> None:
     for key, value in src.items():
         here = (*loc, key)
         if isinstance(value, dict) and isinstance(dst.get(key), dict):
-            _merge_into(dst[key], value, here, layer, origin)
+            _merge_into(dst[key], value, here, layer, merged)
         else:
-            for old in [k for k in origin if k[: len(here)] == here]:
-                del origin[old]
+            # A later layer replaces the whole value: forget where the old parts came from.
+            for table in (merged.origin, merged.key_origin):
+                for old in [k for k in table if k[: len(here)] == here]:
+                    del table[old]
             dst[key] = _copy(value)
             for sub, (line, col) in layer.positions.items():
                 if sub[: len(here)] == here:
-                    origin[sub] = (layer.path, line, col)
-        if here not in origin and here in layer.positions:
-            line, col = layer.positions[here]
-            origin[here] = (layer.path, line, col)
+                    merged.origin[sub] = (layer.path, line, col)
+            for sub, (line, col) in layer.key_positions.items():
+                if sub[: len(here)] == here:
+                    merged.key_origin[sub] = (layer.path, line, col)
+        # The latest layer that writes a key owns it, merged mapping or not.
+        if here in layer.positions:
+            merged.origin[here] = (layer.path, *layer.positions[here])
+        if here in layer.key_positions:
+            merged.key_origin[here] = (layer.path, *layer.key_positions[here])
 
 
 def _copy(value: Any) -> Any:
@@ -200,6 +259,9 @@ def _copy(value: Any) -> Any:
     return value
 
 
+_DOTTED = re.compile(r"\b[a-z_]+(?:\.[a-z_]+)+\b")
+
+
 def validate(merged: Merged, fallback_file: str) -> Policy:
     try:
         return Policy.model_validate(merged.data)
@@ -207,32 +269,56 @@ def validate(merged: Merged, fallback_file: str) -> Policy:
         issues = []
         for err in exc.errors(include_url=False):
             loc: Loc = tuple(err["loc"])
-            where = _locate(loc, merged.origin, fallback_file)
             dotted = ".".join(str(p) for p in loc) or "(top level)"
-            message = err["msg"]
+            message = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
+                where = _locate(loc, merged.key_origin, fallback_file, merged)
                 message = f"unknown key {dotted!r}; check the spelling against `route-agent policy schema`"
             elif err["type"] == "missing":
+                where = _locate(loc, merged.origin, fallback_file, merged)
                 message = f"missing required key {dotted!r}"
+            elif err["type"] == "value_error":
+                # A model-level check (thresholds, fallback tiers) names the keys it is about:
+                # point at the one the latest layer wrote, so the user sees their own line.
+                where = _locate_named(message, loc, merged, fallback_file)
+                if f"{dotted}." not in message and not message.startswith(dotted):
+                    message = f"{dotted}: {message}"
             else:
-                message = f"{dotted}: {message.removeprefix('Value error, ')}"
+                where = _locate(loc, merged.origin, fallback_file, merged)
+                message = f"{dotted}: {message}"
             issues.append(PolicyIssue(where[0], where[1], where[2], message))
         raise PolicyError(issues) from None
 
 
-def _locate(loc: Loc, origin: dict[Loc, tuple[str, int, int]], fallback_file: str) -> tuple[str, int, int]:
+def _locate(loc: Loc, origin: dict[Loc, Origin], fallback_file: str, merged: Merged) -> Origin:
     # pydantic may add union branch names to a loc; walk up to the nearest known position.
     probe = loc
     while probe:
         if probe in origin:
             return origin[probe]
+        if probe in merged.origin:
+            return merged.origin[probe]
         probe = probe[:-1]
     return (fallback_file, 1, 1)
 
 
+def _locate_named(message: str, loc: Loc, merged: Merged, fallback_file: str) -> Origin:
+    candidates: list[Origin] = []
+    for name in _DOTTED.findall(message):
+        named: Loc = tuple(name.split("."))
+        if named[: len(loc)] == loc and named in merged.origin:
+            candidates.append(merged.origin[named])
+    if candidates:
+        # The latest layer wins; within it, the first key the message names.
+        best = max(range(len(candidates)),
+                   key=lambda i: (merged.rank.get(candidates[i][0], -1), -i))
+        return candidates[best]
+    return _locate(loc, merged.origin, fallback_file, merged)
+
+
 def file_identity(path: Path) -> tuple[int, int, int] | None:
     try:
-        st = os.stat(path)
+        st = path.stat()
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
