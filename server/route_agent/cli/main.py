@@ -10,7 +10,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
 
 import click
 
@@ -30,18 +29,7 @@ from route_agent.verify.junit import ReportError, read_junit
 from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
 from route_agent.workspace.state import read_latest_verification, user_policy_path
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
-
-
-class ConfigProblem(click.ClickException):
-    exit_code = EXIT_CONFIG
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"route-agent: {self.format_message()}", err=True)
-
-
-def fail(message: str) -> NoReturn:
-    raise ConfigProblem(message)
+from route_agent.cli.errors import EXIT_CONFIG, EXIT_OK, fail
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -195,7 +183,9 @@ def policy_explain(workspace: Path | None, policy_path: Path | None, as_json: bo
     click.echo(yaml.safe_dump(data, sort_keys=False, width=100), nl=False)
 
 
-COMMANDS = {"route", "policy", "serve", "ledger", "eval", "apply"}
+from route_agent.cli.ledger_cmd import ledger_group
+
+cli.add_command(ledger_group)
 
 
 def main(argv: list[str] | None = None) -> None:

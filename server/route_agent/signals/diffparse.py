@@ -57,7 +57,7 @@ def change_set_from_diff(diff_text: str, base: str | None = None) -> ChangeSet:
     files: list[ChangedFile] = []
     for pfile in _parse(diff_text):
         old_mode = new_mode = None
-        for info in pfile.patch_info:
+        for info in pfile.patch_info or ():
             text = str(info).strip()
             if text.startswith("old mode "):
                 old_mode = text[9:].strip()

@@ -35,10 +35,35 @@ KILL_GRACE_S = 2.0
 MARKER_ENV = "ROUTE_AGENT_CHECK_ID"
 
 _ENV_ALLOW = {
-    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "SHELL", "TERM",
-    "VIRTUAL_ENV", "CONDA_PREFIX", "PYENV_ROOT", "PYENV_VERSION", "JAVA_HOME", "GOPATH", "GOROOT",
-    "GOCACHE", "GOFLAGS", "CARGO_HOME", "RUSTUP_HOME", "NODE_PATH", "NVM_DIR", "PYTHONPATH",
-    "PYTHONHASHSEED", "PIP_INDEX_URL", "UV_CACHE_DIR", "XDG_CACHE_HOME", "CI",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "SHELL",
+    "TERM",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+    "JAVA_HOME",
+    "GOPATH",
+    "GOROOT",
+    "GOCACHE",
+    "GOFLAGS",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "NODE_PATH",
+    "NVM_DIR",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "PIP_INDEX_URL",
+    "UV_CACHE_DIR",
+    "XDG_CACHE_HOME",
+    "CI",
 }
 _ENV_DENY_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PASSWD", "_CREDENTIALS", "_PAT")
 _ENV_DENY_PREFIXES = ("AWS_", "GITHUB_", "GH_", "OPENAI_", "OPENROUTER_", "ANTHROPIC_", "AZURE_", "GOOGLE_", "GCP_", "NPM_", "ROUTE_AGENT_")
@@ -83,12 +108,33 @@ def probe_sandbox() -> SandboxInfo:
     else:
         try:
             proc = subprocess.run(
-                [exe, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--unshare-net",
-                 "--die-with-parent", "--new-session", "--", "true"],
-                capture_output=True, timeout=10, check=False, stdin=subprocess.DEVNULL,
+                [
+                    exe,
+                    "--ro-bind",
+                    "/",
+                    "/",
+                    "--dev",
+                    "/dev",
+                    "--proc",
+                    "/proc",
+                    "--unshare-pid",
+                    "--unshare-net",
+                    "--die-with-parent",
+                    "--new-session",
+                    "--",
+                    "true",
+                ],
+                capture_output=True,
+                timeout=10,
+                check=False,
+                stdin=subprocess.DEVNULL,
             )
             ok = proc.returncode == 0
-            reason = "bubblewrap works" if ok else f"bubblewrap cannot create namespaces here: {proc.stderr.decode('utf-8', 'replace').strip()[:200]}"
+            reason = (
+                "bubblewrap works"
+                if ok
+                else f"bubblewrap cannot create namespaces here: {proc.stderr.decode('utf-8', 'replace').strip()[:200]}"
+            )
             info = SandboxInfo(ok, reason, exe)
         except (OSError, subprocess.TimeoutExpired) as exc:
             info = SandboxInfo(False, f"bubblewrap failed to start: {exc}", exe)
@@ -98,15 +144,25 @@ def probe_sandbox() -> SandboxInfo:
 
 def sandbox_argv(bwrap: str, worktree: Path, argv: Sequence[str], extra_ro: Sequence[Path] = ()) -> list[str]:
     wt = str(worktree)
-    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", wt, wt]
+    sandbox_tmp = "/tmp"  # noqa: S108 - a fresh, private tmpfs inside the sandbox
+    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", sandbox_tmp, "--bind", wt, wt]
     git_marker = worktree / ".git"
     if git_marker.is_dir():
         args += ["--ro-bind", str(git_marker), str(git_marker)]
     for path in extra_ro:
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
-             "--new-session", "--chdir", wt, "--", *argv]
+    args += [
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--die-with-parent",
+        "--new-session",
+        "--chdir",
+        wt,
+        "--",
+        *argv,
+    ]
     return args
 
 
@@ -210,8 +266,9 @@ async def _terminate(proc: asyncio.subprocess.Process, marker: str) -> None:
         await asyncio.wait_for(proc.communicate(), KILL_GRACE_S)
 
 
-async def run_one(check: Check, worktree: Path, *, environ: Mapping[str, str], deadline: float,
-                  max_output_bytes: int, sandbox: SandboxInfo | None) -> CheckRun:
+async def run_one(
+    check: Check, worktree: Path, *, environ: Mapping[str, str], deadline: float, max_output_bytes: int, sandbox: SandboxInfo | None
+) -> CheckRun:
     run = CheckRun(name=check.name, argv=list(check.run), kind=check.kind, sandboxed=sandbox is not None)
     marker = uuid.uuid4().hex
     env = check_environment(environ, marker)
@@ -225,8 +282,13 @@ async def run_one(check: Check, worktree: Path, *, environ: Mapping[str, str], d
     started = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=worktree, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            *argv,
+            cwd=worktree,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
     except OSError as exc:
         run.error = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
@@ -275,7 +337,9 @@ async def run_one(check: Check, worktree: Path, *, environ: Mapping[str, str], d
         run.tail = tail.decode("utf-8", "replace")
         # Descendants that outlived the check (daemonised, setsid) are killed too.
         if kill_marked(marker, signal.SIGKILL) and not run.timed_out:
-            run.findings.append(Finding(check.name, "the check left processes running after it exited; they were killed", "warning", rule="orphans"))
+            run.findings.append(
+                Finding(check.name, "the check left processes running after it exited; they were killed", "warning", rule="orphans")
+            )
     run.exit_code = proc.returncode
     run.findings.extend(_parse(check, run, worktree))
     return run
@@ -399,6 +463,14 @@ async def run_checks(
     if before is not None:
         after = await asyncio.to_thread(RepoSnapshot.take, main_root, main_git_dir, files)
         for changed in before.changes(after):
-            integrity.append(Finding("integrity", f"a check changed {changed} in your repository while running unsandboxed; inspect it before you trust this repository",
-                                     "error", path=changed if not changed.startswith(".git/") else None, rule="main-repo-modified", kind="integrity"))
+            integrity.append(
+                Finding(
+                    "integrity",
+                    f"a check changed {changed} in your repository while running unsandboxed; inspect it before you trust this repository",
+                    "error",
+                    path=changed if not changed.startswith(".git/") else None,
+                    rule="main-repo-modified",
+                    kind="integrity",
+                )
+            )
     return ChecksReport(runs=runs, sandboxed=info is not None, sandbox_note=note, integrity=integrity)

@@ -137,5 +137,7 @@ def from_problem_matcher(output: str, check: str, worktree: Path, limit: int = 5
 
 def from_exit_code(check: str, exit_code: int | None, tail: str, timed_out: bool) -> Finding:
     if timed_out:
-        return Finding(check, f"{check} timed out and was killed; a timeout is never a pass.\n{tail[-2000:]}".rstrip(), "error", rule="timeout")
+        return Finding(
+            check, f"{check} timed out and was killed; a timeout is never a pass.\n{tail[-2000:]}".rstrip(), "error", rule="timeout"
+        )
     return Finding(check, f"{check} exited with {exit_code}.\n{tail[-2000:]}".rstrip(), "error", rule=f"exit-{exit_code}")

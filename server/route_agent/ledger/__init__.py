@@ -1,0 +1,13 @@
+"""The ledger: one row per lane attempt, so thresholds are tuned from measurements.
+
+SQLite (WAL, versioned schema with migrations) in the user's state directory by default, or
+PostgreSQL for a team (`postgresql://...`, via psycopg). Rows are written once per attempt, in
+their own transaction, keyed by a unique attempt id: a crash loses nothing already written and a
+retry never duplicates a row.
+"""
+
+from __future__ import annotations
+
+from route_agent.ledger.store import AttemptRow, Ledger, LedgerError, open_ledger
+
+__all__ = ["AttemptRow", "Ledger", "LedgerError", "open_ledger"]

@@ -1,0 +1,331 @@
+"""Ledger storage: SQLite and PostgreSQL behind one small interface."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+COLUMNS = (
+    "attempt_id",
+    "run_id",
+    "created_at",
+    "repo",
+    "brief",
+    "lane",
+    "model",
+    "attempt_no",
+    "risk_score",
+    "signals",
+    "passed",
+    "confidence",
+    "escalated",
+    "escalation_reason",
+    "result",
+    "failure_kind",
+    "latency_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "findings_count",
+    "review",
+)
+
+
+class LedgerError(Exception):
+    """The ledger cannot be opened or written; the message says where and why."""
+
+
+@dataclass
+class AttemptRow:
+    run_id: str
+    repo: str
+    lane: str
+    model: str
+    risk_score: int
+    passed: bool
+    attempt_no: int = 1
+    brief: str = ""
+    signals: dict[str, Any] = field(default_factory=dict)
+    confidence: float | None = None
+    escalated: bool = False
+    escalation_reason: str | None = None
+    result: str = "fail"
+    """pass, fail, patch_rejected, error"""
+    failure_kind: str | None = None
+    latency_s: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    findings_count: int = 0
+    review: str | None = None
+    """accepted or rejected by the user, once they decide"""
+    attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def values(self) -> tuple[Any, ...]:
+        data = asdict(self)
+        data["signals"] = json.dumps(self.signals, sort_keys=True)
+        data["passed"] = int(self.passed)
+        data["escalated"] = int(self.escalated)
+        data["brief"] = self.brief[:500]
+        return tuple(data[c] for c in COLUMNS)
+
+    @classmethod
+    def from_values(cls, values: Sequence[Any]) -> AttemptRow:
+        data = dict(zip(COLUMNS, values, strict=True))
+        try:
+            data["signals"] = json.loads(data["signals"] or "{}")
+        except ValueError:
+            data["signals"] = {}
+        data["passed"] = bool(data["passed"])
+        data["escalated"] = bool(data["escalated"])
+        if isinstance(data["created_at"], datetime):
+            data["created_at"] = data["created_at"].isoformat(timespec="seconds")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+class Ledger(Protocol):
+    location: str
+
+    def record(self, row: AttemptRow) -> None: ...
+    def set_review(self, run_id: str, review: str) -> int: ...
+    def rows(self, since: str | None = None) -> list[AttemptRow]: ...
+    def spent_today_usd(self) -> float: ...
+    def close(self) -> None: ...
+
+
+_SQLITE_MIGRATIONS: tuple[str, ...] = (
+    # 1: the attempts table
+    """
+    CREATE TABLE attempts (
+        attempt_id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        brief TEXT NOT NULL DEFAULT '',
+        lane TEXT NOT NULL,
+        model TEXT NOT NULL,
+        attempt_no INTEGER NOT NULL DEFAULT 1,
+        risk_score INTEGER NOT NULL,
+        signals TEXT NOT NULL DEFAULT '{}',
+        passed INTEGER NOT NULL,
+        confidence REAL,
+        escalated INTEGER NOT NULL DEFAULT 0,
+        escalation_reason TEXT,
+        result TEXT NOT NULL,
+        failure_kind TEXT,
+        latency_s REAL NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        findings_count INTEGER NOT NULL DEFAULT 0,
+        review TEXT
+    );
+    CREATE INDEX attempts_run ON attempts(run_id);
+    """,
+    # 2: reports filter by time and lane
+    "CREATE INDEX attempts_time ON attempts(created_at); CREATE INDEX attempts_lane ON attempts(lane);",
+)
+
+
+class SqliteLedger:
+    def __init__(self, path: Path) -> None:
+        self.location = str(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"cannot open the ledger at {path}: {exc}; move the file aside to start a new one") from None
+
+    def _migrate(self) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(_SQLITE_MIGRATIONS):
+            raise LedgerError(
+                f"the ledger at {self.location} has schema version {version}, newer than this route-agent knows "
+                f"({len(_SQLITE_MIGRATIONS)}); upgrade route-agent"
+            )
+        for number, script in enumerate(_SQLITE_MIGRATIONS[version:], start=version + 1):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                current = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+                if current < number:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version={number}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def record(self, row: AttemptRow) -> None:
+        marks = ", ".join("?" for _ in COLUMNS)
+        try:
+            self._db.execute(f"INSERT OR IGNORE INTO attempts ({', '.join(COLUMNS)}) VALUES ({marks})", row.values())
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"cannot write to the ledger at {self.location}: {exc}") from None
+
+    def set_review(self, run_id: str, review: str) -> int:
+        cur = self._db.execute("UPDATE attempts SET review=? WHERE run_id=? AND passed=1", (review, run_id))
+        return cur.rowcount
+
+    def rows(self, since: str | None = None) -> list[AttemptRow]:
+        query = f"SELECT {', '.join(COLUMNS)} FROM attempts"
+        params: tuple[Any, ...] = ()
+        if since:
+            query += " WHERE created_at >= ?"
+            params = (since,)
+        query += " ORDER BY created_at, run_id, attempt_no"
+        return [AttemptRow.from_values(r) for r in self._db.execute(query, params).fetchall()]
+
+    def spent_today_usd(self) -> float:
+        today = datetime.now(UTC).date().isoformat()
+        value = self._db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE created_at >= ?", (today,)).fetchone()[0]
+        return float(value)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+_PG_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS attempts (
+        attempt_id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        repo TEXT NOT NULL,
+        brief TEXT NOT NULL DEFAULT '',
+        lane TEXT NOT NULL,
+        model TEXT NOT NULL,
+        attempt_no INTEGER NOT NULL DEFAULT 1,
+        risk_score INTEGER NOT NULL,
+        signals TEXT NOT NULL DEFAULT '{}',
+        passed INTEGER NOT NULL,
+        confidence DOUBLE PRECISION,
+        escalated INTEGER NOT NULL DEFAULT 0,
+        escalation_reason TEXT,
+        result TEXT NOT NULL,
+        failure_kind TEXT,
+        latency_s DOUBLE PRECISION NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+        findings_count INTEGER NOT NULL DEFAULT 0,
+        review TEXT
+    );
+    CREATE INDEX IF NOT EXISTS attempts_run ON attempts(run_id)
+    """,
+    "CREATE INDEX IF NOT EXISTS attempts_time ON attempts(created_at); CREATE INDEX IF NOT EXISTS attempts_lane ON attempts(lane)",
+)
+
+
+class PostgresLedger:
+    """The same rows in PostgreSQL, for a team sharing one ledger."""
+
+    def __init__(self, dsn: str) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise LedgerError("a postgresql:// ledger needs psycopg: pip install 'route-agent[postgres]'") from None
+        self.location = _redact_dsn(dsn)
+        try:
+            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise LedgerError(
+                f"cannot connect to the ledger at {self.location}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}"
+            ) from None
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._db.transaction():
+            self._db.execute("CREATE TABLE IF NOT EXISTS route_agent_schema (version INTEGER NOT NULL)")
+            self._db.execute("LOCK TABLE route_agent_schema IN EXCLUSIVE MODE")
+            row = self._db.execute("SELECT version FROM route_agent_schema").fetchone()
+            version = int(row[0]) if row else 0
+            if row is None:
+                self._db.execute("INSERT INTO route_agent_schema (version) VALUES (0)")
+            if version > len(_PG_MIGRATIONS):
+                raise LedgerError(
+                    f"the ledger at {self.location} has schema version {version}, newer than this route-agent knows; upgrade route-agent"
+                )
+            for number, script in enumerate(_PG_MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute("UPDATE route_agent_schema SET version = %s", (number,))
+
+    @property
+    def schema_version(self) -> int:
+        row = self._db.execute("SELECT version FROM route_agent_schema").fetchone()
+        return int(row[0]) if row else 0
+
+    def record(self, row: AttemptRow) -> None:
+        import psycopg
+
+        marks = ", ".join("%s" for _ in COLUMNS)
+        try:
+            self._db.execute(
+                f"INSERT INTO attempts ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (attempt_id) DO NOTHING", row.values()
+            )
+        except psycopg.Error as exc:
+            raise LedgerError(f"cannot write to the ledger at {self.location}: {exc}") from None
+
+    def set_review(self, run_id: str, review: str) -> int:
+        cur = self._db.execute("UPDATE attempts SET review=%s WHERE run_id=%s AND passed=1", (review, run_id))
+        return int(cur.rowcount)
+
+    def rows(self, since: str | None = None) -> list[AttemptRow]:
+        query = f"SELECT {', '.join(COLUMNS)} FROM attempts"
+        params: tuple[Any, ...] = ()
+        if since:
+            query += " WHERE created_at >= %s"
+            params = (since,)
+        query += " ORDER BY created_at, run_id, attempt_no"
+        return [AttemptRow.from_values(r) for r in self._db.execute(query, params).fetchall()]
+
+    def spent_today_usd(self) -> float:
+        today = datetime.now(UTC).date().isoformat()
+        row = self._db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE created_at >= %s", (today,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _redact_dsn(dsn: str) -> str:
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return dsn
+
+
+def default_ledger_path() -> Path:
+    from route_agent.workspace.state import state_dir
+
+    return state_dir() / "ledger.sqlite3"
+
+
+def open_ledger(location: str | None = None) -> Ledger:
+    """`None`: SQLite in the state directory; `postgresql://...`: PostgreSQL; else a SQLite path."""
+    if location is None or location == "":
+        return SqliteLedger(default_ledger_path())
+    if location.startswith(("postgresql://", "postgres://")):
+        return PostgresLedger(location)
+    return SqliteLedger(Path(location).expanduser())

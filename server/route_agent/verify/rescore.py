@@ -1,0 +1,63 @@
+"""Score the patch a lane returned: if it touches more than the task did, the task escalates.
+
+The risk floor comes from facts in the worktree, so the actual diff is classified again with the
+same router. New always-strong conditions (auth, migrations, CI, deploy config, secrets) or a
+symlink or exec-bit change that the original change set did not have are scope creep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from route_agent.routing.decide import Decision, Router
+from route_agent.signals.changeset import ChangeSet
+from route_agent.verify.findings import Finding
+
+SCOPE_SIGNALS = ("file_mode_change", "secret_in_content", "lookalike_path")
+
+
+@dataclass(frozen=True)
+class ScopeReport:
+    decision: Decision
+    new_conditions: tuple[str, ...]
+    findings: tuple[Finding, ...]
+
+
+def rescore_patch(router: Router, original: Decision, patch: ChangeSet) -> ScopeReport:
+    # The brief is not part of the patch: only what the diff itself touches counts here.
+    after = router.classify(patch, "")
+    before_conditions = {hit.condition for hit in original.always_strong} | set(original.signals.raised)
+    new: list[str] = []
+    findings: list[Finding] = []
+    for hit in after.always_strong:
+        if hit.condition not in before_conditions:
+            new.append(hit.condition)
+            ev = hit.evidence[0] if hit.evidence else None
+            findings.append(
+                Finding(
+                    "rescore",
+                    f"the patch touches {hit.reason} ({hit.condition}) that the task did not: {ev or ''}".rstrip(": "),
+                    "error",
+                    ev.path if ev else None,
+                    ev.line if ev else None,
+                    rule=hit.condition,
+                    kind="scope",
+                )
+            )
+    for name in SCOPE_SIGNALS:
+        sig = after.signals.raised.get(name)
+        if sig is not None and name not in before_conditions and name not in new:
+            new.append(name)
+            ev = sig.evidence[0] if sig.evidence else None
+            findings.append(
+                Finding(
+                    "rescore",
+                    f"the patch brings {sig.reason}: {ev or ''}".rstrip(": "),
+                    "error",
+                    ev.path if ev else None,
+                    ev.line if ev else None,
+                    rule=name,
+                    kind="scope",
+                )
+            )
+    return ScopeReport(after, tuple(new), tuple(findings))
