@@ -180,6 +180,8 @@ class AttemptOutcome:
     lane: Lane
     passed: bool
     confidence: float | None = None
+    """The verifier's confidence; None when no verifier is used for the lane (a verifier that was
+    asked and failed to answer reports 0.0, never None)."""
     checks: tuple[str, ...] = ()
     """Labels of what ran; `snapshot-only` marks checks too weak to trust."""
     failed_checks: tuple[str, ...] = ()
@@ -217,7 +219,7 @@ def next_route(outcome: AttemptOutcome, policy: Policy, attempts_made: int) -> N
         hard.append("failed_checks")
     if not outcome.passed and not hard:
         hard.append("failed_checks")
-    if outcome.confidence is None or outcome.confidence < routing.confidence_threshold:
+    if outcome.confidence is not None and outcome.confidence < routing.confidence_threshold:
         soft.append("low_confidence_summary")
     if "snapshot-only" in outcome.checks:
         soft.append("snapshot_only")
