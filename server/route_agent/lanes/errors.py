@@ -1,0 +1,32 @@
+"""`LaneError`: every way a lane call fails, as a kind plus a message a user can act on.
+
+Kinds: config, auth, payment, bad_request, rate_limited, server, incomplete, html, timeout, budget,
+cancelled. Messages never contain an API key (the client scrubs server text before quoting it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+LaneErrorKind = Literal[
+    "config", "auth", "payment", "bad_request", "rate_limited", "server", "incomplete", "html", "timeout", "budget",
+    "cancelled",
+]
+
+
+class LaneError(Exception):
+    def __init__(self, kind: LaneErrorKind, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.kind: LaneErrorKind = kind
+        self.message = message
+        self.status = status
+        self.retry_after: float | None = None
+        self.retryable = False
+        self.content_started = False
+        self.model: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"LaneError(kind={self.kind!r}, status={self.status!r}, message={self.message!r})"
