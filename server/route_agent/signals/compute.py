@@ -242,7 +242,8 @@ def _brief_signals(clean: CleanText, found: _Collector) -> None:
     phrase = find_phrase(NEW_CODE, clean.folded)
     if phrase:
         found.add("new_code", "the brief asks for new code", Evidence(path="brief", excerpt=phrase))
-    text = clean.text if not clean.smuggled else clean.text + "\n" + clean.smuggled
+    examined = clean.scanned or clean.text
+    text = examined if not clean.smuggled else examined + "\n" + clean.smuggled
     numbered = list(enumerate(text.splitlines(), start=1))
     for rule_set, name, reason in (
         (detectors.SCHEMA_RULES, "schema_change", "the brief describes a schema change"),

@@ -36,12 +36,19 @@ _CONFUSABLES = str.maketrans({
     "ν": "v", "κ": "k", "τ": "t", "υ": "u", "χ": "x", "ε": "e", "ϲ": "c", "ɩ": "i", "ı": "i",
     "ℓ": "l", "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "／": "/", "∕": "/", "⁄": "/",
     "․": ".", "｡": ".", "。": ".",
+    # Capitals, for case-sensitive names such as Dockerfile and Jenkinsfile.
+    "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P", "С": "C",
+    "Т": "T", "Х": "X", "Ѕ": "S", "І": "I", "Ј": "J", "Ԁ": "D", "Ԛ": "Q", "Ԝ": "W", "Α": "A",
+    "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O",
+    "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
 })
 
 
-def skeleton(path: str) -> str:
-    """A path reduced to the ASCII it imitates: NFKC, case folding, confusables mapped."""
-    return unicodedata.normalize("NFKC", path).casefold().translate(_CONFUSABLES)
+def skeleton(path: str, fold: bool = True) -> str:
+    """A path reduced to the ASCII it imitates: NFKC, case folding (unless `fold` is false),
+    confusables mapped."""
+    normal = unicodedata.normalize("NFKC", path)
+    return (normal.casefold() if fold else normal).translate(_CONFUSABLES)
 
 
 @dataclass(frozen=True)
@@ -87,13 +94,15 @@ class PathMatcher:
         """A protected class the path imitates with non-ASCII look-alikes, if any."""
         if path.isascii():
             return None
-        fake = skeleton(path)
-        if not fake.isascii():
-            fake = "".join(ch for ch in fake if ch.isascii())
         real = {m.path_class for m in self.classify(path)}
-        for match in self.classify(fake):
-            if match.path_class in PROTECTED_CLASSES and match.path_class not in real:
-                return match
+        # Case kept first: globs are case-sensitive (`Dockerfile`), as git is on most systems.
+        for fold in (False, True):
+            fake = skeleton(path, fold)
+            if not fake.isascii():
+                fake = "".join(ch for ch in fake if ch.isascii())
+            for match in self.classify(fake):
+                if match.path_class in PROTECTED_CLASSES and match.path_class not in real:
+                    return match
         return None
 
 

@@ -2,6 +2,10 @@
 
 Tainted text may raise risk and never lower it. Hidden characters are stripped and reported, the text
 is NFKC-normalised and case-folded before matching, and size is capped (truncation adds risk).
+
+Never lower means: adding text to a brief never removes a signal. So matching does not use the
+16 KB head-and-tail display copy (a longer brief would push a phrase out of it) but the whole brief
+up to `MAX_SCAN_CHARS` from its start, a prefix that appending can only extend.
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ import unicodedata
 from dataclasses import dataclass, field
 
 MAX_BRIEF_CHARS = 16 * 1024
+"""The brief kept for display and prompts (head and tail)."""
+MAX_SCAN_CHARS = 1024 * 1024
+"""How much of the brief, from its start, is examined for signals."""
 
 _BIDI = {0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)}
-_ZERO_WIDTH = {0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0x180E, 0x00AD, 0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0}
+_ZERO_WIDTH = {0x200B, 0x200C, 0x200D, 0x2060, 0x2061, 0x2062, 0x2063, 0x2064, 0xFEFF, 0x180E,
+               0x00AD, 0x034F, 0x115F, 0x1160, 0x3164, 0xFFA0}
 
 
 def classify_hidden(cp: int) -> str | None:
@@ -31,6 +39,19 @@ def classify_hidden(cp: int) -> str | None:
     return None
 
 
+def _char_class(code_points: set[int] | range) -> str:
+    return "".join(re.escape(chr(cp)) for cp in sorted(code_points))
+
+
+_CONTROLS = {*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0)}
+# One regex finds every hidden character at C speed; `classify_hidden` names each one found.
+_HIDDEN = re.compile(
+    "[" + _char_class(_BIDI | _ZERO_WIDTH | _CONTROLS)
+    + "\U000e0000-\U000e007f\ufe00-\ufe0f\U000e0100-\U000e01ef]+"
+)
+_CONTROL_RUN = re.compile("[" + _char_class(_CONTROLS) + "]+")
+
+
 @dataclass(frozen=True)
 class HiddenRun:
     kind: str
@@ -43,51 +64,61 @@ class HiddenRun:
 @dataclass(frozen=True)
 class CleanText:
     text: str
-    """Hidden characters removed, NFKC-normalised; use for display and prompts."""
+    """Hidden characters removed, NFKC-normalised, cut to head and tail; for display and prompts."""
     folded: str
-    """`text` case-folded; use for matching."""
+    """The examined text (see `scanned`) case-folded, plus what tag characters spell; for matching."""
     hidden: tuple[HiddenRun, ...] = field(default=())
     truncated: bool = False
     original_length: int = 0
+    scanned: str = ""
+    """Hidden characters removed, NFKC-normalised: the first `MAX_SCAN_CHARS` of the brief."""
 
     @property
     def smuggled(self) -> str:
-        return "".join(run.decoded for run in self.hidden if run.decoded)
+        return "\n".join(run.decoded for run in self.hidden if run.decoded)
 
 
-def clean_tainted(raw: str, limit: int = MAX_BRIEF_CHARS) -> CleanText:
+def _strip_hidden(text: str) -> str:
+    # A control character that separates words becomes a space so words do not glue together.
+    text = _CONTROL_RUN.sub(" ", text)
+    return unicodedata.normalize("NFKC", _HIDDEN.sub("", text))
+
+
+def _hidden_runs(text: str) -> list[HiddenRun]:
+    runs: list[HiddenRun] = []
+    for match in _HIDDEN.finditer(text):
+        kind: str | None = None
+        for index, ch in enumerate(match.group(), start=match.start()):
+            current = classify_hidden(ord(ch)) or "zero-width character"
+            tag_value = ord(ch) - 0xE0000
+            decoded = chr(tag_value) if current == "tag character" and 0x20 <= tag_value < 0x7F else ""
+            if current == kind:
+                last = runs[-1]
+                runs[-1] = HiddenRun(kind, last.offset, last.count + 1, last.decoded + decoded)
+            else:
+                runs.append(HiddenRun(current, index, 1, decoded))
+                kind = current
+    return runs
+
+
+def clean_tainted(raw: str, limit: int = MAX_BRIEF_CHARS, scan_limit: int = MAX_SCAN_CHARS) -> CleanText:
     original_length = len(raw)
+    examined = raw[: max(scan_limit, 0)]
+    runs = tuple(_hidden_runs(examined))
+    scanned = _strip_hidden(examined)
     truncated = original_length > limit
     if truncated:
         half = limit // 2
-        raw = raw[:half] + "\n…\n" + raw[-half:]
-    kept: list[str] = []
-    runs: list[HiddenRun] = []
-    previous_hidden = False
-    for index, ch in enumerate(raw):
-        kind = classify_hidden(ord(ch))
-        if kind is None:
-            previous_hidden = False
-            kept.append(ch)
-            continue
-        tag_value = ord(ch) - 0xE0000
-        decoded = chr(tag_value) if kind == "tag character" and 0x20 <= tag_value < 0x7F else ""
-        if previous_hidden and runs[-1].kind == kind:
-            last = runs[-1]
-            runs[-1] = HiddenRun(kind, last.offset, last.count + 1, last.decoded + decoded)
-        else:
-            runs.append(HiddenRun(kind, index, 1, decoded))
-        previous_hidden = True
-        # A control character that separates words becomes a space so words do not glue together.
-        if kind == "control character":
-            kept.append(" ")
-    text = unicodedata.normalize("NFKC", "".join(kept))
-    smuggled = "".join(r.decoded for r in runs)
-    folded = text.casefold()
+        text = _strip_hidden(raw[:half] + "\n…\n" + raw[-half:])
+    else:
+        text = scanned
+    folded = scanned.casefold()
+    smuggled = "\n".join(run.decoded for run in runs if run.decoded)
     if smuggled:
         # Instructions spelled in tag characters are matched too: they are what the sender meant.
         folded = folded + "\n" + unicodedata.normalize("NFKC", smuggled).casefold()
-    return CleanText(text=text, folded=folded, hidden=tuple(runs), truncated=truncated, original_length=original_length)
+    return CleanText(text=text, folded=folded, hidden=runs, truncated=truncated,
+                     original_length=original_length, scanned=scanned)
 
 
 # Phrases that try to steer the classifier. They add risk: an honest brief does not need them.

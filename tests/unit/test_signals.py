@@ -1,0 +1,350 @@
+"""Signals from change-set facts: path classes, content detectors on changed lines, file modes."""
+
+from __future__ import annotations
+
+import pytest
+
+from route_agent.policy import PolicyCache
+from route_agent.policy.loader import merge_layers, parse_layer, validate
+from route_agent.signals import ChangedFile, ChangeSet, PathMatcher, compute_signals
+from route_agent.signals import TestFailures as Failures
+from route_agent.signals.compute import Evidence
+from route_agent.signals.detectors import find_secrets
+from route_agent.signals.paths import skeleton
+
+POLICY = PolicyCache().load().policy
+MATCHER = PathMatcher(POLICY)
+
+
+def modified(path: str, *added: str, removed: tuple[str, ...] = (), start: int = 10) -> ChangedFile:
+    return ChangedFile(
+        path, "modified",
+        added=tuple((start + i, text) for i, text in enumerate(added)),
+        removed=tuple((start + i, text) for i, text in enumerate(removed)),
+        old_mode="100644", new_mode="100644",
+    )
+
+
+def signals_for(*files: ChangedFile, brief: str = "fix it", matcher: PathMatcher = MATCHER,
+                failures: Failures | None = None):  # noqa: ANN201 - Signals
+    return compute_signals(ChangeSet(files=files), brief, matcher, failures)
+
+
+def evidence_of(files: tuple[ChangedFile, ...], name: str) -> tuple[Evidence, ...]:
+    raised = signals_for(*files).raised
+    assert name in raised, sorted(raised)
+    return raised[name].evidence
+
+
+SCHEMA_CONTENT = [
+    pytest.param("app/db.py", 'cursor.execute("ALTER TABLE users ADD COLUMN age int")', "SQL DDL", id="sql-ddl-in-python"),
+    pytest.param("app/db.py", 'conn.execute("create unique index ix_email on users(email)")', "SQL DDL", id="create-index"),
+    pytest.param("app/db.py", 'sql = "DROP TABLE sessions"', "SQL DDL", id="drop-table"),
+    pytest.param("app/store.py", "        migrations.AddField(model_name='user', name='age'),", "Django migration operation",
+                 id="django-migration-op"),
+    pytest.param("app/upgrade.py", "    op.add_column('users', sa.Column('age', sa.Integer()))", "Alembic operation",
+                 id="alembic-op"),
+    pytest.param("app/models.py", "    age = models.IntegerField(default=0)", "ORM model field", id="django-field"),
+    pytest.param("app/models.py", "    owner = models.ForeignKey(User, on_delete=models.CASCADE)", "ORM model field",
+                 id="django-fk"),
+    pytest.param("app/tables.py", "    age: Mapped[int] = mapped_column(default=0)", "ORM model field", id="sqlalchemy-mapped"),
+    pytest.param("app/tables.py", "    age = Column(Integer, nullable=False)", "ORM model field", id="sqlalchemy-column"),
+    pytest.param("db/app.rb", "    add_column :users, :age, :integer", "Rails migration", id="rails"),
+    pytest.param("api/user.proto", "message User {", "protobuf message", id="proto"),
+    pytest.param("api/schema.graphql", "type User {", "GraphQL type", id="graphql"),
+    pytest.param("api/spec.yaml", "openapi: 3.1.0", "OpenAPI schema", id="openapi"),
+    pytest.param("prisma/app.prisma", "model User {", "Prisma model", id="prisma"),
+]
+
+
+@pytest.mark.parametrize(("path", "line", "rule"), SCHEMA_CONTENT)
+def test_schema_detectors_on_changed_lines(path: str, line: str, rule: str) -> None:
+    changed = modified(path, line, start=42)
+    ev = [e for e in evidence_of((changed,), "schema_change") if e.line is not None and e.detail == rule]
+    assert ev, f"no {rule} evidence"
+    assert (ev[0].path, ev[0].line) == (path, 42)
+
+
+@pytest.mark.parametrize(("path", "line", "rule"), SCHEMA_CONTENT[:6])
+def test_schema_detectors_see_removed_lines(path: str, line: str, rule: str) -> None:
+    changed = modified(path, removed=(line,), start=7)
+    assert signals_for(changed).has_schema_change
+
+
+AUTH_CONTENT = [
+    pytest.param("services/identity/tokens.py", "    claims = jwt.decode(token, key, algorithms=['RS256'])", "JWT handling",
+                 id="jwt-decode"),
+    pytest.param("services/identity/tokens.py", "def verify_access_token(raw: str) -> Claims:", "token verification",
+                 id="verify-token"),
+    pytest.param("app/api.py", "    refresh_token = issue(user)", "token verification", id="refresh-token"),
+    pytest.param("app/users.py", "    if not check_password(user, supplied):", "password handling", id="password"),
+    pytest.param("app/users.py", "    digest = bcrypt.hashpw(pw, salt)", "password handling", id="bcrypt"),
+    pytest.param("app/views.py", "    request.session['uid'] = user.id", "session handling", id="session"),
+    pytest.param("app/views.py", "@login_required", "session handling", id="login-required"),
+    pytest.param("app/views.py", "    if not user.has_perm('billing.refund'):", "permission check", id="has-perm"),
+    pytest.param("app/views.py", "    if request.user.is_superuser:", "permission check", id="superuser"),
+    pytest.param("app/sso_client.py", "    flow = OAuth2Session(client_id, scope=scopes)", "OAuth / OIDC", id="oauth"),
+    pytest.param("app/sign.py", "    return hmac.compare_digest(expected, given)", "cryptography", id="hmac"),
+    pytest.param("app/sign.py", "    f = Fernet(key)", "cryptography", id="fernet"),
+]
+
+
+@pytest.mark.parametrize(("path", "line", "rule"), AUTH_CONTENT)
+def test_auth_detectors_on_changed_lines(path: str, line: str, rule: str) -> None:
+    changed = modified(path, line, start=17)
+    ev = [e for e in evidence_of((changed,), "auth_code") if e.line is not None and e.detail == rule]
+    assert ev, f"no {rule} evidence"
+    assert (ev[0].path, ev[0].line) == (path, 17)
+    assert ev[0].excerpt
+
+
+def test_jwt_code_in_an_unnamed_directory_is_auth() -> None:
+    # services/identity/ matches no path rule: the content alone makes it auth code.
+    changed = modified("services/identity/tokens.py", "    jwt.decode(token, PUBLIC_KEY, algorithms=['RS256'])")
+    assert not MATCHER.classify("services/identity/tokens.py")
+    assert signals_for(changed).has_auth_code
+
+
+SECRETS = [
+    pytest.param("AWS_ACCESS_KEY_ID = 'AKIAIOSFODNN7EXAMPLE'", "AWS access key id", id="aws-key-id"),
+    pytest.param("-----BEGIN RSA PRIVATE KEY-----", "private key", id="private-key"),
+    pytest.param("token = 'ghp_" + "a1B2" * 9 + "'", "GitHub token", id="github-token"),
+    pytest.param("GITLAB = 'glpat-" + "x" * 20 + "'", "GitLab token", id="gitlab-token"),
+    pytest.param("slack = 'xoxb-1234567890-abcdef'", "Slack token", id="slack"),
+    pytest.param("stripe = 'sk_live_" + "9" * 24 + "'", "Stripe key", id="stripe"),
+    pytest.param("key = 'AIza" + "B" * 35 + "'", "Google API key", id="google"),
+    pytest.param("api_key = 'q8Zr2LmX9vTe4Kd1'", "generic secret assignment", id="generic-assignment"),
+]
+
+
+@pytest.mark.parametrize(("line", "rule"), SECRETS)
+def test_secrets_in_added_lines_are_flagged_and_withheld(line: str, rule: str) -> None:
+    changed = modified("app/settings.py", line, start=3)
+    ev = evidence_of((changed,), "secret_in_content")
+    assert ev[0].path == "app/settings.py" and ev[0].line == 3
+    assert ev[0].detail is not None and rule in ev[0].detail and "withheld" in ev[0].detail
+    assert ev[0].excerpt is None  # the value never reaches output
+    assert [h.rule for h in find_secrets("x\n" + line)][:1] == [rule]
+
+
+def test_a_removed_secret_is_not_a_secret_hit() -> None:
+    changed = modified("app/settings.py", "api_key = os.environ['API_KEY']", removed=("api_key = 'q8Zr2LmX9vTe4Kd1'",))
+    assert "secret_in_content" not in signals_for(changed).raised
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        pytest.param("ops/web.yaml", "kind: Deployment", id="deployment"),
+        pytest.param("ops/web.yml", "kind: Ingress", id="ingress"),
+        pytest.param("ops/jobs.yaml", "  kind: CronJob", id="cronjob"),
+    ],
+)
+def test_k8s_manifests_by_content(path: str, line: str) -> None:
+    ev = evidence_of((modified(path, line, start=5),), "deploy_config")
+    assert any(e.line == 5 and e.detail == "Kubernetes manifest" for e in ev)
+
+
+def test_kind_in_python_is_not_a_manifest() -> None:
+    assert "deploy_config" not in signals_for(modified("app/x.py", "kind: Deployment")).raised
+
+
+PATH_CASES = [
+    pytest.param("migrations/0042_add_age.py", "schema_change", id="migrations-dir"),
+    pytest.param("app/migrations/0001_initial.py", "schema_change", id="nested-migrations"),
+    pytest.param("alembic/versions/abc_add.py", "schema_change", id="alembic-versions"),
+    pytest.param("db/queries.sql", "schema_change", id="sql-file"),
+    pytest.param("api/user.proto", "schema_change", id="proto-file"),
+    pytest.param("api/schema.graphql", "schema_change", id="graphql-file"),
+    pytest.param("openapi.yaml", "schema_change", id="openapi-file"),
+    pytest.param("app/auth/views.py", "auth_code", id="auth-dir"),
+    pytest.param("lib/jwt_utils.py", "auth_code", id="jwt-name"),
+    pytest.param("app/login.py", "auth_code", id="login"),
+    pytest.param(".env", "secrets_handling", id="dotenv"),
+    pytest.param("config/.env.production", "secrets_handling", id="dotenv-prod"),
+    pytest.param("certs/server.pem", "secrets_handling", id="pem"),
+    pytest.param("deploy/id_rsa", "secrets_handling", id="id-rsa"),
+    pytest.param("app/secret_store.py", "secrets_handling", id="secret-name"),
+    pytest.param(".github/workflows/ci.yml", "ci_config", id="gh-workflows"),
+    pytest.param(".gitlab-ci.yml", "ci_config", id="gitlab"),
+    pytest.param("Jenkinsfile", "ci_config", id="jenkins"),
+    pytest.param("Dockerfile", "deploy_config", id="dockerfile"),
+    pytest.param("services/api/Dockerfile", "deploy_config", id="nested-dockerfile"),
+    pytest.param("docker-compose.prod.yml", "deploy_config", id="compose"),
+    pytest.param("k8s/web-deployment.yaml", "deploy_config", id="k8s-dir"),
+    pytest.param("deploy/web.yaml", "deploy_config", id="deploy-dir"),
+    pytest.param("infra/main.tf", "deploy_config", id="terraform"),
+    pytest.param("charts/web/values.yaml", "deploy_config", id="helm"),
+    pytest.param("requirements.txt", "dependency_manifest", id="requirements"),
+    pytest.param("web/package.json", "dependency_manifest", id="package-json"),
+    pytest.param("go.sum", "dependency_manifest", id="go-sum"),
+    pytest.param("docs/guide.md", "docs", id="docs"),
+    pytest.param("tests/test_x.py", "tests", id="tests"),
+    pytest.param("ui/__snapshots__/a.snap", "snapshots", id="snapshots"),
+]
+
+
+@pytest.mark.parametrize(("path", "path_class"), PATH_CASES)
+def test_path_classes(path: str, path_class: str) -> None:
+    assert path_class in {m.path_class for m in MATCHER.classify(path)}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(".env.example", id="env-example"),
+        pytest.param("src/app/main.py", id="plain-code"),
+        pytest.param("authors.txt", id="authors-not-auth"),
+        pytest.param("docs/migrations.md", id="doc-about-migrations"),
+        pytest.param("a/workflows/ci.yml", id="workflows-elsewhere"),
+    ],
+)
+def test_paths_that_are_not_protected(path: str) -> None:
+    classes = {m.path_class for m in MATCHER.classify(path)}
+    assert not classes & {"schema_change", "auth_code", "secrets_handling", "ci_config", "deploy_config"}
+
+
+def test_glob_star_does_not_cross_directories() -> None:
+    policy = validate(merge_layers([
+        parse_layer("models:\n  fast: {provider: openai, model: a}\n  strong: {provider: openai, model: b}\n", "a"),
+        parse_layer("paths:\n  sensitive: ['billing/*.py']\n", "b"),
+    ]), "b")
+    matcher = PathMatcher(policy)
+    assert {m.path_class for m in matcher.classify("billing/refund.py")} == {"sensitive"}
+    assert "sensitive" not in {m.path_class for m in matcher.classify("billing/sub/refund.py")}
+
+
+@pytest.mark.parametrize(
+    ("path", "imitated"),
+    [
+        pytest.param(".github/workflоws/ci.yml", "ci_config", id="cyrillic-o-in-workflows"),
+        pytest.param(".github/wоrkflоws/deploy.yml", "ci_config", id="two-cyrillic-o"),
+        pytest.param("migrаtions/0001.py", "schema_change", id="cyrillic-a-in-migrations"),
+        pytest.param("Dоckerfile", "deploy_config", id="cyrillic-o-in-dockerfile"),
+        pytest.param("ａｕｔｈ/views.py", "auth_code", id="fullwidth-auth"),
+    ],
+)
+def test_lookalike_protected_paths(path: str, imitated: str) -> None:
+    match = MATCHER.lookalike(path)
+    assert match is not None and match.path_class == imitated
+    sig = signals_for(ChangedFile(path, "untracked", added=((1, "x: 1"),), new_mode="100644"))
+    assert "lookalike_path" in sig.raised
+    assert sig.raised["lookalike_path"].evidence[0].path == path
+
+
+@pytest.mark.parametrize("path", [pytest.param("docs/café.md", id="accented"), pytest.param("src/データ.py", id="cjk")])
+def test_non_ascii_paths_that_imitate_nothing(path: str) -> None:
+    assert MATCHER.lookalike(path) is None
+
+
+def test_skeleton_maps_confusables() -> None:
+    assert skeleton(".github/workflоws/CI.yml") == ".github/workflows/ci.yml"
+
+
+@pytest.mark.parametrize(
+    ("changed", "detail_fragment"),
+    [
+        pytest.param(ChangedFile("bin/run", "untracked", new_mode="120000"), "120000", id="symlink-added"),
+        pytest.param(ChangedFile("lib", "typechange", old_mode="100644", new_mode="120000"), "120000", id="file-to-symlink"),
+        pytest.param(ChangedFile("scripts/deploy.sh", "modified", old_mode="100644", new_mode="100755"), "100755",
+                     id="exec-bit-set"),
+        pytest.param(ChangedFile("scripts/deploy.sh", "modified", old_mode="100755", new_mode="100644"), "100644",
+                     id="exec-bit-cleared"),
+        pytest.param(ChangedFile("tools/new.sh", "untracked", added=((1, "echo hi"),), new_mode="100755"), "100755",
+                     id="new-executable"),
+        pytest.param(ChangedFile("vendor/lib", "modified", old_mode="160000", new_mode="160000"), "gitlink", id="submodule"),
+    ],
+)
+def test_file_modes(changed: ChangedFile, detail_fragment: str) -> None:
+    ev = evidence_of((changed,), "file_mode_change")
+    assert ev[0].path == changed.path
+    assert ev[0].detail is not None and detail_fragment in ev[0].detail
+
+
+def test_unchanged_mode_is_not_a_mode_change() -> None:
+    assert "file_mode_change" not in signals_for(modified("a.py", "x = 1")).raised
+
+
+def test_deletions_binaries_dependencies_and_truncation() -> None:
+    files = (
+        ChangedFile("app/old.py", "deleted", removed=((1, "x = 1"), (2, "y = 2")), old_mode="100644"),
+        ChangedFile("static/logo.png", "modified", binary=True, old_mode="100644", new_mode="100644"),
+        modified("requirements.txt", "httpx==0.28.1"),
+        ChangedFile("data/big.py", "untracked", added=((1, "x = 1"),), new_mode="100644", truncated=True),
+    )
+    raised = signals_for(*files).raised
+    assert raised["deletions"].evidence[0].path == "app/old.py"
+    assert raised["binary_change"].evidence[0].path == "static/logo.png"
+    assert raised["dependency_change"].evidence[0].path == "requirements.txt"
+    assert raised["truncated_input"].evidence[0].path == "data/big.py"
+
+
+def test_binary_content_is_not_scanned() -> None:
+    changed = ChangedFile("blob.py", "modified", added=((1, "password = 'hunter2hunter2'"),), binary=True)
+    raised = signals_for(changed).raised
+    assert "auth_code" not in raised and "secret_in_content" not in raised
+
+
+def test_rename_out_of_a_protected_path_counts() -> None:
+    changed = ChangedFile("archive/0001.py", "renamed", old_path="migrations/0001.py", old_mode="100644", new_mode="100644")
+    assert signals_for(changed).has_schema_change
+
+
+@pytest.mark.parametrize(
+    ("changed", "expected"),
+    [
+        pytest.param(modified("app/sync.py", "def drain(queue):"), True, id="new-function"),
+        pytest.param(modified("app/sync.py", "class RetryBudget:"), True, id="new-class"),
+        pytest.param(modified("web/app.ts", "export function retry() {"), True, id="ts-export-function"),
+        pytest.param(ChangedFile("app/new_mod.py", "untracked", added=((1, "X = 1"),), new_mode="100644"), True,
+                     id="new-code-file"),
+        pytest.param(modified("app/sync.py", "    return x + 2"), False, id="edit-only"),
+        pytest.param(modified("docs/guide.md", "def example():"), False, id="docs-are-not-code"),
+        pytest.param(ChangedFile("notes.txt", "untracked", added=((1, "class A:"),)), False, id="new-text-file"),
+    ],
+)
+def test_new_code_from_the_diff(changed: ChangedFile, expected: bool) -> None:
+    assert signals_for(changed, brief="fix it").needs_new_code is expected
+
+
+def test_design_notes_example_signals() -> None:
+    files = tuple(modified(f"app/m{i}.py", "    return x + 2", removed=("    return x + 1",)) for i in range(4))
+    failures = Failures(count=2, source="junit.xml", evidence=(Evidence(path="tests/test_a.py", line=4),))
+    sig = signals_for(*files, brief="add a retry budget function to the sync worker", failures=failures)
+    assert sig.summary_line() == "files=4 schema_change=false auth_code=false test_failures=2 new_code=true"
+    assert sig.as_dict()["test_failures"] == 2
+    assert sig.raised["test_failures"].evidence[0].line == 4
+
+
+def test_readme_typo_raises_nothing_but_files() -> None:
+    sig = signals_for(modified("README.md", "Install the tool.", removed=("Instal the tool.",)), brief="fix a typo")
+    assert sig.raised == {}
+    assert sig.files_touched == 1
+
+
+def test_content_in_unchanged_lines_is_not_seen() -> None:
+    # Only changed lines reach the detectors: context (e.g. an existing password check) does not.
+    changed = modified("app/users.py", "    logger.info('done')")
+    sig = signals_for(changed)
+    assert not sig.has_auth_code and not sig.has_schema_change
+
+
+def test_evidence_is_capped() -> None:
+    files = tuple(modified(f"migrations/{i:04}.py", "x = 1") for i in range(50))
+    sig = signals_for(*files)
+    assert sig.raised["schema_change"].count == 50
+    assert len(sig.raised["schema_change"].evidence) == 20
+
+
+def test_custom_rule_signal() -> None:
+    policy = validate(merge_layers([
+        PolicyCache().default_layer(),
+        parse_layer("custom_rules:\n  - {name: billing, globs: ['billing/'], points: 4, always_strong: true}\n", "t.yaml"),
+    ]), "t.yaml")
+    sig = signals_for(modified("billing/refund.py", "x = 1"), matcher=PathMatcher(policy))
+    assert "custom:billing" in sig.raised
+
+
+def test_long_lines_are_capped_before_matching() -> None:
+    line = "x" * 10_000 + " jwt.decode(token)"
+    assert not signals_for(modified("app/x.py", line)).has_auth_code
