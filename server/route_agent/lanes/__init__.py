@@ -9,8 +9,9 @@ Public API (imported lazily, so `route_agent.lanes.estimate` stays free of httpx
               finish_reason, retries, fallback_used, usage_reported, cost_source, within_budget, errors)
     LaneError(kind, message, status=None)      kinds: config auth payment bad_request rate_limited
                                                server incomplete html timeout budget cancelled
-    build_prompt(brief, change_set, repo_root, spec, findings=None, *, head_blobs=None,
-                 read_file=None) -> Prompt(messages, estimated_tokens, withheld, redactions)
+    build_prompt(brief, change_set, repo_root, spec, findings=None, *, read_file=None,
+                 is_ignored=None, extra_paths=()) -> Prompt(messages, estimated_tokens, withheld,
+                 redactions); Prompt.left_out -> list of dicts for the attempt record
     Withheld(path, line, reason); Redaction(path, line, rule)
     SpendSource (protocol: spent_today_usd() -> float), InMemorySpend, TaskSpend, BudgetGuard
 """
@@ -24,15 +25,18 @@ if TYPE_CHECKING:
     from route_agent.lanes.budget import BudgetGuard, InMemorySpend, SpendSource, TaskSpend
     from route_agent.lanes.client import LaneClient, LaneReply, Role
     from route_agent.lanes.errors import LaneError
+    from route_agent.lanes.prompt import Prompt, Redaction, Withheld, build_prompt, never_send_reason
 
 _WHERE = {
     "BudgetGuard": "budget", "InMemorySpend": "budget", "SpendSource": "budget", "TaskSpend": "budget",
     "LaneClient": "client", "LaneReply": "client", "Role": "client",
     "LaneError": "errors",
+    "Prompt": "prompt", "Redaction": "prompt", "Withheld": "prompt", "build_prompt": "prompt", "never_send_reason": "prompt",
 }
 
 __all__ = [
-    "BudgetGuard", "InMemorySpend", "LaneClient", "LaneError", "LaneReply", "Role", "SpendSource", "TaskSpend",
+    "BudgetGuard", "InMemorySpend", "LaneClient", "LaneError", "LaneReply", "Prompt", "Redaction", "Role", "SpendSource",
+    "TaskSpend", "Withheld", "build_prompt", "never_send_reason",
 ]
 
 
