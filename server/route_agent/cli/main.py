@@ -187,6 +187,18 @@ from route_agent.cli.ledger_cmd import ledger_group
 
 cli.add_command(ledger_group)
 
+from route_agent.cli.eval_cmd import register as register_eval  # noqa: E402
+
+register_eval(cli, policy_group)
+
+
+@cli.command("serve")
+def serve_command() -> None:
+    """Run the language server over stdio (LSP)."""
+    from route_agent.lsp.server import main as serve_main
+
+    serve_main()
+
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
