@@ -1,0 +1,49 @@
+"""pygls's LSP protocol with text synchronisation that splices lines instead of rebuilding text.
+
+The built-in didOpen/didChange/didClose handlers keep pygls's own `TextDocument`s, whose incremental
+update rebuilds the whole text on every change. These overrides keep `LineDocument`s in the
+server's store instead and then call the server's handlers, as pygls does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls import uris
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from route_agent.lsp.state.documents import LineDocument
+
+if TYPE_CHECKING:
+    from route_agent.lsp.server import RouteAgentServer
+
+
+class RouteAgentProtocol(LanguageServerProtocol):
+    _server: RouteAgentServer
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Generator[Any, Any, None]:
+        item = params.text_document
+        doc = LineDocument.open(item, uris.to_fs_path(item.uri), self.workspace.position_codec)
+        self._server.documents.put(doc)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Generator[Any, Any, None]:
+        doc = self._server.documents.get(params.text_document.uri)
+        if doc is not None:
+            for change in params.content_changes:
+                doc.apply(change)
+            doc.version = params.text_document.version
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Generator[Any, Any, None]:
+        self._server.documents.remove(params.text_document.uri)
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None

@@ -1,0 +1,307 @@
+"""The route-agent language server: a pygls `LanguageServer` subclass that owns all state.
+
+State: open documents (spliced line lists), one `FolderState` per workspace folder with the latest
+risk snapshot, the resolved settings and client features, routed runs, and what diagnostics were
+last delivered. Risk is recomputed per folder, debounced, with git in a worker thread; readers
+(hover, code actions) never wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls import uris
+from pygls.lsp.server import LanguageServer
+
+from route_agent import __version__
+from route_agent.lsp.capabilities import ClientFeatures
+from route_agent.lsp.protocol import RouteAgentProtocol
+from route_agent.lsp.settings import RawOptions, Settings, resolve
+from route_agent.lsp.state.documents import DocumentStore, LineDocument
+from route_agent.lsp.state.folders import FolderState, RiskSnapshot, compute_snapshot
+from route_agent.lsp.state.runs import RunRegistry
+from route_agent.policy import PolicyError
+from route_agent.workspace.git import WorkspaceError
+
+logger = logging.getLogger("route_agent.lsp")
+
+SHUTDOWN_GRACE_S = 1.5
+
+
+class RouteAgentServer(LanguageServer):
+    protocol: RouteAgentProtocol
+
+    def __init__(self) -> None:
+        super().__init__("route-agent", __version__, protocol_cls=RouteAgentProtocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.documents = DocumentStore()
+        self.folders: dict[str, FolderState] = {}
+        self.settings = Settings()
+        self.init_options = RawOptions()
+        self.client = ClientFeatures()
+        self.runs = RunRegistry()
+        self.diagnostic_uris: set[str] = set()
+        """URIs we last pushed non-empty diagnostics to (so stale ones can be cleared)."""
+        self.diagnostic_versions: dict[str, int] = {}
+        """Per-URI counter behind pull diagnostics' result_id."""
+        self.diagnostic_cache: dict[str, list[types.Diagnostic]] = {}
+        self.policy_diagnostics: dict[str, list[types.Diagnostic]] = {}
+        """Live diagnostics of policy files being edited, by URI."""
+        self._uri_folder: dict[str, tuple[FolderState, str] | None] = {}
+        self.background: set[asyncio.Task[Any]] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # --- folders -------------------------------------------------------------------------------
+
+    def add_folder(self, uri: str, name: str | None = None) -> FolderState | None:
+        path = uris.to_fs_path(uri)
+        if path is None:
+            return None
+        root = Path(path)
+        folder = FolderState(uri=uri, root=root, name=name or root.name)
+        self.folders[uri] = folder
+        self._uri_folder.clear()
+        return folder
+
+    def remove_folder(self, uri: str) -> None:
+        folder = self.folders.pop(uri, None)
+        if folder is not None:
+            if folder.timer is not None:
+                folder.timer.cancel()
+            if folder.task is not None:
+                folder.task.cancel()
+        self._uri_folder.clear()
+
+    def locate(self, uri: str) -> tuple[FolderState, str] | None:
+        """The folder holding `uri` (deepest first) and the repository-relative path."""
+        if uri in self._uri_folder:
+            return self._uri_folder[uri]
+        found: tuple[FolderState, str] | None = None
+        path = uris.to_fs_path(uri)
+        if path is not None:
+            best = -1
+            for folder in self.folders.values():
+                rel = folder.relative(path)
+                if rel is not None and len(str(folder.root)) > best:
+                    best, found = len(str(folder.root)), (folder, rel)
+        if len(self._uri_folder) > 10_000:
+            self._uri_folder.clear()
+        self._uri_folder[uri] = found
+        return found
+
+    def uri_for(self, folder: FolderState, rel: str) -> str:
+        root = folder.snapshot.repo.root if folder.snapshot else folder.root
+        return uris.from_fs_path(str(root / rel)) or (folder.uri.rstrip("/") + "/" + rel)
+
+    def buffers_for(self, folder: FolderState) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for doc in self.documents:
+            where = self.locate(doc.uri)
+            if where is not None and where[0] is folder:
+                out[where[1]] = doc.text
+        return out
+
+    # --- refresh -------------------------------------------------------------------------------
+
+    def schedule_refresh(self, folder: FolderState, delay: float | None = None) -> None:
+        """Debounced: every call pushes the refresh back; one refresh runs at a time per folder."""
+        loop = self.loop or asyncio.get_running_loop()
+        folder.refresh_pending = True
+        if folder.timer is not None:
+            folder.timer.cancel()
+        wait = self.settings.debounce_s if delay is None else delay
+        folder.timer = loop.call_later(wait, self._start_refresh, folder)
+
+    def schedule_all(self, delay: float | None = None) -> None:
+        for folder in self.folders.values():
+            self.schedule_refresh(folder, delay)
+
+    def _start_refresh(self, folder: FolderState) -> None:
+        folder.timer = None
+        if folder.refresh_running:
+            folder.rerun = True
+            return
+        folder.refresh_pending = False
+        folder.refresh_running = True
+        task = asyncio.ensure_future(self._refresh(folder))
+        folder.task = task
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _refresh(self, folder: FolderState) -> None:
+        folder.generation += 1
+        generation = folder.generation
+        buffers = self.buffers_for(folder)
+        try:
+            snapshot: RiskSnapshot | None = await asyncio.to_thread(
+                compute_snapshot, folder.root, buffers, folder.policy_cache, self.settings.policy_path,
+                self.settings.lane, generation,
+            )
+            folder.error = None
+            folder.policy_error = None
+        except PolicyError as exc:
+            snapshot = None
+            folder.policy_error = exc
+            folder.error = f"policy error: {exc.issues[0]}" if exc.issues else "policy error"
+        except WorkspaceError as exc:
+            snapshot = None
+            folder.error = str(exc)
+        except asyncio.CancelledError:
+            folder.refresh_running = False
+            raise
+        except Exception:
+            logger.exception("risk refresh failed for %s", folder.root)
+            snapshot = None
+            folder.error = "internal error while computing the risk; see the route-agent log"
+        finally:
+            folder.refresh_running = False
+        if folder.error:
+            logger.warning("%s: %s", folder.root, folder.error)
+        if snapshot is not None:
+            folder.snapshot = snapshot
+        if folder.rerun:
+            folder.rerun = False
+            self.schedule_refresh(folder, 0.0)
+        from route_agent.lsp.features import diagnostics
+
+        diagnostics.deliver(self)
+
+    # --- documents -----------------------------------------------------------------------------
+
+    def document(self, uri: str) -> LineDocument | None:
+        return self.documents.get(uri)
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("background task failed: %r", exc, exc_info=exc)
+
+    def apply_settings(self, settings: Settings) -> None:
+        changed = settings != self.settings
+        self.settings = settings
+        if settings.state_dir is not None:
+            os.environ["ROUTE_AGENT_STATE_DIR"] = str(settings.state_dir)
+        logging.getLogger("route_agent").setLevel(settings.logging_level)
+        if changed:
+            self.schedule_all(0.0)
+
+    def resolve_settings(self, *layers: RawOptions) -> Settings:
+        first = next(iter(self.folders.values()), None)
+        return resolve(self.init_options, *layers, workspace_root=first.root if first else None)
+
+    # --- shutdown ------------------------------------------------------------------------------
+
+    async def stop_everything(self) -> None:
+        """Cancel runs, timers and refreshes; give worker threads a moment to finish their git."""
+        await self.runs.cancel_all()
+        for folder in self.folders.values():
+            if folder.timer is not None:
+                folder.timer.cancel()
+        for task in list(self.background):
+            task.cancel()
+        if self.background:
+            await asyncio.wait(list(self.background), timeout=SHUTDOWN_GRACE_S)
+
+
+class LspLogHandler(logging.Handler):
+    """Python logging -> `window/logMessage` (stdout carries the protocol, so never print)."""
+
+    LEVELS = ((logging.ERROR, types.MessageType.Error), (logging.WARNING, types.MessageType.Warning),
+              (logging.INFO, types.MessageType.Info))
+
+    def __init__(self, server: RouteAgentServer) -> None:
+        super().__init__()
+        self.server = server
+        self._local = threading.local()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(self._local, "busy", False) or self.server.protocol.writer is None:
+            return
+        self._local.busy = True
+        try:
+            kind = next((t for level, t in self.LEVELS if record.levelno >= level), types.MessageType.Log)
+            params = types.LogMessageParams(type=kind, message=self.format(record))
+            loop = self.server.loop
+            if loop is not None and threading.current_thread() is not threading.main_thread():
+                loop.call_soon_threadsafe(self.server.window_log_message, params)
+            else:
+                self.server.window_log_message(params)
+        except Exception:  # noqa: BLE001 - a failing log handler must not take the server down
+            self.handleError(record)
+        finally:
+            self._local.busy = False
+
+
+def create_server() -> RouteAgentServer:
+    from route_agent.lsp.features import register_all
+
+    server = RouteAgentServer()
+    register_all(server)
+    return server
+
+
+def configure_logging(server: RouteAgentServer) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = LspLogHandler(server)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logging.getLogger("route_agent").addHandler(handler)
+    logging.getLogger("route_agent").setLevel(logging.INFO)
+    logging.getLogger("route_agent").propagate = False
+    # pygls logs every message it sends at INFO; keep only its warnings, on stderr.
+    pygls_logger = logging.getLogger("pygls")
+    pygls_logger.setLevel(logging.WARNING)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    pygls_logger.addHandler(stderr)
+    pygls_logger.propagate = False
+
+
+async def serve_stdio(server: RouteAgentServer) -> int:
+    from route_agent.lsp.stdio import FdWriter, open_stdin_reader, read_messages
+
+    server.loop = asyncio.get_running_loop()
+    # Anything printed by accident must not corrupt the protocol: stdout's descriptor is kept for
+    # frames, and sys.stdout now points at stderr.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    server.protocol.set_writer(FdWriter(out_fd))
+    reader = await open_stdin_reader()
+    code = 0
+    try:
+        await read_messages(reader, server.protocol)
+        code = 0 if server.protocol._shutdown else 1  # noqa: SLF001
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.stop_everything(), timeout=SHUTDOWN_GRACE_S + 0.3)
+    return code
+
+
+def main() -> None:
+    server = create_server()
+    configure_logging(server)
+    # Not asyncio.run: it would wait for the default executor's threads, which may be inside git.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    code = loop.run_until_complete(serve_stdio(server))
+    sys.stderr.flush()
+    # Worker threads may still be inside a git call; do not wait for them past the grace period.
+    os._exit(code)

@@ -1,0 +1,151 @@
+"""One workspace folder: its repository, policy, and the latest risk snapshot.
+
+`compute_snapshot` is synchronous (git, files) and runs in a worker thread; the event loop only
+swaps the finished snapshot in, so hover and code actions read the latest one without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from route_agent.policy import LoadedPolicy, PolicyCache, PolicyError
+from route_agent.routing import LaneRefused, Router
+from route_agent.routing.decide import Decision
+from route_agent.signals import ChangeSet, Evidence, TestFailures
+from route_agent.workspace.git import Repo, WorkspaceError, collect_change_set, open_repo
+from route_agent.workspace.state import read_latest_verification, user_policy_path
+
+DRIFT_SIGNALS = ("auth_code", "schema_change")
+
+
+@dataclass(frozen=True, slots=True)
+class DriftHit:
+    """Content detectors found `signal` code in `path`, and no path rule of that class covers it."""
+
+    signal: str
+    path: str
+    line: int
+    detector: str
+    suggested_glob: str
+
+
+@dataclass(frozen=True)
+class RiskSnapshot:
+    decision: Decision
+    change_set: ChangeSet
+    policy: LoadedPolicy
+    repo: Repo
+    drift: tuple[DriftHit, ...]
+    computed_at: float
+    generation: int
+
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(self.change_set.paths)
+
+
+@dataclass
+class FolderState:
+    uri: str
+    root: Path
+    name: str
+    snapshot: RiskSnapshot | None = None
+    error: str | None = None
+    policy_error: PolicyError | None = None
+    refresh_pending: bool = False
+    refresh_running: bool = False
+    rerun: bool = False
+    generation: int = 0
+    timer: asyncio.TimerHandle | None = None
+    task: asyncio.Task[None] | None = None
+    policy_cache: PolicyCache = field(default_factory=PolicyCache)
+
+    @property
+    def refreshing(self) -> bool:
+        return self.refresh_pending or self.refresh_running
+
+    def relative(self, path: str | Path) -> str | None:
+        """Repository-relative POSIX path, or None when `path` is outside this folder."""
+        try:
+            rel = Path(path).resolve().relative_to(self.root.resolve())
+        except ValueError:
+            return None
+        return PurePosixPath(*rel.parts).as_posix() if rel.parts else None
+
+
+def suggest_glob(path: str) -> str:
+    """`services/identity/tokens.py` -> `services/identity/**`; a top-level file names itself."""
+    parent = PurePosixPath(path).parent
+    return f"{parent.as_posix()}/**" if parent.parts else path
+
+
+def find_drift(decision: Decision, router: Router) -> tuple[DriftHit, ...]:
+    """Content hits for auth/schema code in paths that no path rule of that class covers."""
+    hits: list[DriftHit] = []
+    seen: set[tuple[str, str]] = set()
+    for contribution in decision.contributions:
+        if contribution.signal not in DRIFT_SIGNALS:
+            continue
+        for ev in contribution.evidence:
+            if not _is_content_evidence(ev) or ev.path is None or ev.line is None:
+                continue
+            key = (contribution.signal, ev.path)
+            if key in seen:
+                continue
+            classes = {m.path_class for m in router.matcher.classify(ev.path)}
+            if contribution.signal in classes:
+                continue
+            seen.add(key)
+            hits.append(DriftHit(contribution.signal, ev.path, ev.line, ev.detail or "detector", suggest_glob(ev.path)))
+    return tuple(hits)
+
+
+def _is_content_evidence(ev: Evidence) -> bool:
+    return ev.path not in (None, "brief") and ev.line is not None and not (ev.detail or "").startswith("matches path rule")
+
+
+def test_failures_from_state(root: Path) -> TestFailures:
+    latest = read_latest_verification(root)
+    if latest and isinstance(latest.get("test_failures"), int) and latest["test_failures"] > 0:
+        tests = latest.get("failed_tests") or []
+        evidence = tuple(Evidence(detail=str(t)) for t in tests[:20] if isinstance(t, str))
+        return TestFailures(count=int(latest["test_failures"]), source=f"latest verification ({latest.get('run_id', '?')})", evidence=evidence)
+    return TestFailures()
+
+
+def compute_snapshot(
+    root: Path,
+    buffers: Mapping[str, str],
+    policy_cache: PolicyCache,
+    explicit_policy: Path | None,
+    requested_lane: Literal["auto", "fast", "strong"],
+    generation: int,
+) -> RiskSnapshot:
+    """Git, policy and scoring for one folder. Raises WorkspaceError or PolicyError."""
+    repo = open_repo(root)
+    loaded = policy_cache.for_workspace(repo.root, explicit_policy, user_policy_path())
+    change_set = collect_change_set(repo, buffers=buffers)
+    router = Router(loaded.policy)
+    failures = test_failures_from_state(repo.root)
+    try:
+        decision = router.classify(change_set, "", failures, requested_lane=requested_lane)
+    except LaneRefused:
+        decision = router.classify(change_set, "", failures)
+    return RiskSnapshot(decision, change_set, loaded, repo, find_drift(decision, router), time.monotonic(), generation)
+
+
+__all__ = [
+    "DriftHit",
+    "FolderState",
+    "PolicyError",
+    "RiskSnapshot",
+    "WorkspaceError",
+    "compute_snapshot",
+    "find_drift",
+    "suggest_glob",
+]
