@@ -8,6 +8,8 @@ APT="$SUDO apt-get -o DPkg::Lock::Timeout=300 -y --no-install-recommends"
 
 # --- Debian packages (each section adds what its tests need) ---
 PKGS=(git bubblewrap)
+# --- language server: a real editor other than VS Code for tests/e2e/test_lsp_neovim.py
+PKGS+=(neovim)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
