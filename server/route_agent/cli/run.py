@@ -1,0 +1,122 @@
+"""The `route` command's real run: consume the pipeline's events and print the transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+import click
+
+from route_agent.cli.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
+from route_agent.cli.render import human_decision, json_base, verification_line
+from route_agent.ledger import LedgerError, open_ledger
+from route_agent.pipeline import events as ev
+from route_agent.pipeline.run import RunRequest, run_task
+from route_agent.policy import LoadedPolicy
+from route_agent.routing.decide import Decision, Router
+from route_agent.signals.changeset import ChangeSet
+from route_agent.workspace.git import Repo
+
+
+def _say(line: str, as_json: bool) -> None:
+    # The transcript goes to stdout; in --json mode progress goes to stderr so stdout stays one object.
+    click.echo(line, err=as_json)
+
+
+def _finding_line(f: Any) -> str:
+    return f"  {f.location()} [{f.kind}/{f.rule or f.check}] {f.message.splitlines()[0][:160] if f.message else ''}"
+
+
+async def _consume(req: RunRequest, as_json: bool) -> tuple[ev.RunFinished | None, list[dict[str, Any]]]:
+    final: ev.RunFinished | None = None
+    escalations: list[dict[str, Any]] = []
+    async for event in run_task(req):
+        if isinstance(event, ev.AttemptStarted):
+            _say(f"attempt {event.attempt_no}: {event.lane} lane ({event.model})", as_json)
+        elif isinstance(event, ev.LaneReplied):
+            _say(f"  reply: {event.input_tokens} in / {event.output_tokens} out tokens, ${event.cost_usd:.4f}, {event.latency_seconds:.1f} s"
+                 + (" (fallback model)" if event.fallback_used else ""), as_json)
+        elif isinstance(event, ev.PatchApplied):
+            _say(f"  patch: applied in a worktree ({len(event.files)} file(s): {', '.join(event.files[:5])})", as_json)
+        elif isinstance(event, ev.PatchRejected):
+            _say(f"  patch: rejected ({event.reason})", as_json)
+        elif isinstance(event, ev.ChecksStarted):
+            _say(f"  checks: {', '.join(event.names) or '(none)'} [sandbox: {event.sandbox}]", as_json)
+        elif isinstance(event, ev.CheckFinished):
+            _say(f"  check {event.name}: {event.status} ({event.duration_s:.1f} s)", as_json)
+        elif isinstance(event, ev.VerifierDone):
+            _say(f"  verifier: confidence {event.confidence:.2f} ({event.verdict}){'' if event.valid else ' - invalid reply'}", as_json)
+        elif isinstance(event, ev.AttemptFinished):
+            for finding in event.findings[:20]:
+                _say(_finding_line(finding), as_json)
+            if len(event.findings) > 20:
+                _say(f"  … {len(event.findings) - 20} more finding(s)", as_json)
+        elif isinstance(event, ev.Escalating):
+            escalations.append({"from": event.from_lane, "to": event.to_lane, "reasons": list(event.reasons)})
+            _say(f"escalation: {event.from_lane} -> {event.to_lane} ({', '.join(event.reasons)})", as_json)
+        elif isinstance(event, ev.RunFinished):
+            final = event
+    return final, escalations
+
+
+def run_routed(repo: Repo, loaded: LoadedPolicy, router: Router, decision: Decision, brief: str, change_set: ChangeSet,
+               as_json: bool, started: float, ledger_location: str | None = None, sandbox: str | None = None) -> int:
+    policy = loaded.policy
+    try:
+        ledger = open_ledger(ledger_location)
+    except LedgerError as exc:
+        click.echo(f"route-agent: {exc}", err=True)
+        return EXIT_CONFIG
+    req = RunRequest(repo=repo, policy=policy, router=router, decision=decision, brief=brief, change_set=change_set,
+                     ledger=ledger, environ=dict(os.environ), sandbox=sandbox)
+    checks = list(getattr(policy.verification, decision.lane))
+    if not as_json:
+        for line in human_decision(decision):
+            click.echo(line)
+    loop = asyncio.new_event_loop()
+    main = loop.create_task(_consume(req, as_json))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, main.cancel)
+    try:
+        final, escalations = loop.run_until_complete(main)
+    except asyncio.CancelledError:
+        click.echo("route-agent: cancelled; the worktree was removed and nothing was applied", err=True)
+        return 130
+    finally:
+        loop.close()
+        ledger.close()
+    if final is None:
+        click.echo("route-agent: the run ended without a result", err=True)
+        return EXIT_CONFIG
+    elapsed = time.monotonic() - started
+    lanes_used = [a["lane"] for a in final.attempts]
+    if lanes_used and lanes_used[-1] != decision.lane:
+        checks = list(getattr(policy.verification, lanes_used[-1]))
+    if as_json:
+        out = json_base(decision, checks)
+        out.update({
+            "run_id": final.run_id, "attempts": list(final.attempts), "escalations": escalations, "result": final.result,
+            "message": final.message, "findings": [f.as_dict() for f in final.findings],
+            "cost_usd_estimate": round(final.cost_usd, 6), "latency_seconds": round(elapsed, 3),
+            "policy_sources": list(loaded.sources), "base_commit": repo.head,
+        })
+        click.echo(json.dumps(out, indent=2))
+    else:
+        click.echo(f"verification: {verification_line(checks)}")
+        click.echo(f"result: {final.result}")
+        click.echo(f"cost_usd_estimate: {final.cost_usd:.2f}")
+        click.echo(f"latency_seconds: {elapsed:.1f}")
+        click.echo(f"message: {final.message}")
+        if final.result == "pass":
+            click.echo(f"run_id: {final.run_id} (apply the verified patch with: route-agent apply {final.run_id})")
+    sys.stdout.flush()
+    if final.result == "pass":
+        return EXIT_OK
+    if final.result == "fail":
+        return EXIT_FAILED
+    return EXIT_CONFIG

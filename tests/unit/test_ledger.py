@@ -1,0 +1,178 @@
+"""The ledger on SQLite and a real PostgreSQL server: migrations, rows, report, export, crash safety."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from route_agent.ledger import AttemptRow, LedgerError, open_ledger
+from route_agent.ledger.report import lane_figures, percentile, report_json
+from route_agent.ledger.store import SqliteLedger
+from support.postgres import throwaway_postgres
+
+
+def rows() -> list[AttemptRow]:
+    return [
+        AttemptRow(run_id="r1", repo="/r", lane="fast", model="m-fast", risk_score=2, passed=False, escalated=True,
+                   escalation_reason="tamper", result="fail", failure_kind="tamper", latency_s=2.0, cost_usd=0.01),
+        AttemptRow(run_id="r1", repo="/r", lane="strong", model="m-strong", risk_score=2, passed=True, attempt_no=2,
+                   result="pass", latency_s=10.0, cost_usd=0.2, confidence=0.9),
+        AttemptRow(run_id="r2", repo="/r", lane="fast", model="m-fast", risk_score=1, passed=True, result="pass", latency_s=4.0, cost_usd=0.02),
+        AttemptRow(run_id="r3", repo="/r", lane="fast", model="m-fast", risk_score=1, passed=False, result="fail",
+                   failure_kind="failed_tests", latency_s=6.0, cost_usd=0.02),
+        AttemptRow(run_id="r4", repo="/r", lane="fast", model="m-fast", risk_score=1, passed=False, result="fail",
+                   failure_kind="failed_tests", latency_s=8.0, cost_usd=0.02),
+    ]
+
+
+@pytest.fixture(scope="module")
+def pg_dsn() -> Iterator[str]:
+    with throwaway_postgres() as dsn:
+        yield dsn
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
+    if request.param == "sqlite":
+        store = open_ledger(str(tmp_path / "ledger.sqlite3"))
+    else:
+        store = open_ledger(request.getfixturevalue("pg_dsn"))
+        store._db.execute("TRUNCATE attempts")  # type: ignore[attr-defined]
+    yield store
+    store.close()
+
+
+def test_rows_round_trip_and_never_duplicate(ledger) -> None:  # type: ignore[no-untyped-def]
+    data = rows()
+    for row in data:
+        ledger.record(row)
+    ledger.record(data[0])  # a retried write of the same attempt
+    stored = ledger.rows()
+    assert len(stored) == len(data)
+    assert {r.attempt_id for r in stored} == {r.attempt_id for r in data}
+    first = next(r for r in stored if r.attempt_id == data[1].attempt_id)
+    assert first.passed is True and first.confidence == 0.9 and first.lane == "strong"
+    assert ledger.spent_today_usd() == pytest.approx(0.27)
+
+
+def test_review_is_recorded_on_the_passing_attempt(ledger) -> None:  # type: ignore[no-untyped-def]
+    for row in rows():
+        ledger.record(row)
+    assert ledger.set_review("r1", "rejected") == 1
+    figures = {f.lane: f for f in lane_figures(ledger.rows())}
+    assert figures["strong"].review_rejection_rate == 1.0
+    assert figures["fast"].review_rejection_rate is None
+
+
+def test_lane_figures() -> None:
+    figures = {f.lane: f for f in lane_figures(rows())}
+    fast = figures["fast"]
+    assert (fast.attempts, fast.passed, fast.escalations) == (4, 1, 1)
+    assert fast.pass_rate == 0.25 and fast.escalation_rate == 0.25
+    assert fast.latency_p50_s == 5.0 and fast.latency_p90_s == pytest.approx(7.4)
+    assert fast.common_failure == "failed_tests"
+    assert figures["strong"].pass_rate == 1.0
+    report = report_json(rows(), "x")
+    assert report["tasks"] == 4 and report["tasks_passed"] == 2
+
+
+@pytest.mark.parametrize(("values", "q", "expected"), [
+    pytest.param([1.0], 90, 1.0, id="single"), pytest.param([1.0, 2.0, 3.0, 4.0], 50, 2.5, id="median-even"),
+    pytest.param([], 50, None, id="empty")])
+def test_percentile(values: list[float], q: float, expected: float | None) -> None:
+    assert percentile(values, q) == expected
+
+
+def test_sqlite_is_wal_and_versioned(tmp_path: Path) -> None:
+    store = SqliteLedger(tmp_path / "l.sqlite3")
+    assert store.schema_version == 2
+    mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+    store.close()
+
+
+def test_sqlite_migrates_an_old_schema(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    store = SqliteLedger(path)
+    store.record(rows()[0])
+    store._db.execute("DROP INDEX attempts_time")
+    store._db.execute("DROP INDEX attempts_lane")
+    store._db.execute("PRAGMA user_version=1")
+    store.close()
+    again = SqliteLedger(path)
+    assert again.schema_version == 2 and len(again.rows()) == 1
+    again.close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(LedgerError, match="newer than this route-agent"):
+        SqliteLedger(path)
+
+
+def test_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(LedgerError, match="move the file aside"):
+        SqliteLedger(path)
+
+
+def test_killed_writer_loses_no_written_row(tmp_path: Path) -> None:
+    path = tmp_path / "crash.sqlite3"
+    code = (
+        "import os, signal, sys\n"
+        "from route_agent.ledger import AttemptRow, open_ledger\n"
+        "store = open_ledger(sys.argv[1])\n"
+        "for i in range(25):\n"
+        "    store.record(AttemptRow(run_id=f'r{i}', repo='/r', lane='fast', model='m', risk_score=1, passed=True, result='pass'))\n"
+        "    print(i, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == -9
+    written = len(proc.stdout.split())
+    store = open_ledger(str(path))
+    assert len(store.rows()) == written == 25
+    store.close()
+
+
+def test_cli_report_and_export(tmp_path: Path) -> None:
+    path = tmp_path / "cli.sqlite3"
+    store = open_ledger(str(path))
+    for row in rows():
+        store.record(row)
+    store.close()
+    env = dict(os.environ, ROUTE_AGENT_STATE_DIR=str(tmp_path / "state"))
+    out = subprocess.run([sys.executable, "-m", "route_agent", "ledger", "report", "--json", "--ledger", str(path)],
+                         capture_output=True, text=True, env=env, check=True).stdout
+    data = json.loads(out)
+    lanes = {lane["lane"]: lane for lane in data["lanes"]}
+    assert lanes["fast"]["attempts"] == 4 and lanes["strong"]["passed"] == 1
+    table = subprocess.run([sys.executable, "-m", "route_agent", "ledger", "report", "--ledger", str(path)],
+                           capture_output=True, text=True, env=env, check=True).stdout
+    assert "pass rate" in table and "failed_tests" in table
+    exported = subprocess.run([sys.executable, "-m", "route_agent", "ledger", "export", "--csv", "--ledger", str(path)],
+                              capture_output=True, text=True, env=env, check=True).stdout
+    parsed = list(csv.DictReader(io.StringIO(exported)))
+    assert len(parsed) == 5 and parsed[0]["lane"] in ("fast", "strong")
+
+
+def test_unreachable_postgres_is_a_clear_error(tmp_path: Path) -> None:
+    env = dict(os.environ, ROUTE_AGENT_STATE_DIR=str(tmp_path / "state"))
+    proc = subprocess.run([sys.executable, "-m", "route_agent", "ledger", "report", "--ledger",
+                           f"postgresql://nobody:hunter2@/db?host={tmp_path}/nosock"], capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 2
+    assert "cannot connect to the ledger" in proc.stderr and "hunter2" not in proc.stderr
+    assert "Traceback" not in proc.stderr
