@@ -210,9 +210,41 @@ def _diff_hunks(repo: Repo, paths: list[str]) -> dict[str, tuple[Lines, Lines, b
     args = ["diff", "HEAD", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "-U0", "--src-prefix=a/", "--dst-prefix=b/", "--"]
     proc = run_git(repo.root, [*args, *(":(literal)" + p for p in paths)])
     try:
-        return parse_diff_lines(proc.stdout.decode("utf-8", "surrogateescape"))
+        parsed = parse_diff_lines(proc.stdout.decode("utf-8", "surrogateescape"))
     except DiffParseError as exc:
         raise WorkspaceError(str(exc)) from None
+    # git C-quotes a name with `"`, `\\` or control characters even with core.quotePath=off.
+    return {unquote_git_path(path): lines for path, lines in parsed.items()}
+
+
+_C_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def unquote_git_path(name: str) -> str:
+    """Undo git's C-style quoting of a path (`"dir/a\\"b.py"`); other names pass through."""
+    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
+        return name
+    body = name[1:-1].encode("utf-8", "surrogateescape")
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        byte = body[i]
+        if byte != 0x5C or i + 1 == len(body):
+            out.append(byte)
+            i += 1
+            continue
+        nxt = chr(body[i + 1])
+        octal = body[i + 1 : i + 4]
+        if len(octal) == 3 and all(chr(c) in "01234567" for c in octal):
+            out.append(int(octal, 8) & 0xFF)
+            i += 4
+        elif nxt in _C_ESCAPES:
+            out.append(_C_ESCAPES[nxt])
+            i += 2
+        else:
+            out.append(byte)
+            i += 1
+    return out.decode("utf-8", "surrogateescape")
 
 
 def _read_bounded(path: Path) -> tuple[bytes, bool]:
