@@ -191,6 +191,10 @@ from route_agent.cli.eval_cmd import register as register_eval  # noqa: E402
 
 register_eval(cli, policy_group)
 
+from route_agent.cli.apply import apply_command  # noqa: E402
+
+cli.add_command(apply_command)
+
 
 @cli.command("serve")
 def serve_command() -> None:

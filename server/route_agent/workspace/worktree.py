@@ -1,0 +1,350 @@
+"""Isolated git worktrees for patches, stored runs, and moving an accepted patch to the user's tree.
+
+    create_worktree(repo, worktree_id=None) -> Worktree(id, path, base, head, repo_root)
+    remove_worktree(repo, worktree) -> None
+    prune_stale_worktrees(repo) -> list[Path]          # call at start; returns what it removed
+    save_run(repo, run_id, diff_text, base_commit, meta=None) -> Path      # state_dir()/runs/<id>/
+    apply_to_user_tree(repo, run_id) -> ApplyResult(applied, paths, merged, conflicts, message)
+    (re-exported from patches.py: apply_patch_in_worktree, extract_patch, PatchRejected)
+
+A worktree lives in state_dir()/worktrees/<id>, checked out (detached) from the user's base commit
+plus their uncommitted changes: `git stash create` makes a commit of the tracked changes without
+touching the user's tree (it runs against a copy of the index, so the user's index stays
+byte-identical), the untracked files are copied in, and both are committed inside the worktree so
+that the model's patch is the only difference from the worktree's HEAD. `<id>.owner.json` beside it
+names the process that owns it; `prune_stale_worktrees` removes worktrees of this repository whose
+owner is gone, then runs `git worktree prune`.
+
+A run stores `patch.diff`, `meta.json` and, for every touched path, its base and patched text
+(`files/<n>.base`, `files/<n>.after`). `apply_to_user_tree` writes a file whose current text still
+equals the base; a file the user changed since is merged three ways with `git merge-file`; any
+conflict (or a path that became a symlink) is reported and nothing at all is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import stat
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from route_agent.workspace.git import Repo, WorkspaceError, run_git
+from route_agent.workspace.patches import (
+    PatchRejected,
+    PatchRejectedError,
+    apply_patch_in_worktree,
+    check_no_symlink,
+    check_path,
+    diff_paths,
+    extract_patch,
+)
+from route_agent.workspace.state import state_dir
+
+_COMMIT_CONFIG = ("-c", "user.name=route-agent", "-c", "user.email=route-agent@localhost", "-c", "commit.gpgsign=false")
+MAX_UNTRACKED_COPY = 5000
+
+
+@dataclass(frozen=True)
+class Worktree:
+    id: str
+    path: Path
+    base: str
+    """The worktree's HEAD: the user's base commit plus their uncommitted and untracked files."""
+    head: str
+    """The user's HEAD when the worktree was made."""
+    repo_root: Path
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    applied: bool
+    paths: tuple[str, ...] = ()
+    merged: tuple[str, ...] = ()
+    """Paths the user had changed since the base, merged three ways."""
+    conflicts: tuple[str, ...] = ()
+    message: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def worktrees_dir() -> Path:
+    path = state_dir() / "worktrees"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def runs_dir() -> Path:
+    path = state_dir() / "runs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _owner_file(path: Path) -> Path:
+    return path.with_name(path.name + ".owner.json")
+
+
+def create_worktree(repo: Repo, worktree_id: str | None = None) -> Worktree:
+    """A detached worktree of the user's current state; the user's files and index are not touched."""
+    wid = worktree_id or uuid.uuid4().hex[:12]
+    if not wid.replace("-", "").isalnum():
+        raise WorkspaceError(f"worktree id {wid!r} must be letters, digits and dashes")
+    path = worktrees_dir() / wid
+    if path.exists():
+        raise WorkspaceError(f"worktree {path} already exists")
+    _owner_file(path).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                             "repo": str(repo.root), "created": time.time()}))
+    try:
+        snapshot = _stash_snapshot(repo) or repo.head
+        run_git(repo.root, ["worktree", "add", "--detach", "--force", str(path), snapshot])
+        _copy_untracked(repo, path)
+        run_git(path, ["add", "-A", "--", "."])
+        staged = run_git(path, ["diff", "--cached", "--quiet"], check=False)
+        if staged.returncode == 1:
+            run_git(path, [*_COMMIT_CONFIG, "commit", "-q", "--no-verify", "-m", "route-agent: untracked files"])
+        base = run_git(path, ["rev-parse", "HEAD"]).stdout.decode().strip()
+    except BaseException:
+        _remove_path(repo, path)
+        raise
+    return Worktree(id=wid, path=path, base=base, head=repo.head, repo_root=repo.root)
+
+
+def _stash_snapshot(repo: Repo) -> str | None:
+    """`git stash create` against a copy of the index: a commit of the tracked changes, or None."""
+    index = repo.git_dir / "index"
+    with tempfile.TemporaryDirectory(prefix="route-agent-index-") as tmp:
+        copy = Path(tmp) / "index"
+        if index.exists():
+            shutil.copy2(index, copy)
+        proc = run_git(repo.root, ["stash", "create", "route-agent snapshot"], env={"GIT_INDEX_FILE": str(copy)})
+    commit = proc.stdout.decode().strip()
+    return commit or None
+
+
+def _copy_untracked(repo: Repo, dest: Path) -> None:
+    listed = run_git(repo.root, ["ls-files", "-z", "--others", "--exclude-standard"])
+    paths = [p for p in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if p][:MAX_UNTRACKED_COPY]
+    for rel in paths:
+        source = repo.root / rel
+        target = dest / rel
+        try:
+            info = os.lstat(source)
+        except OSError:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if stat.S_ISLNK(info.st_mode):
+            os.symlink(os.readlink(source), target)  # copied as a link; patches through it are refused
+        elif stat.S_ISREG(info.st_mode):
+            shutil.copy2(source, target, follow_symlinks=False)
+
+
+def remove_worktree(repo: Repo, worktree: Worktree) -> None:
+    _remove_path(repo, worktree.path)
+
+
+def _remove_path(repo: Repo, path: Path) -> None:
+    if path.exists():
+        run_git(repo.root, ["worktree", "remove", "--force", "--force", str(path)], check=False)
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    _owner_file(path).unlink(missing_ok=True)
+    run_git(repo.root, ["worktree", "prune"], check=False)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prune_stale_worktrees(repo: Repo, max_orphan_age_s: float = 3600.0) -> list[Path]:
+    """Remove this repository's worktrees whose owning process is gone; then `git worktree prune`."""
+    removed: list[Path] = []
+    root = worktrees_dir()
+    host = socket.gethostname()
+    for owner in sorted(root.glob("*.owner.json")):
+        path = root / owner.name.removesuffix(".owner.json")
+        try:
+            info = json.loads(owner.read_text("utf-8"))
+        except (OSError, ValueError):
+            info = {}
+        if info.get("repo") not in (None, str(repo.root)):
+            continue
+        pid = info.get("pid")
+        stale = not isinstance(pid, int) or (info.get("host") == host and not _alive(pid))
+        if stale:
+            _remove_path(repo, path)
+            removed.append(path)
+    for path in root.iterdir():
+        orphan = path.is_dir() and not _owner_file(path).exists() and time.time() - path.stat().st_mtime > max_orphan_age_s
+        if orphan and (path / ".git").is_file() and str(repo.git_dir) in (path / ".git").read_text("utf-8", "replace"):
+            _remove_path(repo, path)
+            removed.append(path)
+    run_git(repo.root, ["worktree", "prune"], check=False)
+    return removed
+
+
+# -- runs ---------------------------------------------------------------------------------------
+
+def run_path(run_id: str) -> Path:
+    if not run_id or not run_id.replace("-", "").replace("_", "").isalnum():
+        raise WorkspaceError(f"run id {run_id!r} is not valid (letters, digits, - and _)")
+    return runs_dir() / run_id
+
+
+def save_run(repo: Repo, run_id: str, diff_text: str, base_commit: str, meta: dict[str, Any] | None = None) -> Path:
+    """Store an accepted patch with the base and patched text of every path it touches."""
+    target = run_path(run_id)
+    paths = diff_paths(diff_text)
+    for path in paths:
+        check_path(path)
+    base = _blobs_at(repo, base_commit, paths)
+    after = _patched(base, diff_text)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}-", dir=runs_dir()))
+    files: dict[str, dict[str, Any]] = {}
+    (tmp / "files").mkdir()
+    for n, path in enumerate(paths):
+        entry: dict[str, Any] = {"n": n, "base": base.get(path) is not None, "after": after.get(path) is not None}
+        if base.get(path) is not None:
+            (tmp / "files" / f"{n}.base").write_bytes(base[path] or b"")
+        if after.get(path) is not None:
+            (tmp / "files" / f"{n}.after").write_bytes(after[path] or b"")
+        files[path] = entry
+    (tmp / "patch.diff").write_bytes(diff_text.encode("utf-8", "surrogateescape"))
+    record = {"run_id": run_id, "repo": str(repo.root), "base_commit": base_commit, "user_head": repo.head,
+              "paths": paths, "files": files, "saved": time.time(), **(meta or {})}
+    (tmp / "meta.json").write_text(json.dumps(record, indent=2))
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    return target
+
+
+def _blobs_at(repo: Repo, commit: str, paths: list[str]) -> dict[str, bytes | None]:
+    request = "".join(f"{commit}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
+    data = run_git(repo.root, ["cat-file", "--batch"], input_bytes=request).stdout
+    out: dict[str, bytes | None] = {}
+    pos = 0
+    for path in paths:
+        end = data.index(b"\n", pos)
+        header = data[pos:end].decode("utf-8", "replace")
+        pos = end + 1
+        if header.endswith(" missing") or header.endswith(" ambiguous"):
+            out[path] = None
+            continue
+        size = int(header.rsplit(" ", 1)[1])
+        out[path] = data[pos:pos + size]
+        pos += size + 1
+    return out
+
+
+def _patched(base: dict[str, bytes | None], diff_text: str) -> dict[str, bytes | None]:
+    """Apply the diff to the base texts in a scratch directory that is no repository."""
+    with tempfile.TemporaryDirectory(prefix="route-agent-apply-") as tmp:
+        scratch = Path(tmp) / "tree"
+        scratch.mkdir()
+        for path, data in base.items():
+            if data is not None:
+                (scratch / path).parent.mkdir(parents=True, exist_ok=True)
+                (scratch / path).write_bytes(data)
+        proc = run_git(scratch, ["apply", "--recount", "--whitespace=nowarn", "-"],
+                       input_bytes=diff_text.encode("utf-8", "surrogateescape"), check=False,
+                       env={"GIT_CEILING_DIRECTORIES": tmp})
+        if proc.returncode != 0:
+            raise PatchRejected("the stored patch does not apply to its base: "
+                                + proc.stderr.decode("utf-8", "replace").strip()[:300])
+        out: dict[str, bytes | None] = {}
+        for path in base:
+            file = scratch / path
+            out[path] = file.read_bytes() if file.is_file() else None
+        return out
+
+
+def apply_to_user_tree(repo: Repo, run_id: str) -> ApplyResult:
+    """Move a stored run's patch into the user's files (never their index); see the module docstring."""
+    folder = run_path(run_id)
+    try:
+        meta = json.loads((folder / "meta.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        raise WorkspaceError(f"no stored run {run_id} (looked in {folder})") from None
+    if meta.get("repo") != str(repo.root):
+        raise WorkspaceError(f"run {run_id} belongs to {meta.get('repo')}, not {repo.root}")
+    planned: dict[str, bytes | None] = {}
+    merged: list[str] = []
+    conflicts: list[str] = []
+    for path, entry in meta["files"].items():
+        check_path(path)
+        try:
+            check_no_symlink(repo.root, path)
+        except PatchRejected as exc:
+            conflicts.append(path)
+            meta.setdefault("_why", {})[path] = exc.reason
+            continue
+        base = (folder / "files" / f"{entry['n']}.base").read_bytes() if entry["base"] else None
+        after = (folder / "files" / f"{entry['n']}.after").read_bytes() if entry["after"] else None
+        target = repo.root / path
+        ours = target.read_bytes() if target.is_file() else None
+        if ours in (base, after):
+            planned[path] = after
+            continue
+        if ours is None or base is None or after is None:
+            conflicts.append(path)  # created, deleted or removed on one side only: no safe merge
+            continue
+        result, clean = _merge_file(ours, base, after)
+        if not clean:
+            conflicts.append(path)
+            continue
+        planned[path] = result
+        merged.append(path)
+    if conflicts:
+        why = meta.get("_why", {})
+        detail = ", ".join(f"{p} ({why[p]})" if p in why else p for p in conflicts)
+        return ApplyResult(False, tuple(meta["paths"]), tuple(merged), tuple(conflicts),
+                           f"not applied: {len(conflicts)} file(s) conflict with your changes since the run: {detail}; "
+                           "nothing was written")
+    for path, data in planned.items():
+        _write_user_file(repo.root, path, data)
+    note = f" ({len(merged)} merged with your edits)" if merged else ""
+    return ApplyResult(True, tuple(meta["paths"]), tuple(merged), (), f"applied {len(planned)} file(s){note}")
+
+
+def _merge_file(ours: bytes, base: bytes, theirs: bytes) -> tuple[bytes, bool]:
+    with tempfile.TemporaryDirectory(prefix="route-agent-merge-") as tmp:
+        files = []
+        for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
+            file = Path(tmp) / name
+            file.write_bytes(data)
+            files.append(str(file))
+        proc = run_git(Path(tmp), ["merge-file", "-p", *files], check=False, env={"GIT_CEILING_DIRECTORIES": tmp})
+    if proc.returncode < 0 or proc.returncode > 127:
+        raise WorkspaceError("git merge-file failed: " + proc.stderr.decode("utf-8", "replace").strip()[:200])
+    return proc.stdout, proc.returncode == 0
+
+
+def _write_user_file(root: Path, path: str, data: bytes | None) -> None:
+    target = root / path
+    check_no_symlink(root, path)
+    if data is None:
+        target.unlink(missing_ok=True)
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.route-agent-tmp")
+    tmp.write_bytes(data)
+    if target.exists():
+        os.chmod(tmp, stat.S_IMODE(os.lstat(target).st_mode))
+    os.replace(tmp, target)
+
+
+__all__ = [
+    "ApplyResult", "PatchRejected", "PatchRejectedError", "Worktree", "apply_patch_in_worktree", "apply_to_user_tree",
+    "create_worktree", "extract_patch", "prune_stale_worktrees", "remove_worktree", "run_path", "save_run",
+]
