@@ -47,8 +47,9 @@ def _inputs(func: F) -> F:
                      help="Tasks JSONL: instance_id, repo, problem_statement (and patch for --signals gold)."),
         click.option("--outcomes", "outcomes_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      help="Outcomes CSV: instance_id,model,resolved,cost_usd."),
-        click.option("--ledger", "ledger_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="Use recorded attempts from the ledger instead of --tasks/--outcomes (not available yet)."),
+        click.option("--ledger", "ledger_path", default=None,
+                     help="Recorded attempts (SQLite path or postgresql:// DSN) instead of --tasks/--outcomes; "
+                          "runs with attempts in both lanes are the tasks."),
         click.option("--fast", "fast_model", default=None, help="The fast lane's model name as written in the outcomes."),
         click.option("--strong", "strong_model", default=None, help="The strong lane's model name as written in the outcomes."),
         click.option("--signals", "mode", type=click.Choice(["pre-task", "gold"]), default="pre-task", show_default=True,
@@ -66,13 +67,21 @@ def _inputs(func: F) -> F:
     return func
 
 
-def _dataset(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: Path | None, fast_model: str | None,
+def _dataset(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: str | None, fast_model: str | None,
              strong_model: str | None, price: str | None, mode: str) -> Any:
     from route_agent.eval.data import EvalInputError, load_dataset, parse_prices
 
     if ledger_path is not None:
-        _fail("--ledger: evaluating from the ledger is not available in this build yet (the ledger has no reader API); "
-              "use --tasks and --outcomes")
+        from route_agent.eval.ledger_source import dataset_from_ledger
+
+        if tasks_path is not None or outcomes_path is not None:
+            _fail("give either --ledger or --tasks/--outcomes, not both")
+        if mode == "gold":
+            _fail("--signals gold needs reference patches; the ledger has none (use --tasks with a 'patch' field)")
+        try:
+            return dataset_from_ledger(ledger_path, parse_prices(price) if price is not None else None)
+        except EvalInputError as exc:
+            _fail(str(exc))
     missing = [name for name, value in (("--tasks", tasks_path), ("--outcomes", outcomes_path), ("--fast", fast_model),
                                          ("--strong", strong_model)) if value is None]
     if missing:
@@ -108,7 +117,7 @@ def _round(obj: Any) -> Any:
               help="Bootstrap resamples for the 95% intervals (0: none).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a PNG of resolve rate against cost (every strategy and the router's curve).")
-def eval_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: Path | None, fast_model: str | None,
+def eval_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: str | None, fast_model: str | None,
                  strong_model: str | None, mode: str, recall: float, fpr: float, price: str | None, as_json: bool,
                  policy_path: Path | None, seed: int, resamples: int, plot_path: Path | None) -> None:
     """Measure a policy on recorded outcomes: strategies, APGR/CPT, per repository and per signal."""
@@ -159,7 +168,7 @@ def _holdout(value: str | None) -> list[str] | None:
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the recommended policy file here.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the effective thresholds and weights.")
-def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: Path | None, fast_model: str | None,
+def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: str | None, fast_model: str | None,
                       strong_model: str | None, mode: str, recall: float, fpr: float, price: str | None, as_json: bool,
                       policy_path: Path | None, target_text: str, strategy: str, holdout_text: str | None,
                       out_path: Path | None, show_diff: bool) -> None:
@@ -191,7 +200,7 @@ def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledge
         header = [
             f"Calibrated by `route-agent policy calibrate --target {result['target']} --strategy {result['strategy']}`",
             f"signals: {result['signals_label']}; verifier recall {recall:g}, false-positive rate {fpr:g}",
-            f"models: fast={dataset.fast_model} strong={dataset.strong_model}; tasks: {tasks_path}",
+            f"models: fast={dataset.fast_model} strong={dataset.strong_model}; tasks: {tasks_path or ledger_path}",
             f"tuned on {result['tuning_tasks']} task(s) from {len(result['tuning_repos'])} repositories; held out: "
             + (", ".join(result["holdout_repos"]) or "none (in-sample)"),
         ]
@@ -255,7 +264,7 @@ def _render_calibration(result: dict[str, Any]) -> list[str]:
 @click.argument("old", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("new", type=click.Path(path_type=Path, dir_okay=False))
 @_inputs
-def diff_command(old: Path, new: Path, tasks_path: Path | None, outcomes_path: Path | None, ledger_path: Path | None,
+def diff_command(old: Path, new: Path, tasks_path: Path | None, outcomes_path: Path | None, ledger_path: str | None,
                  fast_model: str | None, strong_model: str | None, mode: str, recall: float, fpr: float, price: str | None,
                  as_json: bool) -> None:
     """Which tasks change lane between two policies, and the change in resolve rate and cost."""
