@@ -7,7 +7,7 @@ server's store instead and then call the server's handlers, as pygls does.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -21,8 +21,26 @@ if TYPE_CHECKING:
     from route_agent.lsp.server import RouteAgentServer
 
 
+FastHandler = Callable[[Any], Any]
+NOT_HANDLED = object()
+"""Returned by a fast handler whose params are not the plain shape it expects: use the full path."""
+
+
 class RouteAgentProtocol(LanguageServerProtocol):
     _server: RouteAgentServer
+
+    def __init__(self, server: RouteAgentServer, converter: Any) -> None:
+        super().__init__(server, converter)
+        self.fast_requests: dict[str, FastHandler] = {}
+        """Hot read-only requests answered straight from JSON (no cattrs round trip), by method."""
+
+    def send_result_json(self, msg_id: Any, result: Any) -> None:
+        import json
+
+        body = json.dumps({"jsonrpc": "2.0", "id": msg_id, "result": result}, separators=(",", ":")).encode()
+        writer = self.writer
+        if writer is not None:
+            writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Generator[Any, Any, None]:

@@ -55,6 +55,7 @@ class RouteAgentServer(LanguageServer):
         self.diagnostic_cache: dict[str, list[types.Diagnostic]] = {}
         self.policy_diagnostics: dict[str, list[types.Diagnostic]] = {}
         """Live diagnostics of policy files being edited, by URI."""
+        self.hover_cache: dict[tuple[int, str, int, bool], str | None] = {}
         self._uri_folder: dict[str, tuple[FolderState, str] | None] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
+from route_agent.lsp.protocol import NOT_HANDLED
+
 if TYPE_CHECKING:
     from pygls.protocol import LanguageServerProtocol
 
@@ -72,6 +74,13 @@ def dispatch(protocol: LanguageServerProtocol, body: bytes) -> None:
     if is_request and protocol._shutdown and data["method"] != types.EXIT:  # noqa: SLF001
         send_error(protocol, data["id"], INVALID_REQUEST, "the server is shutting down")
         return
+    if is_request and not protocol._shutdown:  # noqa: SLF001
+        fast = getattr(protocol, "fast_requests", {}).get(data["method"])
+        if fast is not None:
+            result = fast(data.get("params"))
+            if result is not NOT_HANDLED:
+                protocol.send_result_json(data["id"], result)  # type: ignore[attr-defined]
+                return
     try:
         message = protocol.structure_message(data)
     except JsonRpcException as exc:

@@ -5,10 +5,11 @@ Never waits for git: it reads the latest snapshot and says "(refreshing…)" whe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from route_agent.lsp.protocol import NOT_HANDLED
 from route_agent.routing.decide import AlwaysStrong, Decision
 from route_agent.signals import Evidence
 
@@ -21,31 +22,60 @@ MAX_EVIDENCE_SHOWN = 8
 
 def register(server: RouteAgentServer) -> None:
     server.feature(types.TEXT_DOCUMENT_HOVER)(on_hover)
+    server.protocol.fast_requests[types.TEXT_DOCUMENT_HOVER] = lambda params: fast_hover(server, params)
 
 
-def on_hover(ls: RouteAgentServer, params: types.HoverParams) -> types.Hover | None:
-    where = ls.locate(params.text_document.uri)
+def fast_hover(ls: RouteAgentServer, params: Any) -> Any:
+    """Hover straight from the JSON params to a JSON result; odd shapes take the typed path."""
+    try:
+        uri = params["textDocument"]["uri"]
+        line = params["position"]["line"]
+        character = params["position"]["character"]
+    except (TypeError, KeyError):
+        return NOT_HANDLED
+    if not isinstance(uri, str) or type(line) is not int or type(character) is not int or line < 0 or character < 0:
+        return NOT_HANDLED
+    text = hover_text(ls, uri, line)
+    if text is None:
+        return None
+    markdown = ls.client.hover_markdown
+    return {"contents": {"kind": "markdown" if markdown else "plaintext", "value": text if markdown else _plain(text)}}
+
+
+def hover_text(ls: RouteAgentServer, uri: str, line: int) -> str | None:
+    where = ls.locate(uri)
     if where is None:
         return None
     folder, rel = where
     snapshot = folder.snapshot
     if snapshot is None:
         if folder.refreshing:
-            return _hover(f"route-agent: computing the risk {REFRESHING}", ls.client.hover_markdown)
+            return f"route-agent: computing the risk {REFRESHING}"
         if folder.error:
-            return _hover(f"route-agent: {folder.error}", ls.client.hover_markdown)
+            return f"route-agent: {folder.error}"
         return None
-    text = compute_hover(snapshot.decision, rel, params.position.line, refreshing=folder.refreshing)
+    key = (snapshot.generation, uri, line, folder.refreshing)
+    cache = ls.hover_cache
+    if key in cache:
+        return cache[key]
+    if len(cache) > 512 or (cache and next(iter(cache))[0] != snapshot.generation):
+        cache.clear()
+    text = compute_hover(snapshot.decision, rel, line, refreshing=folder.refreshing)
+    cache[key] = text
+    return text
+
+
+def _plain(text: str) -> str:
+    return text.replace("**", "").replace("`", "")
+
+
+def on_hover(ls: RouteAgentServer, params: types.HoverParams) -> types.Hover | None:
+    text = hover_text(ls, params.text_document.uri, params.position.line)
     if text is None:
         return None
-    return _hover(text, ls.client.hover_markdown)
-
-
-def _hover(text: str, markdown: bool) -> types.Hover:
+    markdown = ls.client.hover_markdown
     kind = types.MarkupKind.Markdown if markdown else types.MarkupKind.PlainText
-    if not markdown:
-        text = text.replace("**", "").replace("`", "")
-    return types.Hover(contents=types.MarkupContent(kind=kind, value=text))
+    return types.Hover(contents=types.MarkupContent(kind=kind, value=text if markdown else _plain(text)))
 
 
 def always_strong_on_line(decision: Decision, rel_path: str, line0: int) -> list[AlwaysStrong]:
