@@ -50,6 +50,8 @@ _HIDDEN = re.compile(
     + "\U000e0000-\U000e007f\ufe00-\ufe0f\U000e0100-\U000e01ef]+"
 )
 _CONTROL_RUN = re.compile("[" + _char_class(_CONTROLS) + "]+")
+# A right-to-left override (RLO, or RLE/RLI) up to what closes it (PDF, PDI, a line break).
+_RIGHT_TO_LEFT = re.compile("[\u202e\u202b\u2067]([^\u202c\u2069\n\r\u2029]*)[\u202c\u2069\n\r\u2029]")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,10 @@ def clean_tainted(raw: str, limit: int = MAX_BRIEF_CHARS, scan_limit: int = MAX_
     if smuggled:
         # Instructions spelled in tag characters are matched too: they are what the sender meant.
         folded = folded + "\n" + unicodedata.normalize("NFKC", smuggled).casefold()
+    for segment in _RIGHT_TO_LEFT.findall(examined):
+        # Text stored backwards after a right-to-left override reads forwards on screen: match it
+        # as shown. Only closed segments: an open one at the end could still grow when text is added.
+        folded = folded + "\n" + _strip_hidden(segment[::-1]).casefold()
     return CleanText(text=text, folded=folded, hidden=runs, truncated=truncated,
                      original_length=original_length, scanned=scanned)
 
