@@ -128,7 +128,7 @@ class Client:
             self.request("shutdown", None)
             self.notify("exit", None)
             self.proc.wait(timeout=5)
-        except Exception:  # noqa: BLE001 - benchmark cleanup
+        except Exception:
             self.proc.kill()
 
     def rss_mb(self) -> float:
@@ -244,7 +244,8 @@ def bench_did_change(changes: int, base: Path) -> dict[str, float]:
                 version += 1
                 client.notify("textDocument/didChange", {
                     "textDocument": {"uri": uri, "version": version},
-                    "contentChanges": [{"range": {"start": {"line": 5000, "character": 0}, "end": {"line": 5000, "character": 1}}, "text": "v"}]})
+                    "contentChanges": [{"range": {"start": {"line": 5000, "character": 0},
+                                                  "end": {"line": 5000, "character": 1}}, "text": "v"}]})
             client.request("textDocument/hover", params)
             batches.append((time.perf_counter() - started - statistics.median(alone)) / (changes // 5))
         results[name] = statistics.median(batches) * 1e6
@@ -253,10 +254,14 @@ def bench_did_change(changes: int, base: Path) -> dict[str, float]:
 
 
 def stdlib_repo() -> Path:
-    existing = [p for p in sorted(CACHE.glob("*")) if (p / ".git").is_dir()] if CACHE.is_dir() else []
-    if existing:
-        return existing[0]
-    root = CACHE / "stdlib-repo"
+    for candidate in sorted(CACHE.glob("*")) if CACHE.is_dir() else []:
+        if (candidate / ".git").is_dir():
+            listed = subprocess.run(["git", "ls-files"], cwd=candidate, capture_output=True, check=False).stdout
+            if listed.count(b"\n") >= 30_000:
+                return candidate  # another benchmark's copy, large enough
+    root = CACHE / "stdlib-repo-lsp"
+    if (root / ".git").is_dir():
+        return root
     source = Path(sysconfig.get_paths()["stdlib"])
     shutil.copytree(source, root, ignore=shutil.ignore_patterns("__pycache__", "site-packages", "*.pyc"), symlinks=True)
     git(root, "init", "-q", "-b", "main")

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_lsp
+from lsp_helpers import AUTH_FILE
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 PROFILES = ["visual-studio-code", "neovim"]
 
-from lsp_helpers import AUTH_FILE
 
 
 def git(root: Path, *args: str) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lsp_helpers import AUTH_FILE, wait_ready
 from lsprotocol import types
 from pytest_lsp import LanguageClient
-
-from lsp_helpers import AUTH_FILE, wait_ready
 
 
 def open_doc(client: LanguageClient, path: Path, text: str | None = None, version: int = 1) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lsprotocol import types
 from lsp_helpers import AUTH_FILE, wait_for, wait_ready
+from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 
@@ -24,7 +24,7 @@ def pulls(client: LanguageClient) -> bool:
     return getattr(client, "profile", "") == "neovim"
 
 
-async def diagnostics_for(client: LanguageClient, uri: str, predicate=lambda ds: bool(ds)) -> list[types.Diagnostic]:  # type: ignore[no-untyped-def]
+async def diagnostics_for(client: LanguageClient, uri: str, predicate=bool) -> list[types.Diagnostic]:  # type: ignore[no-untyped-def]
     """Pull (Neovim profile) or wait for a push (VS Code profile)."""
     if pulls(client):
         async def pulled() -> list[types.Diagnostic] | None:

@@ -87,7 +87,8 @@ def _key_node(mapping: yaml.MappingNode, key: str) -> yaml.Node | None:
 def _value(mapping: yaml.MappingNode, key: str) -> yaml.Node | None:
     for k, v in mapping.value:
         if isinstance(k, yaml.ScalarNode) and k.value == key:
-            return v
+            node: yaml.Node = v
+            return node
     return None
 
 

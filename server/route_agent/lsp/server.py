@@ -241,7 +241,7 @@ class LspLogHandler(logging.Handler):
                 loop.call_soon_threadsafe(self.server.window_log_message, params)
             else:
                 self.server.window_log_message(params)
-        except Exception:  # noqa: BLE001 - a failing log handler must not take the server down
+        except Exception:
             self.handleError(record)
         finally:
             self._local.busy = False
@@ -287,7 +287,7 @@ async def serve_stdio(server: RouteAgentServer) -> int:
     code = 0
     try:
         await read_messages(reader, server.protocol)
-        code = 0 if server.protocol._shutdown else 1  # noqa: SLF001
+        code = 0 if server.protocol._shutdown else 1
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0
     finally:

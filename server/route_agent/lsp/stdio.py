@@ -49,7 +49,7 @@ class FdWriter:
 
 
 def send_error(protocol: LanguageServerProtocol, msg_id: Any, code: int, message: str) -> None:
-    protocol._send_data(  # noqa: SLF001 - the protocol's own framing and writer
+    protocol._send_data(
         {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
     )
 
@@ -65,16 +65,17 @@ def dispatch(protocol: LanguageServerProtocol, body: bytes) -> None:
     if not isinstance(data, dict) or data.get("jsonrpc") != "2.0":
         logger.warning("invalid JSON-RPC message (not a 2.0 object)")
         msg_id = data.get("id") if isinstance(data, dict) else None
-        send_error(protocol, msg_id if isinstance(msg_id, (int, str)) else None, INVALID_REQUEST, "Invalid request: expected a JSON-RPC 2.0 object")
+        reply_id = msg_id if isinstance(msg_id, (int, str)) else None
+        send_error(protocol, reply_id, INVALID_REQUEST, "Invalid request: expected a JSON-RPC 2.0 object")
         return
     is_request = "id" in data and "method" in data
     if is_request and not isinstance(data["method"], str):
         send_error(protocol, data["id"], INVALID_REQUEST, "Invalid request: method must be a string")
         return
-    if is_request and protocol._shutdown and data["method"] != types.EXIT:  # noqa: SLF001
+    if is_request and protocol._shutdown and data["method"] != types.EXIT:
         send_error(protocol, data["id"], INVALID_REQUEST, "the server is shutting down")
         return
-    if is_request and not protocol._shutdown:  # noqa: SLF001
+    if is_request and not protocol._shutdown:
         fast = getattr(protocol, "fast_requests", {}).get(data["method"])
         if fast is not None:
             result = fast(data.get("params"))

@@ -94,7 +94,8 @@ def on_code_action(ls: RouteAgentServer, params: types.CodeActionParams) -> list
     doc = ls.document(uri)
     selection = ""
     if doc is not None and params.range.start != params.range.end:
-        selection = "".join(doc.line(n) + "\n" for n in range(params.range.start.line, min(params.range.end.line + 1, params.range.start.line + 200)))
+        first = params.range.start.line
+        selection = "".join(doc.line(n) + "\n" for n in range(first, min(params.range.end.line + 1, first + 200)))
     record = ls.runs.latest(folder.uri)
     found = compute_code_actions(folder, rel, uri, params.range, params.context, selection, record)
     if not ls.client.code_action_literals:
@@ -130,7 +131,7 @@ def _fill_edit(ls: RouteAgentServer, action: types.CodeAction) -> None:
             if record is not None:
                 edit, conflicts = patch_edit(ls, record)
                 if conflicts:
-                    action.disabled = types.CodeActionDisabledType(reason="files changed since the run: " + ", ".join(conflicts))
+                    action.disabled = types.CodeActionDisabled(reason="files changed since the run: " + ", ".join(conflicts))
                     return
         else:
             return

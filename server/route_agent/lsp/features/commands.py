@@ -11,7 +11,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 
 from route_agent.lsp.features import code_actions, diagnostics, hover, routed_run
 from route_agent.lsp.policy_edit import add_path_rule_insertion, apply_insertion, new_policy_text
-from route_agent.lsp.server import RouteAgentServer  # noqa: TC001 - pygls resolves handler annotations at runtime
+from route_agent.lsp.server import RouteAgentServer
 
 logger = logging.getLogger(__name__)
 

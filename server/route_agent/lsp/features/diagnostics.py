@@ -56,7 +56,8 @@ def risk_notes(decision: Decision, rel_path: str, line_length: LineLength = None
                 detail = f" ({ev.detail})" if ev.detail else ""
                 out.append(types.Diagnostic(
                     range=_range(ev.line - 1, line_length(ev.line - 1) if line_length else None),
-                    message=f"Always strong: {hit.reason}{detail}. Tasks touching this line route to the strong lane (risk {decision.risk_score}).",
+                    message=(f"Always strong: {hit.reason}{detail}. "
+                             f"Tasks touching this line route to the strong lane (risk {decision.risk_score})."),
                     severity=types.DiagnosticSeverity.Information, source=SOURCE, code=hit.condition,
                 ))
     for contribution in decision.contributions:

@@ -59,7 +59,7 @@ async def pull_configuration(ls: RouteAgentServer) -> None:
         result = await ls.workspace_configuration_async(
             types.ConfigurationParams(items=[types.ConfigurationItem(section=CONFIG_SECTION)])
         )
-    except Exception as exc:  # noqa: BLE001 - a client that cannot answer keeps the initial settings
+    except Exception as exc:
         logger.warning("workspace/configuration failed: %s", exc)
         return
     value = result[0] if result else None

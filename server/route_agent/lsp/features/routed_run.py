@@ -12,7 +12,7 @@ import inspect
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from lsprotocol import types
 
@@ -50,10 +50,12 @@ def _call(run_task: Callable[..., AsyncIterator[Any]], **available: Any) -> Asyn
 def finding_from_event(item: Any) -> Finding:
     get = item.get if isinstance(item, dict) else (lambda k, d=None: getattr(item, k, d))
     line = get("line")
+    raw_severity = get("severity")
+    severity: Literal["error", "warning", "info"] = raw_severity if raw_severity in ("error", "warning", "info") else "error"
     return Finding(check=str(get("check") or get("name") or "check"), message=str(get("message") or ""),
                    path=get("path") or get("file"), line=int(line) if isinstance(line, int) else None,
                    column=get("column") if isinstance(get("column"), int) else None,
-                   severity=get("severity") if get("severity") in ("error", "warning", "info") else "error")
+                   severity=severity)
 
 
 async def start_run(ls: RouteAgentServer, folder_uri: str, brief: str, lane: str, anchor: tuple[str, int] | None,
@@ -79,7 +81,7 @@ async def _drive(ls: RouteAgentServer, record: RunRecord, run_task: Callable[...
             await ls.work_done_progress.create_async(token)
             ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="route-agent: routed fix", cancellable=True,
                                                                             message="Classifying", percentage=0))
-        except Exception as exc:  # noqa: BLE001 - a client may refuse progress; the run goes on
+        except Exception as exc:
             logger.warning("no work-done progress: %s", exc)
             progress = False
     stream = _call(run_task, task=record.brief, brief=record.brief, workspace=root, root=root, lane=record.lane,
@@ -104,7 +106,7 @@ async def _drive(ls: RouteAgentServer, record: RunRecord, run_task: Callable[...
         if aclose is not None:
             await asyncio.shield(aclose())
         raise
-    except Exception as exc:  # noqa: BLE001 - reported to the user and the log
+    except Exception as exc:
         record.status, record.message = "error", f"routed run failed: {exc}"
         logger.exception("routed run %s failed", record.run_id)
     finally:
@@ -140,7 +142,7 @@ async def offer_escalation(ls: RouteAgentServer, record: RunRecord) -> None:
         choice = await ls.window_show_message_request_async(types.ShowMessageRequestParams(
             type=types.MessageType.Warning, message=diagnostics.escalation_message(record),
             actions=[types.MessageActionItem(title=t) for t in (ESCALATE, SHOW_FINDINGS, DISMISS)]))
-    except Exception as exc:  # noqa: BLE001 - the diagnostic and code action remain
+    except Exception as exc:
         logger.info("escalation prompt not answered: %s", exc)
         return
     if choice is None:

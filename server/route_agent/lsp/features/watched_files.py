@@ -39,7 +39,7 @@ async def register_watchers(ls: RouteAgentServer) -> None:
                                       register_options=options)
     try:
         await ls.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
-    except Exception as exc:  # noqa: BLE001 - the client may refuse; saves still refresh
+    except Exception as exc:
         logger.warning("could not register file watchers: %s", exc)
 
 

@@ -67,8 +67,7 @@ class LineDocument:
             end_line, end_col = count, 0
         else:
             end_col = self._column(end_line, rng.end)
-        if (end_line, end_col) < (start_line, start_col):
-            end_line, end_col = start_line, start_col
+        end_line, end_col = max((end_line, end_col), (start_line, start_col))
         head = lines[start_line][:start_col] if start_line < count else ""
         tail = lines[end_line][end_col:] if end_line < count else ""
         replacement = split_lines(head + new_text + tail)

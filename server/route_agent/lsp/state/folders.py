@@ -114,7 +114,8 @@ def test_failures_from_state(root: Path) -> TestFailures:
     if latest and isinstance(latest.get("test_failures"), int) and latest["test_failures"] > 0:
         tests = latest.get("failed_tests") or []
         evidence = tuple(Evidence(detail=str(t)) for t in tests[:20] if isinstance(t, str))
-        return TestFailures(count=int(latest["test_failures"]), source=f"latest verification ({latest.get('run_id', '?')})", evidence=evidence)
+        source = f"latest verification ({latest.get('run_id', '?')})"
+        return TestFailures(count=int(latest["test_failures"]), source=source, evidence=evidence)
     return TestFailures()
 
 
