@@ -76,7 +76,12 @@ def test_failures_for(root: Path, report: Path | None) -> TestFailures:
 @click.option("--test-report", type=click.Path(path_type=Path, dir_okay=False), default=None, help="JUnit XML whose failures count as test_failures (default: the latest verification).")
 @click.option("--dry-run", is_flag=True, help="Decide and plan only; call no model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def route_command(task: str, workspace: Path | None, policy_path: Path | None, lane: str, test_report: Path | None, dry_run: bool, as_json: bool) -> None:
+@click.option("--ledger", "ledger_location", default=None, envvar="ROUTE_AGENT_LEDGER",
+              help="SQLite file or postgresql:// URL for the attempt ledger (default: the state directory).")
+@click.option("--sandbox", type=click.Choice(["auto", "required", "off"]), default=None,
+              help="Override the policy's verification.sandbox for this run.")
+def route_command(task: str, workspace: Path | None, policy_path: Path | None, lane: str, test_report: Path | None, dry_run: bool,
+                  as_json: bool, ledger_location: str | None, sandbox: str | None) -> None:
     """Score the change set and the brief, choose a lane, and run it (or plan it in a dry run)."""
     started = time.monotonic()
     try:
@@ -127,7 +132,7 @@ def route_command(task: str, workspace: Path | None, policy_path: Path | None, l
         raise SystemExit(EXIT_OK)
     from route_agent.cli.run import run_routed
 
-    raise SystemExit(run_routed(repo, loaded, router, decision, task, change_set, as_json, started))
+    raise SystemExit(run_routed(repo, loaded, router, decision, task, change_set, as_json, started, ledger_location, sandbox))
 
 
 @cli.group("policy")

@@ -39,8 +39,11 @@ async def _consume(req: RunRequest, as_json: bool) -> tuple[ev.RunFinished | Non
         if isinstance(event, ev.AttemptStarted):
             _say(f"attempt {event.attempt_no}: {event.lane} lane ({event.model})", as_json)
         elif isinstance(event, ev.LaneReplied):
-            _say(f"  reply: {event.input_tokens} in / {event.output_tokens} out tokens, ${event.cost_usd:.4f}, {event.latency_seconds:.1f} s"
-                 + (" (fallback model)" if event.fallback_used else ""), as_json)
+            _say(
+                f"  reply: {event.input_tokens} in / {event.output_tokens} out tokens, ${event.cost_usd:.4f}, {event.latency_seconds:.1f} s"
+                + (" (fallback model)" if event.fallback_used else ""),
+                as_json,
+            )
         elif isinstance(event, ev.PatchApplied):
             _say(f"  patch: applied in a worktree ({len(event.files)} file(s): {', '.join(event.files[:5])})", as_json)
         elif isinstance(event, ev.PatchRejected):
@@ -64,16 +67,35 @@ async def _consume(req: RunRequest, as_json: bool) -> tuple[ev.RunFinished | Non
     return final, escalations
 
 
-def run_routed(repo: Repo, loaded: LoadedPolicy, router: Router, decision: Decision, brief: str, change_set: ChangeSet,
-               as_json: bool, started: float, ledger_location: str | None = None, sandbox: str | None = None) -> int:
+def run_routed(
+    repo: Repo,
+    loaded: LoadedPolicy,
+    router: Router,
+    decision: Decision,
+    brief: str,
+    change_set: ChangeSet,
+    as_json: bool,
+    started: float,
+    ledger_location: str | None = None,
+    sandbox: str | None = None,
+) -> int:
     policy = loaded.policy
     try:
         ledger = open_ledger(ledger_location)
     except LedgerError as exc:
         click.echo(f"route-agent: {exc}", err=True)
         return EXIT_CONFIG
-    req = RunRequest(repo=repo, policy=policy, router=router, decision=decision, brief=brief, change_set=change_set,
-                     ledger=ledger, environ=dict(os.environ), sandbox=sandbox)
+    req = RunRequest(
+        repo=repo,
+        policy=policy,
+        router=router,
+        decision=decision,
+        brief=brief,
+        change_set=change_set,
+        ledger=ledger,
+        environ=dict(os.environ),
+        sandbox=sandbox,
+    )
     checks = list(getattr(policy.verification, decision.lane))
     if not as_json:
         for line in human_decision(decision):
@@ -99,12 +121,20 @@ def run_routed(repo: Repo, loaded: LoadedPolicy, router: Router, decision: Decis
         checks = list(getattr(policy.verification, lanes_used[-1]))
     if as_json:
         out = json_base(decision, checks)
-        out.update({
-            "run_id": final.run_id, "attempts": list(final.attempts), "escalations": escalations, "result": final.result,
-            "message": final.message, "findings": [f.as_dict() for f in final.findings],
-            "cost_usd_estimate": round(final.cost_usd, 6), "latency_seconds": round(elapsed, 3),
-            "policy_sources": list(loaded.sources), "base_commit": repo.head,
-        })
+        out.update(
+            {
+                "run_id": final.run_id,
+                "attempts": list(final.attempts),
+                "escalations": escalations,
+                "result": final.result,
+                "message": final.message,
+                "findings": [f.as_dict() for f in final.findings],
+                "cost_usd_estimate": round(final.cost_usd, 6),
+                "latency_seconds": round(elapsed, 3),
+                "policy_sources": list(loaded.sources),
+                "base_commit": repo.head,
+            }
+        )
         click.echo(json.dumps(out, indent=2))
     else:
         click.echo(f"verification: {verification_line(checks)}")

@@ -1,0 +1,85 @@
+"""The pipeline's seams to the effects layer: lanes, prompts, patches, worktrees and stored runs.
+
+Kept in one place so `run.py` reads as the flow of a task and tests can see what it touches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from route_agent.lanes.client import LaneClient
+from route_agent.lanes.errors import LaneError
+from route_agent.lanes.prompt import Prompt, build_prompt
+from route_agent.policy.keys import missing_key as _missing_key
+from route_agent.policy.models import ModelSpec, Policy
+from route_agent.verify.findings import Finding
+from route_agent.workspace.git import Repo, WorkspaceError
+from route_agent.workspace.patches import PatchRejected, apply_patch_in_worktree, extract_patch
+from route_agent.workspace.worktree import Worktree, create_worktree, prune_stale_worktrees, remove_worktree, save_run
+
+if TYPE_CHECKING:
+    from route_agent.pipeline.run import RunRequest
+
+__all__ = [
+    "LaneError",
+    "PatchRejectedError",
+    "apply_reply",
+    "make_client",
+    "missing_key",
+    "prompt_for",
+    "prune_stale_worktrees",
+    "remove_worktree",
+    "save_run_for",
+]
+
+PatchRejectedError = PatchRejected
+
+
+def make_client(policy: Policy, req: RunRequest) -> LaneClient:
+    return LaneClient(policy, environ=req.environ, transport=req.http_transport, spend_source=req.ledger)
+
+
+def missing_key(spec: ModelSpec, environ: Mapping[str, str] | None) -> str | None:
+    import os
+
+    return _missing_key(spec, os.environ if environ is None else environ)
+
+
+def prompt_for(req: RunRequest, spec: ModelSpec, findings: Sequence[Finding]) -> Prompt:
+    carried = [f"[{f.kind}] {f.check} {f.location()}: {f.message.splitlines()[0][:300] if f.message else ''}" for f in findings]
+    return build_prompt(req.brief, req.change_set, req.repo.root, spec, carried or None)
+
+
+def apply_reply(req: RunRequest, reply_text: str) -> tuple[Worktree | None, str]:
+    """Extract the patch from a reply and apply it in a fresh worktree; PatchRejected on any problem.
+
+    The worktree is removed again when the patch is rejected, so the caller only cleans up a
+    worktree it was given.
+    """
+    patch = extract_patch(reply_text)
+    try:
+        worktree = create_worktree(req.repo, f"{req.run_id}-{len(reply_text) % 997}")
+    except WorkspaceError as exc:
+        raise PatchRejected(f"cannot create a worktree: {exc}") from None
+    try:
+        diff = apply_patch_in_worktree(worktree, patch)
+    except BaseException:
+        remove_worktree(req.repo, worktree)
+        raise
+    return worktree, diff
+
+
+def save_run_for(req: RunRequest, worktree_base: str, diff: str, attempts: list[dict[str, object]]) -> None:
+    save_run(
+        req.repo,
+        req.run_id,
+        diff,
+        worktree_base,
+        {
+            "brief": req.decision.signals.brief[:2000],
+            "attempts": attempts,
+            "risk_score": req.decision.risk_score,
+            "lane": req.decision.lane,
+        },
+    )

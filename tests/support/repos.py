@@ -1,0 +1,128 @@
+"""Small real git repositories for end-to-end tests, and a byte-level fingerprint of a user's tree."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+GIT_ID = ["-c", "user.email=dev@example.com", "-c", "user.name=Dev"]
+
+SYNC_PY = '''"""A sync worker that retries failed uploads."""
+
+
+class Pool:
+    def __init__(self) -> None:
+        self.in_use = 0
+
+    def acquire(self) -> None:
+        self.in_use += 1
+
+    def release(self) -> None:
+        self.in_use -= 1
+
+
+def sync(pool: Pool, attempts: int) -> int:
+    """Retry an upload `attempts` times; every connection must be released."""
+    done = 0
+    for _ in range(attempts):
+        pool.acquire()
+        done += 1
+    return done
+'''
+
+TEST_SYNC_PY = '''from app.sync import Pool, sync
+
+
+def test_sync_counts_attempts():
+    assert sync(Pool(), 3) == 3
+
+
+def test_sync_releases_connections():
+    pool = Pool()
+    sync(pool, 3)
+    assert pool.in_use == 0
+'''
+
+# A fast-lane reply that "fixes" the failure by skipping the test: tamper.
+SKIP_TEST_REPLY = '''The test is flaky, skipping it.
+
+```diff
+--- a/tests/test_sync.py
++++ b/tests/test_sync.py
+@@ -1,4 +1,5 @@
+ from app.sync import Pool, sync
++import pytest
+
+
+ def test_sync_counts_attempts():
+@@ -5,6 +6,7 @@ def test_sync_counts_attempts():
+     assert sync(Pool(), 3) == 3
+
+
++@pytest.mark.skip(reason="flaky")
+ def test_sync_releases_connections():
+     pool = Pool()
+     sync(pool, 3)
+```
+'''
+
+# The real fix: release the connection after each attempt.
+FIX_REPLY = '''Release the connection after every attempt.
+
+```diff
+--- a/app/sync.py
++++ b/app/sync.py
+@@ -18,5 +18,6 @@ def sync(pool: Pool, attempts: int) -> int:
+     done = 0
+     for _ in range(attempts):
+         pool.acquire()
+         done += 1
++        pool.release()
+     return done
+```
+'''
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *GIT_ID, "-C", str(root), *args], check=True, capture_output=True, text=True).stdout
+
+
+def make_sync_repo(root: Path, *, pending_readme: bool = True) -> Path:
+    (root / "app").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "app" / "__init__.py").write_text("")
+    (root / "app" / "sync.py").write_text(SYNC_PY)
+    (root / "tests" / "test_sync.py").write_text(TEST_SYNC_PY)
+    (root / "README.md").write_text("# Sync worker\n\nUploads with retries.\n")
+    (root / ".gitignore").write_text(".route-agent/junit.xml\n__pycache__/\n")
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "sync worker")
+    if pending_readme:
+        (root / "README.md").write_text("# Sync worker\n\nUploads with retries; connections are pooled.\n")
+    return root
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """Hashes of every file of the working tree and of .git's index, HEAD, refs, config and hooks.
+
+    Objects and the worktree bookkeeping git keeps under .git/worktrees are left out: they are
+    git's own caches, not the user's state.
+    """
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        if rel_dir.parts[:1] == (".git",):
+            if len(rel_dir.parts) > 1 and rel_dir.parts[1] in ("objects", "worktrees", "logs"):
+                dirnames[:] = []
+                continue
+        dirnames[:] = [d for d in dirnames if d != "__pycache__" and not (rel_dir == Path(".git") and d in ("objects", "worktrees", "logs"))]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                out[str(path.relative_to(root))] = "link:" + os.readlink(path)
+            else:
+                out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
