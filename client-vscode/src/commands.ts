@@ -6,11 +6,14 @@ import * as vscode from 'vscode';
 import { approve, ApprovalStore, commandLines, commandsHash, diffCommands, parsePolicyCommands, PolicyCommands } from './logic/approval';
 import { parseLedgerReport, renderLedgerHtml } from './logic/ledger';
 import { KNOWN_PROVIDERS, secretKey, validEnvVarName } from './logic/secrets';
+import { escalatableRuns, parseRuns } from './logic/status';
 import { RiskStatus } from './risk';
 import { APPROVALS_KEY, CUSTOM_KEY_NAMES, ServerManager } from './server';
 
 export const SERVER_COMMANDS = {
   routeTask: 'route-agent.routeTask',
+  routeFix: 'route-agent.routeFix',
+  status: 'route-agent.status',
   escalate: 'route-agent.escalate',
   ledgerReport: 'route-agent.ledgerReport',
   policyCommands: 'route-agent.policyCommands',
@@ -50,7 +53,10 @@ function requireCommand(server: ServerManager, command: string): boolean {
 }
 
 export async function routeTask(server: ServerManager, context: vscode.ExtensionContext): Promise<void> {
-  if (!requireCommand(server, SERVER_COMMANDS.routeTask)) {
+  // `route-agent.routeTask` is the contract; servers that only have the code action's
+  // `route-agent.routeFix` take the same arguments.
+  const command = server.supports(SERVER_COMMANDS.routeTask) ? SERVER_COMMANDS.routeTask : SERVER_COMMANDS.routeFix;
+  if (!requireCommand(server, command)) {
     return;
   }
   const folder = await pickFolder('Folder to route the task in');
@@ -71,11 +77,14 @@ export async function routeTask(server: ServerManager, context: vscode.Extension
     return;
   }
   const active = vscode.window.activeTextEditor?.document.uri;
+  const inFolder = active && vscode.workspace.getWorkspaceFolder(active)?.uri.toString() === folder.uri.toString() ? active : undefined;
   try {
-    await server.executeCommand(SERVER_COMMANDS.routeTask, {
+    await server.executeCommand(command, {
       brief: brief.trim(),
+      folder: folder.uri.toString(),
       folderUri: folder.uri.toString(),
-      uri: active && vscode.workspace.getWorkspaceFolder(active) === folder ? active.toString() : undefined,
+      uri: inFolder?.toString(),
+      path: inFolder ? vscode.workspace.asRelativePath(inFolder, false) : undefined,
       lane: server.resolve(folder.uri).settings.lane,
     });
   } catch (error) {
@@ -92,7 +101,27 @@ export async function escalate(server: ServerManager): Promise<void> {
     return;
   }
   try {
-    await server.executeCommand(SERVER_COMMANDS.escalate, { folderUri: folder.uri.toString() });
+    // The server escalates a run by id; the candidates are failed fast runs not escalated yet.
+    let runId: string | undefined;
+    if (server.supports(SERVER_COMMANDS.status)) {
+      const runs = escalatableRuns(parseRuns(await server.executeCommand(SERVER_COMMANDS.status, {})));
+      if (runs.length === 0) {
+        void vscode.window.showInformationMessage('Route Agent: no failed fast-lane run to escalate.');
+        return;
+      }
+      runId = runs[runs.length - 1].runId;
+      if (runs.length > 1) {
+        const pick = await vscode.window.showQuickPick(
+          [...runs].reverse().map((r) => ({ label: r.runId, description: `${r.lane} lane, ${r.status}` })),
+          { title: 'Route Agent: escalate which run?' },
+        );
+        if (!pick) {
+          return;
+        }
+        runId = pick.label;
+      }
+    }
+    await server.executeCommand(SERVER_COMMANDS.escalate, { run_id: runId, runId, folder: folder.uri.toString(), folderUri: folder.uri.toString() });
   } catch (error) {
     reportFailure(server, 'Escalate to Strong Lane', error);
   }

@@ -6,11 +6,14 @@
 import * as vscode from 'vscode';
 import { LanguageClient } from 'vscode-languageclient/node';
 
-import { breakdownEntries, parseRiskSummary, RiskSummary, statusView, summaryFor } from './logic/status';
+import { breakdownEntries, parseRiskSummary, parseStatusReply, RiskSummary, statusView, summaryFor } from './logic/status';
 import { ServerManager } from './server';
 
 export const RISK_NOTIFICATION = 'routeAgent/riskChanged';
 export const RISK_SUMMARY_COMMAND = 'route-agent.riskSummary';
+export const STATUS_COMMAND = 'route-agent.status';
+const REFRESH_POLL_MS = 500;
+const MAX_REFRESH_POLLS = 30;
 
 export class RiskStatus implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -18,6 +21,7 @@ export class RiskStatus implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private pollGeneration = 0;
+  private refreshPolls = 0;
 
   constructor(private readonly server: ServerManager) {
     this.item = vscode.window.createStatusBarItem('routeAgent.risk', vscode.StatusBarAlignment.Left, 50);
@@ -85,24 +89,53 @@ export class RiskStatus implements vscode.Disposable {
     }, delayMs);
   }
 
-  /** Ask the server for the summary of the active editor's folder (every folder when none is active). */
+  /**
+   * Ask the server: `route-agent.riskSummary` (with the breakdown) for the active editor's folder,
+   * else `route-agent.status` (score, lane and files of every folder). While the server is still
+   * recomputing, ask again shortly (bounded), so the item settles on the fresh value.
+   */
   async poll(): Promise<void> {
-    if (this.server.currentState !== 'running' || !this.server.supports(RISK_SUMMARY_COMMAND)) {
+    if (this.server.currentState !== 'running') {
       return;
     }
     const generation = ++this.pollGeneration;
-    const active = vscode.window.activeTextEditor?.document.uri;
-    const targets = active && vscode.workspace.getWorkspaceFolder(active) ? [active] : (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri);
-    for (const uri of targets) {
-      try {
-        const reply = await this.server.executeCommand(RISK_SUMMARY_COMMAND, { uri: uri.toString() });
-        const summary = parseRiskSummary(reply);
-        if (summary !== undefined && generation === this.pollGeneration) {
-          this.update(summary);
+    const found: RiskSummary[] = [];
+    try {
+      if (this.server.supports(RISK_SUMMARY_COMMAND)) {
+        const active = vscode.window.activeTextEditor?.document.uri;
+        const targets = active && vscode.workspace.getWorkspaceFolder(active) ? [active] : (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri);
+        for (const uri of targets) {
+          const summary = parseRiskSummary(await this.server.executeCommand(RISK_SUMMARY_COMMAND, { uri: uri.toString() }));
+          if (summary !== undefined) {
+            found.push(summary);
+          }
         }
-      } catch (error) {
-        this.server.log.debug(`${RISK_SUMMARY_COMMAND}: ${String(error)}`);
+      } else if (this.server.supports(STATUS_COMMAND)) {
+        found.push(...parseStatusReply(await this.server.executeCommand(STATUS_COMMAND, {})));
+      } else {
+        return;
       }
+    } catch (error) {
+      this.server.log.debug(`risk poll: ${String(error)}`);
+      return;
+    }
+    if (generation !== this.pollGeneration) {
+      return;
+    }
+    for (const summary of found) {
+      const previous = this.summaries.get(summary.folderUri);
+      // The status reply has no breakdown: keep the last one while score and lane are unchanged.
+      if (previous && summary.contributions.length === 0 && previous.riskScore === summary.riskScore && previous.lane === summary.lane) {
+        summary.contributions = previous.contributions;
+        summary.alwaysStrong = previous.alwaysStrong;
+      }
+      this.update(summary);
+    }
+    if (found.some((s) => s.refreshing) && this.refreshPolls < MAX_REFRESH_POLLS) {
+      this.refreshPolls++;
+      this.schedulePoll(REFRESH_POLL_MS);
+    } else {
+      this.refreshPolls = 0;
     }
   }
 

@@ -46,7 +46,7 @@ function evidenceList(value: unknown): string[] {
     }
     if (isRecord(item)) {
       const where = [item.path, item.line].filter((part) => part !== undefined && part !== null).join(':');
-      const detail = item.detail ?? item.text ?? item.match;
+      const detail = item.detail ?? (typeof item.excerpt === 'string' ? JSON.stringify(item.excerpt) : undefined) ?? item.text;
       return [where, detail].filter((part) => part !== undefined && part !== '').join(' ');
     }
     return String(item);
@@ -75,7 +75,8 @@ export function parseRiskSummary(value: unknown): RiskSummary | undefined {
         evidence: evidenceList(item.evidence),
       }))
     : [];
-  const files = Array.isArray(value.files) ? value.files.map(String) : [];
+  const rawFiles = value.files ?? value.paths;
+  const files = Array.isArray(rawFiles) ? rawFiles.map(String) : [];
   const approved = value.policyApproved;
   return {
     folderUri,
@@ -180,6 +181,42 @@ export function breakdownEntries(summary: RiskSummary | undefined): PickEntry[] 
   entries.push({ label: '$(debug-restart) Restart Server', command: 'routeAgent.restartServer' });
   entries.push({ label: '$(output) Show Log', command: 'routeAgent.showLog' });
   return entries;
+}
+
+/**
+ * The reply of `route-agent.status` (`{folders: [{uri, risk_score, lane, paths, error, refreshing}]}`):
+ * one summary per folder, without the breakdown (which `route-agent.riskSummary` adds).
+ */
+export function parseStatusReply(value: unknown): RiskSummary[] {
+  if (!isRecord(value) || !Array.isArray(value.folders)) {
+    return [];
+  }
+  return value.folders.map(parseRiskSummary).filter((s): s is RiskSummary => s !== undefined);
+}
+
+export interface RunInfo {
+  runId: string;
+  status: string;
+  lane: string;
+  escalated: boolean;
+}
+
+/** The runs in a `route-agent.status` reply. */
+export function parseRuns(value: unknown): RunInfo[] {
+  if (!isRecord(value) || !Array.isArray(value.runs)) {
+    return [];
+  }
+  return value.runs.filter(isRecord).map((r) => ({
+    runId: String(r.run_id ?? r.runId ?? ''),
+    status: String(r.status ?? ''),
+    lane: String(r.lane ?? ''),
+    escalated: r.escalated === true,
+  })).filter((r) => r.runId !== '');
+}
+
+/** Runs that can go to the strong lane: a fast attempt that failed and was not escalated yet (newest last). */
+export function escalatableRuns(runs: readonly RunInfo[]): RunInfo[] {
+  return runs.filter((r) => r.status === 'failed' && r.lane === 'fast' && !r.escalated);
 }
 
 /** The summary to show: the folder holding the active editor, else the first one that has any. */
