@@ -19,7 +19,10 @@ VERIFIER_40 = '{"verdict": "pass", "confidence": 0.4, "summary": "not sure", "co
 
 
 def write_policy(path: Path, base_url: str, fast: str, strong: str, verifier: str) -> Path:
-    check = "{name: tests, kind: tests, run: [%s, -m, pytest, -q, -p, no:cacheprovider, --junitxml=.route-agent/junit.xml], parser: junit, report: .route-agent/junit.xml, timeout_s: 120}" % sys.executable
+    check = (
+        f"{{name: tests, kind: tests, run: [{sys.executable}, -m, pytest, -q, -p, no:cacheprovider, --junitxml=.route-agent/junit.xml], "
+        "parser: junit, report: .route-agent/junit.xml, timeout_s: 120}"
+    )
     path.write_text(f"""
 models:
   fast: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {fast}, price_per_mtok: {{input: 1.0, output: 5.0}}}}

@@ -114,10 +114,9 @@ def fingerprint(root: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root)
-        if rel_dir.parts[:1] == (".git",):
-            if len(rel_dir.parts) > 1 and rel_dir.parts[1] in ("objects", "worktrees", "logs"):
-                dirnames[:] = []
-                continue
+        if rel_dir.parts[:1] == (".git",) and len(rel_dir.parts) > 1 and rel_dir.parts[1] in ("objects", "worktrees", "logs"):
+            dirnames[:] = []
+            continue
         dirnames[:] = [d for d in dirnames if d != "__pycache__" and not (rel_dir == Path(".git") and d in ("objects", "worktrees", "logs"))]
         for name in filenames:
             path = Path(dirpath) / name

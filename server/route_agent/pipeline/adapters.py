@@ -14,7 +14,7 @@ from route_agent.lanes.prompt import Prompt, build_prompt
 from route_agent.policy.keys import missing_key as _missing_key
 from route_agent.policy.models import ModelSpec, Policy
 from route_agent.verify.findings import Finding
-from route_agent.workspace.git import Repo, WorkspaceError
+from route_agent.workspace.git import WorkspaceError
 from route_agent.workspace.patches import PatchRejected, apply_patch_in_worktree, extract_patch
 from route_agent.workspace.worktree import Worktree, create_worktree, prune_stale_worktrees, remove_worktree, save_run
 

@@ -26,7 +26,7 @@ from route_agent.policy.models import Policy
 from route_agent.routing.decide import AttemptOutcome, Decision, Lane, NextStep, Router, next_route
 from route_agent.signals.changeset import ChangeSet
 from route_agent.signals.diffparse import DiffParseError, change_set_from_diff
-from route_agent.verify.checks import ChecksReport, SandboxRequired, run_checks
+from route_agent.verify.checks import CheckRun, ChecksReport, SandboxRequired, run_checks
 from route_agent.verify.findings import Finding
 from route_agent.verify.rescore import rescore_patch
 from route_agent.verify.tamper import check_tamper
@@ -125,17 +125,8 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
             yield ev.AttemptStarted(attempt_no, lane, spec.model)
             prompt = await asyncio.to_thread(adapters.prompt_for, req, spec, carry)
             attempt.withheld = prompt.left_out
-            progress: list[int] = [0]
             queue: asyncio.Queue[ev.Event] = asyncio.Queue()
-            last_sent = [0.0]
-
-            def on_delta(text: str, lane_name: str = lane) -> None:
-                progress[0] += len(text)
-                now = time.monotonic()
-                if now - last_sent[0] > 0.25:
-                    last_sent[0] = now
-                    queue.put_nowait(ev.LaneProgress(lane_name, progress[0]))
-
+            on_delta = _Progress(queue, lane)
             call = asyncio.ensure_future(client.complete(lane, prompt.messages, on_delta=on_delta))
             try:
                 while not call.done():
@@ -216,7 +207,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
                             run_timeout_s=policy.verification.run_timeout_s,
                             max_output_bytes=policy.verification.max_output_bytes,
                             environ=req.environ,
-                            on_done=lambda r: queue_checks.put_nowait(ev.CheckFinished(r.name, r.status, round(r.duration_s, 3))),
+                            on_done=_check_done(queue_checks),
                         )
                     )
                     try:
@@ -315,6 +306,27 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
         await client.aclose()
 
 
+class _Progress:
+    """Counts streamed characters and queues a progress event at most four times a second."""
+
+    def __init__(self, queue: asyncio.Queue[ev.Event], lane: str) -> None:
+        self.queue, self.lane, self.chars, self.last = queue, lane, 0, 0.0
+
+    def __call__(self, text: str) -> None:
+        self.chars += len(text)
+        now = time.monotonic()
+        if now - self.last > 0.25:
+            self.last = now
+            self.queue.put_nowait(ev.LaneProgress(self.lane, self.chars))
+
+
+def _check_done(queue: asyncio.Queue[ev.Event]) -> Callable[[CheckRun], None]:
+    def done(run: CheckRun) -> None:
+        queue.put_nowait(ev.CheckFinished(run.name, run.status, round(run.duration_s, 3)))
+
+    return done
+
+
 def _test_checks(policy: Policy, lane: str) -> set[str]:
     return {c.name for c in getattr(policy.verification, lane) if c.kind == "tests" or c.parser == "junit"}
 
@@ -370,5 +382,3 @@ def _remember(req: RunRequest, findings: list[Finding], attempt: _Attempt) -> No
         {"run_id": req.run_id, "lane": attempt.lane, "passed": attempt.passed, "test_failures": len(tests), "failed_tests": tests[:50]},
     )
 
-
-EventSink = Callable[[ev.Event], None]
