@@ -228,3 +228,72 @@ async def test_concurrent_calls_share_the_pool(fake_llm: FakeLLMServer) -> None:
     async with LaneClient(policy(fake_llm, "anything"), environ=ENV) as client:
         replies = await asyncio.gather(*(client.complete("fast", MESSAGES) for _ in range(20)))
     assert {r.text for r in replies} == {"Hello from the fake model."}
+
+
+# -- the whole lane path: prompt -> HTTP -> patch in a worktree ----------------------------------
+
+def _git(root: Any, *args: str) -> None:
+    import os
+    import subprocess
+
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+@pytest.fixture
+def user_repo(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("ROUTE_AGENT_STATE_DIR", str(tmp_path / "state"))
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    (root / "hello.txt").write_text("hello\n")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "base")
+    return root
+
+
+async def test_secrets_in_change_set_never_in_any_request_body(fake_llm: FakeLLMServer, user_repo: Any) -> None:
+    from route_agent.lanes import build_prompt
+    from route_agent.workspace.git import collect_change_set, open_repo
+
+    env_secret, key_body, pem_body, aws = "S3cretDbPassw0rdValue", "b3BlbnNzaC1rZXktdjEAAAAA", "MIIBpemBODYvalue", "AKIAIOSFODNN7EXAMPLE"
+    (user_repo / ".env").write_text(f"DB_PASSWORD={env_secret}\n")
+    (user_repo / "id_rsa").write_text(f"-----BEGIN OPENSSH PRIVATE KEY-----\n{key_body}\n-----END OPENSSH PRIVATE KEY-----\n")
+    (user_repo / "tls.pem").write_text(f"-----BEGIN CERTIFICATE-----\n{pem_body}\n-----END CERTIFICATE-----\n")
+    (user_repo / "app.py").write_text(f"REGION = 'eu'\nAWS_ACCESS_KEY_ID = '{aws}'\n")
+    change_set = collect_change_set(open_repo(user_repo))
+    lane = spec(fake_llm, "good-patch")
+    prompt = build_prompt("fix hello.txt; see .env and id_rsa", change_set, user_repo, lane)
+    async with LaneClient(Policy(models=Models(fast=lane, strong=lane)), environ=ENV) as client:
+        await client.complete("fast", prompt.messages)
+    bodies = fake_llm.bodies()
+    assert len(bodies) == 1
+    for secret in (env_secret, key_body, pem_body, aws):
+        assert all(secret not in body for body in bodies)
+    assert "[REDACTED:AWS access key id]" in bodies[0]
+    assert [(r.path, r.line) for r in prompt.redactions] == [("app.py", 2)]
+
+
+async def test_truncated_stream_applies_nothing(fake_llm: FakeLLMServer, user_repo: Any) -> None:
+    from route_agent.workspace.git import open_repo
+    from route_agent.workspace.worktree import apply_patch_in_worktree, create_worktree, remove_worktree
+
+    repo = open_repo(user_repo)
+    worktree = create_worktree(repo)
+    applied: list[str] = []
+    try:
+        for model in ("cut-midway", "no-done"):
+            try:
+                reply = await call(fake_llm, model)
+            except LaneError:
+                continue
+            applied.append(apply_patch_in_worktree(worktree, reply.text))
+        assert applied == []
+        assert (worktree.path / "hello.txt").read_text() == "hello\n"
+        assert (user_repo / "hello.txt").read_text() == "hello\n"
+        good = await call(fake_llm, "good-patch")
+        assert "+hello, world" in apply_patch_in_worktree(worktree, good.text)
+        assert (user_repo / "hello.txt").read_text() == "hello\n"
+    finally:
+        remove_worktree(repo, worktree)

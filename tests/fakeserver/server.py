@@ -201,6 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-llm/1"
 
+    def setup(self) -> None:
+        super().setup()
+        # Like real servers: no Nagle delay between the small writes of a stream.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: tests read .requests instead
 

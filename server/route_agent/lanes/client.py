@@ -33,13 +33,14 @@ Rules (safety.md, "Talking to model APIs"):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -302,7 +303,8 @@ class LaneClient:
         done = False
         idle = spec.idle_timeout_s
         timer.reschedule(min(loop.time() + idle, deadline))
-        async for event in EventSource(response).aiter_sse():
+        events = EventSource(response).aiter_sse()
+        async for event in events:
             data = event.data
             if not data.strip():
                 continue  # an empty event is no more than a keep-alive
@@ -335,11 +337,25 @@ class LaneClient:
             if isinstance(chunk.get("usage"), dict):
                 usage = chunk["usage"]
         timer.reschedule(deadline)
+        if done:
+            await _drain(events)
         if not done:
             raise _err("incomplete", f"{spec.model}: the stream closed without its end marker ([DONE])"
                        + (f" after finish_reason {finish!r}" if finish else " and without a finish_reason")
                        + "; nothing from it is used", parts, retryable=True)
         return _finished(spec, "".join(parts), finish, usage, parts)
+
+
+async def _drain(events: AsyncIterator[object]) -> None:
+    """Read what follows `[DONE]` (normally just the end of the body) so that the connection goes
+    back to the pool; a server that keeps talking gets 0.25 s, then the connection is dropped."""
+    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(0.25):
+            extra = 0
+            async for _ in events:
+                extra += 1
+                if extra > 16:
+                    break
 
 
 def chat_completions_url(spec: ModelSpec) -> str:
