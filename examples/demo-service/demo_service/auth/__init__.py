@@ -1,0 +1,1 @@
+"""Signed tokens for the admin endpoints."""

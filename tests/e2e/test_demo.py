@@ -1,0 +1,62 @@
+"""The bundled demo: make-demo-repo.sh builds a repository whose pending change routes as documented."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "examples" / "make-demo-repo.sh"
+
+
+@pytest.fixture
+def demo_repo(tmp_path: Path) -> Path:
+    dest = tmp_path / "demo-repo"
+    subprocess.run(["bash", str(SCRIPT), str(dest)], check=True, capture_output=True, timeout=120)
+    return dest
+
+
+def test_demo_repo_has_one_commit_and_a_pending_change(demo_repo: Path) -> None:
+    log = subprocess.run(["git", "log", "--oneline"], cwd=demo_repo, capture_output=True, text=True, check=True).stdout
+    assert len(log.splitlines()) == 1
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=demo_repo, capture_output=True, text=True,
+                            check=True).stdout
+    assert sorted(line.split()[-1] for line in status.splitlines()) == [
+        "demo_service/pool.py", "demo_service/retry.py", "demo_service/sync_worker.py", "tests/test_sync_worker.py"]
+
+
+def test_demo_tests_pass_with_the_pending_fix(demo_repo: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=demo_repo,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_readme_command_on_the_demo(demo_repo: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["ROUTE_AGENT_STATE_DIR"] = str(tmp_path / "state")
+    env["ROUTE_AGENT_CONFIG_DIR"] = str(tmp_path / "config")
+    proc = subprocess.run([sys.executable, "-m", "route_agent", "--task", "fix retry leak in sync worker",
+                           "--workspace", str(demo_repo), "--json"], capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["signals"]["files_touched"] == 4
+    assert data["signals"]["has_schema_change"] is False and data["signals"]["has_auth_code"] is False
+    assert data["signals"]["needs_new_code"] is True
+    assert (data["risk_score"], data["lane"], data["result"]) == (7, "strong", "dry-run")
+
+
+def test_make_demo_repo_refuses_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "mine").mkdir()
+    proc = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "mine")], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "not a demo repository" in proc.stderr
+
+
+def test_make_demo_repo_replaces_an_earlier_demo(demo_repo: Path) -> None:
+    subprocess.run(["bash", str(SCRIPT), str(demo_repo)], check=True, capture_output=True, timeout=120)
+    assert (demo_repo / ".git").is_dir()
