@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from route_agent import __version__
+from route_agent.cli.errors import EXIT_CONFIG, EXIT_OK, fail
 from route_agent.policy import (
     LoadedPolicy,
     PolicyCache,
@@ -28,8 +29,6 @@ from route_agent.signals import Evidence, TestFailures
 from route_agent.verify.junit import ReportError, read_junit
 from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
 from route_agent.workspace.state import read_latest_verification, user_policy_path
-
-from route_agent.cli.errors import EXIT_CONFIG, EXIT_OK, fail
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -50,6 +49,41 @@ def load_policy_or_exit(root: Path | None, explicit: Path | None) -> LoadedPolic
         raise SystemExit(EXIT_CONFIG) from None
 
 
+def require_approved_commands(root: Path, loaded: LoadedPolicy) -> None:
+    """Exit 2 before anything runs when the repository's policy declares commands the user has not
+    approved (exactly this list, by SHA-256); `--policy`, the user's config and the default are trusted."""
+    from route_agent.policy.approval import commands_diff, repo_policy_needing_approval
+
+    try:
+        status = repo_policy_needing_approval(root, loaded.policy)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+    if status is None or status.approved:
+        return
+    rel = status.policy_path.relative_to(root) if status.policy_path.is_relative_to(root) else status.policy_path
+    changed = status.previous is not None
+    click.echo(
+        f"route-agent: the repository policy {rel} declares verification commands that "
+        + ("changed since you approved them" if changed else "you have not approved")
+        + "; nothing was run:",
+        err=True,
+    )
+    for command in status.commands:
+        click.echo(f"  {command.line()}", err=True)
+    click.echo(f"  sha256: {status.sha256}", err=True)
+    if status.previous is not None:
+        added, removed = commands_diff(status.previous, status.commands)
+        click.echo("changed since your last approval:", err=True)
+        for line in added:
+            click.echo(f"  + {line}", err=True)
+        for line in removed:
+            click.echo(f"  - {line}", err=True)
+    click.echo(f"review them, then approve with: route-agent policy approve --workspace {root}", err=True)
+    raise SystemExit(EXIT_CONFIG)
+
+
 def test_failures_for(root: Path, report: Path | None) -> TestFailures:
     if report is not None:
         try:
@@ -64,16 +98,21 @@ def test_failures_for(root: Path, report: Path | None) -> TestFailures:
     if latest and isinstance(latest.get("test_failures"), int) and latest["test_failures"] > 0:
         tests = latest.get("failed_tests") or []
         evidence = tuple(Evidence(detail=str(t)) for t in tests[:20] if isinstance(t, str))
-        return TestFailures(count=int(latest["test_failures"]), source=f"latest verification ({latest.get('run_id', '?')})", evidence=evidence)
+        source = f"latest verification ({latest.get('run_id', '?')})"
+        return TestFailures(count=int(latest["test_failures"]), source=source, evidence=evidence)
     return TestFailures()
 
 
 @cli.command("route")
 @click.option("--task", "task", required=True, help="The task brief (tainted text: it can raise risk, never lower it).")
-@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None, help="Repository to work in (default: the current directory).")
-@click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Policy file layered over the default (instead of the repository's).")
-@click.option("--lane", type=click.Choice(["auto", "fast", "strong"]), default="auto", show_default=True, help="Ask for a lane; the always-strong floor cannot be lowered.")
-@click.option("--test-report", type=click.Path(path_type=Path, dir_okay=False), default=None, help="JUnit XML whose failures count as test_failures (default: the latest verification).")
+@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Repository to work in (default: the current directory).")
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Policy file layered over the default (instead of the repository's).")
+@click.option("--lane", type=click.Choice(["auto", "fast", "strong"]), default="auto", show_default=True,
+              help="Ask for a lane; the always-strong floor cannot be lowered.")
+@click.option("--test-report", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="JUnit XML whose failures count as test_failures (default: the latest verification).")
 @click.option("--dry-run", is_flag=True, help="Decide and plan only; call no model.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--ledger", "ledger_location", default=None, envvar="ROUTE_AGENT_LEDGER",
@@ -107,6 +146,8 @@ def route_command(task: str, workspace: Path | None, policy_path: Path | None, l
     if not dry_run and unset is not None:
         dry_run = True
         note = f"dry run: {unset} is not set, so no model was called (set it to run the {decision.lane} lane: {spec.model})"
+    if not dry_run and policy_path is None:
+        require_approved_commands(repo.root, loaded)
     if dry_run:
         from route_agent.cli.render import human_decision, json_base, verification_line
         from route_agent.lanes.estimate import estimate_call_cost
@@ -154,6 +195,47 @@ def policy_check(file: Path) -> None:
     click.echo(f"{file}: ok ({commands} verification command(s); always-strong: {', '.join(loaded.always_strong_conditions)})")
 
 
+@policy_group.command("approve")
+@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Repository whose policy to approve (default: the current directory).")
+@click.option("--yes", is_flag=True, help="Approve without asking (the commands are still printed).")
+@click.option("--sha256", "expected", default=None, help="Approve only if the commands' SHA-256 is this one (as shown earlier).")
+def policy_approve(workspace: Path | None, yes: bool, expected: str | None) -> None:
+    """Approve the exact verification commands the repository's policy declares (stored as a SHA-256)."""
+    from route_agent.policy.approval import commands_diff, record_approval, repo_policy_needing_approval
+
+    try:
+        repo = open_repo((workspace or Path.cwd()).absolute())
+    except WorkspaceError as exc:
+        fail(str(exc))
+    loaded = load_policy_or_exit(repo.root, None)
+    status = repo_policy_needing_approval(repo.root, loaded.policy)
+    if status is None:
+        click.echo(f"{repo.root}: the repository declares no verification commands of its own; nothing to approve")
+        return
+    click.echo(f"policy: {status.policy_path}")
+    for command in status.commands:
+        click.echo(f"  {command.line()}")
+    click.echo(f"sha256: {status.sha256}")
+    if status.approved:
+        click.echo("already approved")
+        return
+    if status.previous is not None:
+        added, removed = commands_diff(status.previous, status.commands)
+        click.echo("changed since your last approval:")
+        for line in added:
+            click.echo(f"  + {line}")
+        for line in removed:
+            click.echo(f"  - {line}")
+    if expected is not None and expected.strip().lower() != status.sha256:
+        fail(f"the commands' sha256 is {status.sha256}, not {expected}; nothing was approved")
+    if not yes and not click.confirm("Allow these commands to run when route-agent verifies a patch?", default=False):
+        click.echo("not approved", err=True)
+        raise SystemExit(EXIT_CONFIG)
+    record_approval(repo.root, status.policy_path, status.commands)
+    click.echo(f"approved ({len(status.commands)} command(s))")
+
+
 @policy_group.command("schema")
 def policy_schema() -> None:
     """Print the policy file's JSON Schema."""
@@ -188,7 +270,7 @@ def policy_explain(workspace: Path | None, policy_path: Path | None, as_json: bo
     click.echo(yaml.safe_dump(data, sort_keys=False, width=100), nl=False)
 
 
-from route_agent.cli.ledger_cmd import ledger_group
+from route_agent.cli.ledger_cmd import ledger_group  # noqa: E402
 
 cli.add_command(ledger_group)
 

@@ -1,0 +1,176 @@
+"""Approval of a repository policy's verification commands (safety.md: treat them like tasks.json).
+
+A policy file inside a repository declares commands that will run on the user's machine. They run
+only after the user approved the exact list once; the approval is stored in the state directory as
+the SHA-256 of that list, and any change asks again, showing what changed. A policy the user gave
+with `--policy`, the user's own config policy and the shipped default are trusted.
+
+The hash is over the canonical JSON of `[[lane, name, argv], ...]` (fast lane first, then strong, in
+the policy's order), `json.dumps(items, separators=(",", ":"), ensure_ascii=False)` as UTF-8: the
+VS Code extension computes the same bytes (client-vscode/src/logic/approval.ts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from route_agent.policy.models import Policy
+
+__all__ = [
+    "PolicyCommand",
+    "RepoPolicyStatus",
+    "approvals_path",
+    "command_lines",
+    "commands_diff",
+    "commands_hash",
+    "policy_commands",
+    "read_approval",
+    "record_approval",
+    "repo_declared_commands",
+]
+
+
+@dataclass(frozen=True)
+class PolicyCommand:
+    lane: str
+    name: str
+    run: tuple[str, ...]
+
+    def line(self) -> str:
+        shown = " ".join(a if a and all(c.isalnum() or c in "@%+=:,./-_" for c in a) else json.dumps(a) for a in self.run)
+        return f"[{self.lane}] {self.name}: {shown}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lane": self.lane, "name": self.name, "run": list(self.run)}
+
+
+def policy_commands(policy: Policy) -> list[PolicyCommand]:
+    """Every verification command of the effective policy, fast lane first, in the policy's order."""
+    return [
+        PolicyCommand(lane, check.name, tuple(check.run))
+        for lane in ("fast", "strong")
+        for check in getattr(policy.verification, lane)
+    ]
+
+
+def commands_hash(commands: Sequence[PolicyCommand]) -> str:
+    canonical = json.dumps([[c.lane, c.name, list(c.run)] for c in commands], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def command_lines(commands: Sequence[PolicyCommand]) -> list[str]:
+    return [c.line() for c in commands]
+
+
+def commands_diff(previous: Sequence[PolicyCommand], current: Sequence[PolicyCommand]) -> tuple[list[str], list[str]]:
+    """(added, removed) lines since the previous approval, order-insensitive."""
+    before, after = command_lines(previous), command_lines(current)
+    return [line for line in after if line not in before], [line for line in before if line not in after]
+
+
+def repo_declared_commands(layer_data: dict[str, Any]) -> int:
+    """How many commands a repository policy layer declares itself (verification.fast/strong)."""
+    verification = layer_data.get("verification")
+    if not isinstance(verification, dict):
+        return 0
+    return sum(len(v) for lane in ("fast", "strong") if isinstance(v := verification.get(lane), list))
+
+
+@dataclass(frozen=True)
+class RepoPolicyStatus:
+    policy_path: Path
+    commands: tuple[PolicyCommand, ...]
+    sha256: str
+    approved: bool
+    previous: tuple[PolicyCommand, ...] | None
+    """The commands of the last approval for this workspace, when there is one with another hash."""
+
+
+def approvals_path() -> Path:
+    from route_agent.workspace.state import state_dir
+
+    return state_dir() / "policy-approvals.json"
+
+
+def _workspace_id(root: Path) -> str:
+    return str(root.resolve())
+
+
+def _load_store() -> dict[str, Any]:
+    try:
+        data = json.loads(approvals_path().read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_approval(root: Path) -> tuple[str, tuple[PolicyCommand, ...]] | None:
+    """The approved hash and commands for a workspace, or None."""
+    record = _load_store().get(_workspace_id(root))
+    if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
+        return None
+    commands: list[PolicyCommand] = []
+    for item in record.get("commands") or ():
+        if isinstance(item, dict) and isinstance(item.get("run"), list):
+            commands.append(PolicyCommand(str(item.get("lane", "")), str(item.get("name", "")), tuple(str(a) for a in item["run"])))
+    return str(record["sha256"]).lower(), tuple(commands)
+
+
+def record_approval(root: Path, policy_path: Path, commands: Sequence[PolicyCommand]) -> str:
+    """Store the approval of exactly `commands` for the workspace (atomically); returns the hash."""
+    digest = commands_hash(commands)
+    store = _load_store()
+    store[_workspace_id(root)] = {
+        "sha256": digest,
+        "commands": [c.as_dict() for c in commands],
+        "policy_path": str(policy_path),
+        "approved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    target = approvals_path()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".approvals-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(store, handle, indent=2, ensure_ascii=False)
+    os.replace(tmp, target)
+    return digest
+
+
+def repo_policy_status(root: Path, policy_path: Path, policy: Policy) -> RepoPolicyStatus:
+    commands = tuple(policy_commands(policy))
+    digest = commands_hash(commands)
+    stored = read_approval(root)
+    approved = stored is not None and stored[0] == digest
+    previous = stored[1] if stored is not None and not approved else None
+    return RepoPolicyStatus(policy_path, commands, digest, approved, previous)
+
+
+def repo_policy_file(root: Path) -> Path | None:
+    """The repository's own policy file, as `PolicyCache.for_workspace` would pick it."""
+    from route_agent.policy import REPO_POLICY_PATHS
+
+    for rel in REPO_POLICY_PATHS:
+        candidate = root / rel
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def repo_policy_needing_approval(root: Path, policy: Policy) -> RepoPolicyStatus | None:
+    """The approval status when the repository's policy declares commands of its own, else None.
+
+    `policy` is the effective policy built from that file (not from a `--policy` file)."""
+    from route_agent.policy.loader import read_layer
+
+    path = repo_policy_file(root)
+    if path is None:
+        return None
+    if repo_declared_commands(read_layer(path).data) == 0:
+        return None
+    return repo_policy_status(root, path, policy)
