@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
@@ -29,6 +30,9 @@ from route_agent.signals import Evidence, TestFailures
 from route_agent.verify.junit import ReportError, read_junit
 from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
 from route_agent.workspace.state import read_latest_verification, user_policy_path
+
+MAX_TASK_FILE_BYTES = 64 * 1024 * 1024
+"""A brief read from a file is refused above this; the classifier scans and sends far less (taint.py)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -104,7 +108,9 @@ def test_failures_for(root: Path, report: Path | None) -> TestFailures:
 
 
 @cli.command("route")
-@click.option("--task", "task", required=True, help="The task brief (tainted text: it can raise risk, never lower it).")
+@click.option("--task", "task", default=None, help="The task brief (tainted text: it can raise risk, never lower it).")
+@click.option("--task-file", "task_file", type=click.File("rb"), default=None,
+              help="Read the brief from a file ('-' for stdin), for briefs longer than a command line allows.")
 @click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Repository to work in (default: the current directory).")
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -119,10 +125,19 @@ def test_failures_for(root: Path, report: Path | None) -> TestFailures:
               help="SQLite file or postgresql:// URL for the attempt ledger (default: the state directory).")
 @click.option("--sandbox", type=click.Choice(["auto", "required", "off"]), default=None,
               help="Override the policy's verification.sandbox for this run.")
-def route_command(task: str, workspace: Path | None, policy_path: Path | None, lane: str, test_report: Path | None, dry_run: bool,
+def route_command(task: str | None, task_file: BinaryIO | None, workspace: Path | None, policy_path: Path | None, lane: str,
+                  test_report: Path | None, dry_run: bool,
                   as_json: bool, ledger_location: str | None, sandbox: str | None) -> None:
     """Score the change set and the brief, choose a lane, and run it (or plan it in a dry run)."""
     started = time.monotonic()
+    if (task is None) == (task_file is None):
+        fail("give the brief with exactly one of --task TEXT or --task-file FILE")
+    if task_file is not None:
+        raw = task_file.read(MAX_TASK_FILE_BYTES + 1)
+        if len(raw) > MAX_TASK_FILE_BYTES:
+            fail(f"the brief is over {MAX_TASK_FILE_BYTES // (1024 * 1024)} MB; shorten it")
+        task = raw.decode("utf-8", "replace")
+    assert task is not None
     try:
         repo = open_repo((workspace or Path.cwd()).absolute())
     except WorkspaceError as exc:
@@ -295,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     # `route-agent --task TEXT ...` is `route-agent route --task TEXT ...`.
     if args and args[0] not in cli.commands and args[0] not in ("-h", "--help", "--version") and any(
-        a == "--task" or a.startswith("--task=") for a in args
+        a in ("--task", "--task-file") or a.startswith(("--task=", "--task-file=")) for a in args
     ):
         args.insert(0, "route")
     cli.main(args=args, prog_name="route-agent")
