@@ -259,8 +259,12 @@ class TestHardening:
         git(repo, "config", "core.fsmonitor", str(hook))
         git(repo, "config", "diff.external", str(hook))
         git(repo, "config", "core.pager", str(hook))
-        (repo / ".gitattributes").write_text("*.py diff=evil\n")
+        (repo / ".gitattributes").write_text("*.py diff=evil filter=evil\n")
         git(repo, "config", "diff.evil.textconv", str(hook))
+        git(repo, "config", "filter.evil.clean", str(hook))
+        git(repo, "config", "filter.evil.smudge", str(hook))
+        git(repo, "config", "filter.evil.process", str(hook))
+        git(repo, "config", "filter.evil.required", "true")
         hooks = repo / ".git" / "hooks"
         for name in ("post-index-change", "pre-commit", "post-checkout"):
             (hooks / name).write_text(f"#!/bin/sh\ntouch {marker}\n")
