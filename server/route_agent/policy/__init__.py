@@ -7,6 +7,7 @@ re-read only when it changes.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -54,6 +55,12 @@ def default_policy_text() -> str:
     return resources.files("route_agent").joinpath("data/default.yaml").read_text("utf-8")
 
 
+@functools.cache
+def _default_layer() -> Layer:
+    # The shipped default never changes while the process runs: parse it once per process.
+    return parse_layer(default_policy_text(), DEFAULT_POLICY_NAME)
+
+
 @dataclass(frozen=True)
 class LoadedPolicy:
     policy: Policy
@@ -79,7 +86,7 @@ class PolicyCache:
 
     def default_layer(self) -> Layer:
         if self._default is None:
-            self._default = parse_layer(default_policy_text(), DEFAULT_POLICY_NAME)
+            self._default = _default_layer()
         return self._default
 
     def layer(self, path: Path) -> Layer:

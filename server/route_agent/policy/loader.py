@@ -162,7 +162,7 @@ class _Builder:
             out[key] = self.build(value_node, here)
         return out
 
-    def _first_alias_mark(self) -> yaml.Mark | None:
+    def _first_alias_mark(self) -> Any:  # a yaml.Mark (pure or C loader), or None
         try:
             for event in yaml.parse(self.text, Loader=_Loader):
                 if isinstance(event, yaml.AliasEvent):
@@ -233,22 +233,34 @@ def _merge_into(dst: dict[str, Any], src: dict[str, Any], loc: Loc, layer: Layer
         if isinstance(value, dict) and isinstance(dst.get(key), dict):
             _merge_into(dst[key], value, here, layer, merged)
         else:
-            # A later layer replaces the whole value: forget where the old parts came from.
-            for table in (merged.origin, merged.key_origin):
-                for old in [k for k in table if k[: len(here)] == here]:
-                    del table[old]
+            # A later layer replaces the whole value: forget where the old parts came from, and
+            # take the new parts' positions (walking the values keeps this linear in their size).
+            if key in dst:
+                for old in _locs(dst[key], here):
+                    merged.origin.pop(old, None)
+                    merged.key_origin.pop(old, None)
             dst[key] = _copy(value)
-            for sub, (line, col) in layer.positions.items():
-                if sub[: len(here)] == here:
-                    merged.origin[sub] = (layer.path, line, col)
-            for sub, (line, col) in layer.key_positions.items():
-                if sub[: len(here)] == here:
-                    merged.key_origin[sub] = (layer.path, line, col)
+            for sub in _locs(value, here):
+                if sub in layer.positions:
+                    merged.origin[sub] = (layer.path, *layer.positions[sub])
+                if sub in layer.key_positions:
+                    merged.key_origin[sub] = (layer.path, *layer.key_positions[sub])
         # The latest layer that writes a key owns it, merged mapping or not.
         if here in layer.positions:
             merged.origin[here] = (layer.path, *layer.positions[here])
         if here in layer.key_positions:
             merged.key_origin[here] = (layer.path, *layer.key_positions[here])
+
+
+def _locs(value: Any, loc: Loc) -> Iterable[Loc]:
+    """`loc` and the loc of everything nested in `value`."""
+    yield loc
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _locs(item, (*loc, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _locs(item, (*loc, index))
 
 
 def _copy(value: Any) -> Any:

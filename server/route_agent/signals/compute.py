@@ -192,14 +192,15 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector)
     if changed.binary or changed.is_submodule:
         return
     lines = changed.added + changed.removed
+    lowered = detectors.lowered_text(lines)  # one keyword prefilter text for every rule set
     for rule_set, name, reason in (
         (detectors.SCHEMA_RULES, "schema_change", "schema change in the changed lines"),
         (detectors.AUTH_RULES, "auth_code", "authentication or authorization code in the changed lines"),
         (detectors.DEPLOY_RULES, "deploy_config", "deployment manifest in the changed lines"),
     ):
-        for hit in detectors.scan_lines(rule_set, path, lines, limit=3):
+        for hit in detectors.scan_lines(rule_set, path, lines, limit=3, lowered=lowered):
             found.add(name, reason, Evidence(path=path, line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
-    for hit in detectors.scan_lines(detectors.SECRET_RULES, path, changed.added, limit=3):
+    for hit in detectors.scan_lines(detectors.SECRET_RULES, path, changed.added, limit=3, lowered=lowered):
         found.add("secret_in_content", "a secret-like value in the added lines",
                   Evidence(path=path, line=hit.line, detail=f"{hit.rule} (value withheld)"))
     if "docs" not in class_names and is_code_path(path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,24 +86,71 @@ class Hit:
     span: tuple[int, int] = (0, 0)
 
 
-def scan_lines(rules: tuple[Rule, ...], path: str, lines: tuple[tuple[int, str], ...] | list[tuple[int, str]], limit: int = 5) -> list[Hit]:
-    """Run `rules` over numbered lines of `path`, returning at most `limit` hits."""
-    suffix = PurePosixPath(path).suffix.lower()
-    active = [r for r in rules if not r.suffixes or suffix in r.suffixes]
+def path_suffix(path: str) -> str:
+    """The lower-cased suffix of a POSIX path (`PurePosixPath.suffix` without its cost)."""
+    name = path.rpartition("/")[2]
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 and dot < len(name) - 1 else ""
+
+
+_KEYWORD_INDEX: dict[tuple[int, str], tuple[tuple[Rule, ...], tuple[tuple[str, frozenset[int]], ...]]] = {}
+
+
+def _keyword_index(rules: tuple[Rule, ...], suffix: str) -> tuple[tuple[Rule, ...], tuple[tuple[str, frozenset[int]], ...]]:
+    """The rules that apply to `suffix`, and each keyword with the rules (by position) it enables."""
+    key = (id(rules), suffix)
+    cached = _KEYWORD_INDEX.get(key)
+    if cached is None:
+        active = tuple(r for r in rules if not r.suffixes or suffix in r.suffixes)
+        owners: dict[str, set[int]] = {}
+        for index, rule in enumerate(active):
+            for keyword in rule.keywords:
+                owners.setdefault(keyword, set()).add(index)
+        cached = (active, tuple((k, frozenset(v)) for k, v in owners.items()))
+        if len(_KEYWORD_INDEX) < 4096:  # rule sets are module constants: a handful of keys
+            _KEYWORD_INDEX[key] = cached
+    return cached
+
+
+def lowered_text(lines: tuple[tuple[int, str], ...] | list[tuple[int, str]]) -> str:
+    """The lines joined and lower-cased: what `scan_lines` prefilters on (compute it once per file)."""
+    return "\n".join(text for _, text in lines).lower()
+
+
+def scan_lines(rules: tuple[Rule, ...], path: str, lines: tuple[tuple[int, str], ...] | list[tuple[int, str]],
+               limit: int = 5, lowered: str | None = None) -> list[Hit]:
+    """Run `rules` over numbered lines of `path`, returning at most `limit` hits.
+
+    The keyword prefilter runs once over all the lines joined (substring tests at C speed): most
+    changed lines hold no keyword at all, and a file whose lines hold none costs one pass. `lowered`
+    may pass `lowered_text` of these lines or of a superset of them (a prefilter only).
+    """
+    if not lines:
+        return []
+    active, keywords = _keyword_index(rules, path_suffix(path))
     if not active:
         return []
+    blob = lowered if lowered is not None else lowered_text(lines)
+    enabled: set[int] = set()
+    for keyword, owners in keywords:
+        if keyword in blob:
+            enabled |= owners
+    if not enabled:
+        return []
+    candidates = [rule for index, rule in enumerate(active) if index in enabled]
     hits: list[Hit] = []
     for number, text in lines:
         if len(text) > 4096:
-            text = text[:4096]
-        lowered = text.lower()
-        for rule in active:
-            if not any(k in lowered for k in rule.keywords):
+            text = text[:4096]  # noqa: PLW2901 - long lines are cut before matching
+        lowered_line = text.lower()
+        for rule in candidates:
+            if not any(k in lowered_line for k in rule.keywords):
                 continue
             match = rule.pattern.search(text)
             if match is None:
                 continue
-            hits.append(Hit(rule.name, number, _excerpt(text, match.start(), match.end()), (match.start(), match.end())))
+            hits.append(Hit(rule.name, number, _excerpt(text, match.start(), match.end()),
+                            (match.start(), match.end())))
             if len(hits) >= limit:
                 return hits
             break

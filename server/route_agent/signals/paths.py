@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import pathspec
 
@@ -114,7 +113,9 @@ def _check(spec: pathspec.GitIgnoreSpec, globs: list[str], path: str) -> str | N
 
 
 def is_code_path(path: str) -> bool:
-    return PurePosixPath(path).suffix.lower() in _CODE_SUFFIXES
+    name = path.rpartition("/")[2]
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in _CODE_SUFFIXES
 
 
 _CODE_SUFFIXES = {
