@@ -6,6 +6,7 @@ Exit codes: 0 pass or dry run; 1 failed after escalation; 2 usage, policy or con
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -306,8 +307,23 @@ def serve_command() -> None:
     serve_main()
 
 
+def configure_logging() -> None:
+    """Progress and warnings on stderr (stdout carries the transcript or JSON).
+
+    Our own retry and fallback messages are INFO; stamina's bare event names add nothing to them.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("route-agent: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("route_agent").setLevel(logging.INFO)
+    logging.getLogger("stamina").setLevel(logging.ERROR)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] != "serve":  # the language server logs to the editor, never to stdio
+        configure_logging()
     # `route-agent --task TEXT ...` is `route-agent route --task TEXT ...`.
     if args and args[0] not in cli.commands and args[0] not in ("-h", "--help", "--version") and any(
         a in ("--task", "--task-file") or a.startswith(("--task=", "--task-file=")) for a in args

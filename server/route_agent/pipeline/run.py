@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,9 @@ class RunRequest:
     """Override of policy.verification.sandbox (auto, required, off)."""
     http_transport: Any = None
     """For tests: an httpx transport for the lane client."""
+    carry_findings: Sequence[Finding] = ()
+    """Findings of an earlier attempt (another run) for the first attempt's prompt, as an escalation
+    carries them: the editor asks before escalating, then starts a strong run with these."""
 
 
 @dataclass
@@ -113,7 +116,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
     await asyncio.to_thread(adapters.prune_stale_worktrees, req.repo)
     attempts: list[_Attempt] = []
     all_findings: list[Finding] = []
-    carry: list[Finding] = []
+    carry: list[Finding] = list(req.carry_findings)
     lane: Lane = req.decision.lane
     total_cost = 0.0
     client = adapters.make_client(policy, req)
@@ -253,6 +256,11 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
             labels = tuple(r.name for r in report.runs) if report else ()
             if snapshot_only:
                 labels = (*labels, "snapshot-only")
+            if lane == "fast" and rejected_reason is None and not labels and verifier is None:
+                # Nothing looked at this patch: a cheap lane's word alone is not verification.
+                labels = ("unverified",)
+                findings.append(Finding("verification", "no check and no verifier is configured for the fast lane; the patch is unverified",
+                                        "warning", rule="unverified", kind="check"))
             passed = rejected_reason is None and report is not None and report.passed
             outcome = AttemptOutcome(
                 lane=lane,

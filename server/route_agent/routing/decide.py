@@ -183,7 +183,8 @@ class AttemptOutcome:
     """The verifier's confidence; None when no verifier is used for the lane (a verifier that was
     asked and failed to answer reports 0.0, never None)."""
     checks: tuple[str, ...] = ()
-    """Labels of what ran; `snapshot-only` marks checks too weak to trust."""
+    """Labels of what ran; `snapshot-only` marks checks too weak to trust, `unverified` a fast
+    attempt that no check and no verifier looked at."""
     failed_checks: tuple[str, ...] = ()
     test_failures: int = 0
     patch_rejected: bool = False
@@ -223,6 +224,8 @@ def next_route(outcome: AttemptOutcome, policy: Policy, attempts_made: int) -> N
         soft.append("low_confidence_summary")
     if "snapshot-only" in outcome.checks:
         soft.append("snapshot_only")
+    if "unverified" in outcome.checks:
+        soft.append("unverified")
     if outcome.tamper:
         forced.append("tamper")
     if outcome.scope_creep:
