@@ -91,7 +91,7 @@ def main() -> None:
         path.write_text(default_policy_text(), encoding="utf-8")  # a full ~95-line policy as the user layer
         text = path.read_text("utf-8")
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        floor_parse = median_us(lambda: yaml.load(text, Loader=loader), n)  # noqa: S506 - safe loader
+        floor_parse = median_us(lambda: yaml.load(text, Loader=loader), n)
         stat_floor = median_us(lambda: os.stat(path), n)
 
         def cold_load() -> None:

@@ -26,7 +26,7 @@ def modified(path: str, *added: str, removed: tuple[str, ...] = (), start: int =
 
 
 def signals_for(*files: ChangedFile, brief: str = "fix it", matcher: PathMatcher = MATCHER,
-                failures: Failures | None = None):  # noqa: ANN201 - Signals
+                failures: Failures | None = None):
     return compute_signals(ChangeSet(files=files), brief, matcher, failures)
 
 

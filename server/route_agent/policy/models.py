@@ -137,8 +137,8 @@ class Routing(StrictModel):
         default="strong",
         description="Lane for a score above fast_max_score and below strong_min_score.",
     )
-    always_strong_if: list[AlwaysStrongCondition] = Field(default_factory=lambda: _default_always_strong())
-    escalate_on: list[EscalateCondition] = Field(default_factory=lambda: _default_escalate_on())
+    always_strong_if: list[AlwaysStrongCondition] = Field(default_factory=_default_always_strong)
+    escalate_on: list[EscalateCondition] = Field(default_factory=_default_escalate_on)
     confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.65
     max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
 
@@ -232,7 +232,7 @@ class Verification(StrictModel):
 
 
 class VerifierUse(StrictModel):
-    lanes: list[LaneName] = Field(default_factory=lambda: _both_lanes())
+    lanes: list[LaneName] = Field(default_factory=_both_lanes)
     timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
 
 

@@ -34,7 +34,8 @@ class Evidence:
     detail: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in (("path", self.path), ("line", self.line), ("excerpt", self.excerpt), ("detail", self.detail)) if v is not None}
+        fields = (("path", self.path), ("line", self.line), ("excerpt", self.excerpt), ("detail", self.detail))
+        return {k: v for k, v in fields if v is not None}
 
     def __str__(self) -> str:
         where = self.path or ""
@@ -103,7 +104,8 @@ def _b(value: bool) -> str:
 
 
 _DEF_OR_CLASS = re.compile(
-    r"^\s*(async\s+def|def|class|func|function|fn|pub\s+fn|interface|struct|export\s+(default\s+)?(async\s+)?(function|class|const\s+\w+\s*=\s*\())\s*\w*"
+    r"^\s*(async\s+def|def|class|func|function|fn|pub\s+fn|interface|struct"
+    r"|export\s+(default\s+)?(async\s+)?(function|class|const\s+\w+\s*=\s*\())\s*\w*"
 )
 
 
@@ -178,7 +180,8 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector)
         found.add("lookalike_path", f"path imitates a protected path ({lookalike.path_class})",
                   Evidence(path=path, detail=f"looks like a match for {lookalike.glob!r} using non-ASCII characters"))
     if changed.is_symlink:
-        found.add("file_mode_change", "symlink added, changed or removed", Evidence(path=path, detail=f"mode {changed.old_mode}->{changed.new_mode}"))
+        found.add("file_mode_change", "symlink added, changed or removed",
+                  Evidence(path=path, detail=f"mode {changed.old_mode}->{changed.new_mode}"))
     elif changed.is_submodule:
         found.add("file_mode_change", "submodule pointer changed", Evidence(path=path, detail="gitlink"))
     elif changed.exec_bit_changed:
@@ -253,4 +256,5 @@ def _brief_signals(clean: CleanText, found: _Collector) -> None:
         for hit in detectors.scan_lines(rule_set, "brief", numbered, limit=2):
             found.add(name, reason, Evidence(path="brief", line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
     for hit in detectors.scan_lines(detectors.SECRET_RULES, "brief", numbered, limit=2):
-        found.add("secret_in_content", "a secret-like value in the brief", Evidence(path="brief", line=hit.line, detail=f"{hit.rule} (value withheld)"))
+        found.add("secret_in_content", "a secret-like value in the brief",
+                  Evidence(path="brief", line=hit.line, detail=f"{hit.rule} (value withheld)"))

@@ -32,46 +32,46 @@ SCHEMA_RULES: tuple[Rule, ...] = (
     _r("SQL DDL", ("create", "alter", "drop", "rename"),
        r"\b(create|alter|drop)\s+(table|index|unique\s+index|view|materialized\s+view|schema|type|sequence|column|constraint)\b|\brename\s+(table|column)\b"),
     _r("DDL column change", ("column",), r"\b(add|drop|alter|modify)\s+column\b"),
-    _r("Django migration operation", ("migrations.",), r"\bmigrations\.(AddField|RemoveField|AlterField|RenameField|CreateModel|DeleteModel|AddIndex|RemoveIndex|AddConstraint|RunSQL|RunPython|AlterUniqueTogether)\b", flags=0),
-    _r("Alembic operation", ("op.",), r"\bop\.(add_column|drop_column|alter_column|create_table|drop_table|create_index|drop_index|create_foreign_key|execute)\b", flags=0),
+    _r("Django migration operation", ("migrations.",), r"\bmigrations\.(AddField|RemoveField|AlterField|RenameField|CreateModel|DeleteModel|AddIndex|RemoveIndex|AddConstraint|RunSQL|RunPython|AlterUniqueTogether)\b", flags=0),  # noqa: E501 - a regex reads best whole
+    _r("Alembic operation", ("op.",), r"\bop\.(add_column|drop_column|alter_column|create_table|drop_table|create_index|drop_index|create_foreign_key|execute)\b", flags=0),  # noqa: E501 - a regex reads best whole
     _r("ORM model field", ("field", "column", "foreignkey", "onetoone", "manytomany"),
-       r"\b(models\.\w*Field|models\.ForeignKey|models\.OneToOneField|models\.ManyToManyField|mapped_column|sa\.Column|Column\(\s*(String|Integer|Text|Boolean|DateTime|ForeignKey|Numeric|JSON))", CODE, flags=0),
+       r"\b(models\.\w*Field|models\.ForeignKey|models\.OneToOneField|models\.ManyToManyField|mapped_column|sa\.Column|Column\(\s*(String|Integer|Text|Boolean|DateTime|ForeignKey|Numeric|JSON))", CODE, flags=0),  # noqa: E501 - a regex reads best whole
     _r("Rails migration", ("add_column", "remove_column", "create_table", "change_column"),
        r"\b(add_column|remove_column|create_table|change_column|add_reference|add_index)\b", (".rb",), flags=0),
     _r("Prisma model", ("model ", "enum "), r"^\s*(model|enum)\s+\w+\s*\{", (".prisma",), flags=0),
     _r("protobuf message", ("message", "service", "rpc"), r"^\s*(message|service|enum|rpc)\s+\w+", (".proto",), flags=0),
-    _r("GraphQL type", ("type", "input", "interface", "schema"), r"^\s*(type|input|interface|enum|schema|extend\s+type)\s+\w*\s*\{?", (".graphql", ".gql"), flags=0),
-    _r("OpenAPI schema", ("openapi", "swagger", "components:", "paths:"), r"^\s*(openapi|swagger)\s*:|^\s*(components|paths)\s*:\s*$", (".yaml", ".yml", ".json"), flags=0),
+    _r("GraphQL type", ("type", "input", "interface", "schema"), r"^\s*(type|input|interface|enum|schema|extend\s+type)\s+\w*\s*\{?", (".graphql", ".gql"), flags=0),  # noqa: E501 - a regex reads best whole
+    _r("OpenAPI schema", ("openapi", "swagger", "components:", "paths:"), r"^\s*(openapi|swagger)\s*:|^\s*(components|paths)\s*:\s*$", (".yaml", ".yml", ".json"), flags=0),  # noqa: E501 - a regex reads best whole
 )
 
 AUTH_RULES: tuple[Rule, ...] = (
     _r("JWT handling", ("jwt", "jws", "jose"), r"\b(jwt|jws|jose|pyjwt|jsonwebtoken)\b|\bjwt[._](encode|decode|verify|sign)"),
-    _r("token verification", ("token",), r"\b(verify|validate|decode|sign|issue|refresh|revoke|check)_?\w*token|\btoken_?(verify|validation|expir\w*|secret|signing)|\b(access|refresh|bearer|id|auth|csrf|session)_?token\b"),
+    _r("token verification", ("token",), r"\b(verify|validate|decode|sign|issue|refresh|revoke|check)_?\w*token|\btoken_?(verify|validation|expir\w*|secret|signing)|\b(access|refresh|bearer|id|auth|csrf|session)_?token\b"),  # noqa: E501 - a regex reads best whole
     _r("password handling", ("password", "passwd", "bcrypt", "argon2", "scrypt", "pbkdf2"),
        r"\b(password|passwd)\b|\b(bcrypt|argon2|scrypt|pbkdf2)\b|check_password|hash_password|set_password"),
-    _r("session handling", ("session", "login_required", "cookie"), r"\b(session_?(id|key|cookie|token|expir\w*)|login_required|set_cookie|sessionid|request\.session)\b"),
+    _r("session handling", ("session", "login_required", "cookie"), r"\b(session_?(id|key|cookie|token|expir\w*)|login_required|set_cookie|sessionid|request\.session)\b"),  # noqa: E501 - a regex reads best whole
     _r("permission check", ("perm", "authoriz", "authoris", "authentic", "is_admin", "superuser", "role", "acl", "rbac", "scope"),
        r"\b(has_?perm\w*|check_?perm\w*|require_?(role|perm\w*|scope)|permission_required|is_admin|is_superuser|authori[sz]e\w*|authenticat\w*|rbac|acl\b)"),
-    _r("OAuth / OIDC", ("oauth", "oidc", "openid", "saml", "client_secret"), r"\b(oauth|oidc|openid|saml)|\b(client_secret|authorization_code|pkce)\b"),
-    _r("cryptography", ("hmac", "crypt", "cipher", "hashlib", "signing", "signature", "rsa", "aes", "nonce", "fernet", "ecdsa", "ed25519", "digest"),
+    _r("OAuth / OIDC", ("oauth", "oidc", "openid", "saml", "client_secret"), r"\b(oauth|oidc|openid|saml)|\b(client_secret|authorization_code|pkce)\b"),  # noqa: E501 - a regex reads best whole
+    _r("cryptography", ("hmac", "crypt", "cipher", "hashlib", "signing", "signature", "rsa", "aes", "nonce", "fernet", "ecdsa", "ed25519", "digest"),  # noqa: E501 - a regex reads best whole
        r"\b(hmac|hashlib|cryptography|fernet|cipher|aes|rsa|ecdsa|ed25519|nonce|signing_key|verify_signature|signature)\b|compare_digest"),
 )
 
 # A deployment manifest in any YAML file: Kubernetes objects, Helm, Compose services.
 DEPLOY_RULES: tuple[Rule, ...] = (
-    _r("Kubernetes manifest", ("kind:",), r"^\s*kind\s*:\s*(Deployment|StatefulSet|DaemonSet|Service|Ingress|CronJob|Job|ConfigMap|Secret|Role|ClusterRole|RoleBinding|HorizontalPodAutoscaler|NetworkPolicy)\b", (".yaml", ".yml"), flags=0),
+    _r("Kubernetes manifest", ("kind:",), r"^\s*kind\s*:\s*(Deployment|StatefulSet|DaemonSet|Service|Ingress|CronJob|Job|ConfigMap|Secret|Role|ClusterRole|RoleBinding|HorizontalPodAutoscaler|NetworkPolicy)\b", (".yaml", ".yml"), flags=0),  # noqa: E501 - a regex reads best whole
 )
 
 SECRET_RULES: tuple[Rule, ...] = (
     _r("AWS access key id", ("akia", "asia", "abia", "acca"), r"\b((?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16})\b", flags=0),
     _r("AWS secret access key", ("aws", "secret"), r"aws.{0,20}secret.{0,20}['\"=:\s]\s*['\"]?([A-Za-z0-9/+=]{40})\b"),
     _r("private key", ("private key",), r"-----BEGIN[ A-Z0-9_-]{0,100}PRIVATE KEY( BLOCK)?-----", flags=0),
-    _r("GitHub token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,255})\b", flags=0),
+    _r("GitHub token", ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"), r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{22,255})\b", flags=0),  # noqa: E501 - a regex reads best whole
     _r("GitLab token", ("glpat-",), r"\bglpat-[A-Za-z0-9_-]{20}\b", flags=0),
     _r("Slack token", ("xox",), r"\bxox[baprs]-[A-Za-z0-9-]{10,}\b", flags=0),
     _r("Stripe key", ("sk_live", "rk_live"), r"\b[sr]k_live_[A-Za-z0-9]{20,}\b", flags=0),
     _r("Google API key", ("aiza",), r"\bAIza[0-9A-Za-z_-]{35}\b", flags=0),
-    _r("OpenAI key", ("sk-",), r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}\b|\bsk-[A-Za-z0-9]{48}\b", flags=0),
+    _r("OpenAI key", ("sk-",), r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}T3BlbkFJ[A-Za-z0-9_-]{20,}\b|\bsk-[A-Za-z0-9]{48}\b", flags=0),  # noqa: E501 - a regex reads best whole
     _r("Anthropic key", ("sk-ant-",), r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{80,}", flags=0),
     _r("generic secret assignment", ("secret", "password", "passwd", "api_key", "apikey", "token", "private_key"),
        r"\b(?:secret|password|passwd|api_?key|apikey|auth_?token|access_?token|private_?key)\w*\s*[:=]\s*['\"]([A-Za-z0-9+/_\-!@#$%^&*.]{12,})['\"]"),

@@ -39,8 +39,10 @@ class WorkspaceError(Exception):
 
 
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")}
-    env.update({"GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1", "GIT_NO_REPLACE_OBJECTS": "1"})
+    identity = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_") or k in identity}
+    env.update({"GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1",
+                "GIT_NO_REPLACE_OBJECTS": "1"})
     if extra:
         env.update(extra)
     return env
@@ -114,7 +116,8 @@ def open_repo(path: Path) -> Repo:
         if "not a git repository" in err:
             raise WorkspaceError(f"{cwd} is not inside a git repository; run route-agent in a repository (or `git init` one)")
         if "dubious ownership" in err:
-            raise WorkspaceError(f"git refuses {cwd}: dubious ownership; mark it safe with `git config --global --add safe.directory {cwd}` if you trust it")
+            raise WorkspaceError(f"git refuses {cwd}: dubious ownership; mark it safe with "
+                                 f"`git config --global --add safe.directory {cwd}` if you trust it")
         raise WorkspaceError(f"git cannot read {cwd}: {err.strip() or 'unknown error'}")
     lines = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
     if len(lines) < 2 or not lines[0]:
@@ -123,7 +126,8 @@ def open_repo(path: Path) -> Repo:
     head_ref = _read_head(git_dir)
     head = run_git(root, ["rev-parse", "-q", "--verify", "HEAD^{commit}"], check=False)
     if head.returncode != 0:
-        raise WorkspaceError(f"the repository at {root} has no commits yet; commit something first (route-agent compares changes against HEAD)")
+        raise WorkspaceError(f"the repository at {root} has no commits yet; commit something first "
+                             "(route-agent compares changes against HEAD)")
     if not head_ref.startswith("ref: "):
         raise WorkspaceError(
             f"HEAD is detached in {root}; route-agent bases worktrees and patches on a branch. "
@@ -327,7 +331,8 @@ Lines = tuple[tuple[int, str], ...]
 
 
 def _diff_hunks(repo: Repo, paths: list[str]) -> dict[str, tuple[Lines, Lines, bool]]:
-    args = ["diff", "HEAD", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "-U0", "--src-prefix=a/", "--dst-prefix=b/", "--"]
+    args = ["diff", "HEAD", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "-U0",
+            "--src-prefix=a/", "--dst-prefix=b/", "--"]
     proc = run_git(repo.root, [*args, *(":(literal)" + p for p in paths)], config=repo.config)
     try:
         parsed = parse_diff_lines(proc.stdout.decode("utf-8", "surrogateescape"))
@@ -416,7 +421,8 @@ def _apply_buffers(repo: Repo, files: list[ChangedFile], buffers: Mapping[str, s
             added = tuple((n, line[:MAX_LINE_CHARS]) for n, line in enumerate(new_lines, start=1))
             previous = by_path.get(rel)
             status: FileStatus = previous.status if previous else "untracked"
-            by_path[rel] = ChangedFile(path=rel, status=status, added=added, unsaved=True, new_mode=previous.new_mode if previous else "100644")
+            by_path[rel] = ChangedFile(path=rel, status=status, added=added, unsaved=True,
+                                       new_mode=previous.new_mode if previous else "100644")
             continue
         added_l, removed_l = line_changes(base.splitlines(), new_lines)
         previous = by_path.get(rel)
