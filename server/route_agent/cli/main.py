@@ -56,10 +56,19 @@ def load_policy_or_exit(root: Path | None, explicit: Path | None) -> LoadedPolic
 
 def require_approved_commands(root: Path, loaded: LoadedPolicy) -> None:
     """Exit 2 before anything runs when the repository's policy declares commands the user has not
-    approved (exactly this list, by SHA-256); `--policy`, the user's config and the default are trusted."""
-    from route_agent.policy.approval import commands_diff, repo_policy_needing_approval
+    approved (exactly this list, by SHA-256) or sets a model's base_url or api_key_env; `--policy`, the
+    user's config and the default are trusted."""
+    from route_agent.policy.approval import commands_diff, repo_endpoint_overrides, repo_policy_needing_approval
 
     try:
+        overrides = repo_endpoint_overrides(root)
+        if overrides is not None:
+            where = overrides[0].relative_to(root) if overrides[0].is_relative_to(root) else overrides[0]
+            fail(
+                f"the repository policy {where} sets {', '.join(overrides[1])}: a repository cannot choose where your API keys go "
+                f"or which variable is sent; nothing was run. Put model endpoints in your own policy ({user_policy_path()}) "
+                "or pass --policy FILE"
+            )
         status = repo_policy_needing_approval(root, loaded.policy)
     except PolicyError as exc:
         for issue in exc.issues:

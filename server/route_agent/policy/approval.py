@@ -174,3 +174,26 @@ def repo_policy_needing_approval(root: Path, policy: Policy) -> RepoPolicyStatus
     if repo_declared_commands(read_layer(path).data) == 0:
         return None
     return repo_policy_status(root, path, policy)
+
+
+ENDPOINT_KEYS = ("base_url", "api_key_env")
+"""Model settings a repository's policy may not set: they choose where the user's API key goes."""
+
+
+def repo_endpoint_overrides(root: Path) -> tuple[Path, list[str]] | None:
+    """The repository policy's file and the dotted keys in it that would redirect an API key or
+    choose which environment variable is sent (`models.fast.base_url`, ...), or None."""
+    from route_agent.policy.loader import read_layer
+
+    path = repo_policy_file(root)
+    if path is None:
+        return None
+    models = read_layer(path).data.get("models")
+    found: list[str] = []
+    if isinstance(models, dict):
+        for role, top in models.items():
+            spec, where = top, f"models.{role}"
+            while isinstance(spec, dict):
+                found.extend(f"{where}.{key}" for key in ENDPOINT_KEYS if key in spec)
+                spec, where = spec.get("fallback"), f"{where}.fallback"
+    return (path, found) if found else None
