@@ -15,6 +15,7 @@ if [ -e "$DEST" ]; then
   fi
 fi
 mkdir -p "$DEST"
+DEST="$(cd "$DEST" && pwd)"   # absolute: the script changes directory below
 cp -R "$HERE/demo-service/." "$DEST/"
 cd "$DEST"
 # A fixed identity and no user or system configuration: the same repository on every machine.

@@ -14,10 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "make-demo-repo.sh"
 
 
-@pytest.fixture
-def demo_repo(tmp_path: Path) -> Path:
+@pytest.fixture(params=[pytest.param("absolute", id="absolute-dest"), pytest.param("relative", id="relative-dest")])
+def demo_repo(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    # scripts/demo.sh passes a relative path, so both forms must work.
     dest = tmp_path / "demo-repo"
-    subprocess.run(["bash", str(SCRIPT), str(dest)], check=True, capture_output=True, timeout=120)
+    arg = str(dest) if request.param == "absolute" else "demo-repo"
+    subprocess.run(["bash", str(SCRIPT), arg], check=True, capture_output=True, timeout=120, cwd=tmp_path)
     return dest
 
 
