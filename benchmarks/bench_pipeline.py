@@ -27,7 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fakeserver.server import FakeLLMServer  # noqa: E402
-
 from route_agent.ledger import open_ledger  # noqa: E402
 from route_agent.pipeline import events as ev  # noqa: E402
 from route_agent.pipeline.run import RunRequest, run_task  # noqa: E402
@@ -48,8 +47,11 @@ def fix_reply(repo: Path) -> str:
     """A reply whose diff releases the connection on the retry path, against the file as the model sees it."""
     path = repo / "demo_service" / "sync_worker.py"
     original = path.read_text()
-    fixed = original.replace("                self.sleep(self.backoff.delay(attempt))\n",
-                             "                self.pool.release(conn)\n                self.sleep(self.backoff.delay(attempt))\n", 1)
+    fixed = original.replace(
+        "                self.sleep(self.backoff.delay(attempt))\n",
+        "                self.pool.release(conn)\n                self.sleep(self.backoff.delay(attempt))\n",
+        1,
+    )
     assert fixed != original, "the demo's sync worker changed; update the benchmark's fix"
     rel = "demo_service/sync_worker.py"
     diff = "".join(difflib.unified_diff(original.splitlines(True), fixed.splitlines(True), f"a/{rel}", f"b/{rel}"))
@@ -57,8 +59,10 @@ def fix_reply(repo: Path) -> str:
 
 
 def policy_file(base: Path, url: str) -> Path:
-    check = (f"{{name: tests, kind: tests, run: [{sys.executable}, -m, pytest, -q, -p, no:cacheprovider, --junitxml=.route-agent/junit.xml], "
-             "parser: junit, report: .route-agent/junit.xml, timeout_s: 120}")
+    check = (
+        f"{{name: tests, kind: tests, run: [{sys.executable}, -m, pytest, -q, -p, no:cacheprovider, --junitxml=.route-agent/junit.xml], "
+        "parser: junit, report: .route-agent/junit.xml, timeout_s: 120}"
+    )
     spec = f'provider: openai-compatible, base_url: "{url}", api_key_env: BENCH_KEY'
     path = base / "policy.yaml"
     path.write_text(f"""
@@ -81,8 +85,16 @@ async def one_run(repo_root: Path, policy_path: Path, ledger_path: Path) -> dict
     change_set = collect_change_set(repo)
     decision = router.classify(change_set, "fix retry leak in sync worker")
     ledger = open_ledger(str(ledger_path))
-    req = RunRequest(repo=repo, policy=loaded.policy, router=router, decision=decision, brief="fix retry leak in sync worker",
-                     change_set=change_set, ledger=ledger, environ=dict(os.environ, BENCH_KEY="k"))
+    req = RunRequest(
+        repo=repo,
+        policy=loaded.policy,
+        router=router,
+        decision=decision,
+        brief="fix retry leak in sync worker",
+        change_set=change_set,
+        ledger=ledger,
+        environ=dict(os.environ, BENCH_KEY="k"),
+    )
     model_s = 0.0
     checks_s = 0.0
     verifier_s = 0.0
@@ -101,8 +113,13 @@ async def one_run(repo_root: Path, policy_path: Path, ledger_path: Path) -> dict
     ledger.close()
     total = time.perf_counter() - started
     assert result == "pass", result
-    return {"total": total, "model": model_s, "checks": checks_s, "verifier": verifier_s,
-            "overhead": total - model_s - checks_s - verifier_s}
+    return {
+        "total": total,
+        "model": model_s,
+        "checks": checks_s,
+        "verifier": verifier_s,
+        "overhead": total - model_s - checks_s - verifier_s,
+    }
 
 
 def main() -> None:
@@ -129,8 +146,10 @@ def main() -> None:
     print(f"  checks (processes)   {med['checks'] * 1000:8.1f} ms")
     print(f"  verifier call        {med['verifier'] * 1000:8.1f} ms")
     print(f"  our overhead         {med['overhead'] * 1000:8.1f} ms = {med['overhead'] / med['total']:.1%} of wall time")
-    print(f"  target               <= {allowed * 1000:.0f} ms (max of 5% of wall time and 200 ms): "
-          f"{'met' if med['overhead'] <= allowed else 'NOT met'}")
+    print(
+        f"  target               <= {allowed * 1000:.0f} ms (max of 5% of wall time and 200 ms): "
+        f"{'met' if med['overhead'] <= allowed else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":
