@@ -14,6 +14,7 @@ from route_agent.lanes.prompt import Prompt, build_prompt
 from route_agent.policy.keys import missing_key as _missing_key
 from route_agent.policy.models import ModelSpec, Policy
 from route_agent.verify.findings import Finding
+from route_agent.workspace.context import context_paths
 from route_agent.workspace.git import WorkspaceError
 from route_agent.workspace.patches import PatchRejected, apply_patch_in_worktree, extract_patch
 from route_agent.workspace.worktree import Worktree, create_worktree, prune_stale_worktrees, remove_worktree, save_run
@@ -48,7 +49,8 @@ def missing_key(spec: ModelSpec, environ: Mapping[str, str] | None) -> str | Non
 
 def prompt_for(req: RunRequest, spec: ModelSpec, findings: Sequence[Finding]) -> Prompt:
     carried = [f"[{f.kind}] {f.check} {f.location()}: {f.message.splitlines()[0][:300] if f.message else ''}" for f in findings]
-    return build_prompt(req.brief, req.change_set, req.repo.root, spec, carried or None)
+    extra = context_paths(req.repo, req.brief, req.change_set.paths, [f.path for f in findings if f.path])
+    return build_prompt(req.brief, req.change_set, req.repo.root, spec, carried or None, extra_paths=extra)
 
 
 def apply_reply(req: RunRequest, reply_text: str) -> tuple[Worktree | None, str]:

@@ -1,0 +1,72 @@
+"""Which repository files a lane should see besides the change set.
+
+A lane gets one prompt, not a shell: if the code the brief is about is not in the change set, the
+model has to be shown it. Candidates are tracked files whose name or directory matches a word of the
+brief (`sync worker` finds `app/sync.py` and `tests/test_sync.py`), files that verification findings
+point at, and the tests that go with a chosen source file. Ranked by how many brief words a path
+matches, then by shortness; capped, because the prompt budget is the lane's context.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+
+from route_agent.workspace.git import Repo, run_git
+
+MAX_CONTEXT_FILES = 8
+_WORD = re.compile(r"[a-z][a-z0-9]{2,}")
+_STOP = {
+    "the", "and", "for", "with", "that", "this", "from", "into", "when", "fix", "fixes", "add", "bug", "issue", "make",
+    "use", "not", "are", "should", "does", "can", "cannot", "test", "tests", "code", "file", "files", "error", "errors",
+    "new", "why", "how", "what", "there", "their", "about", "after", "before", "again", "also", "but", "have", "has",
+    "was", "were", "will", "would", "could", "its", "all", "any", "one", "two", "more", "less", "than", "then",
+}
+
+
+def brief_words(brief: str) -> set[str]:
+    return {w for w in _WORD.findall(brief.casefold()) if w not in _STOP}
+
+
+def _path_words(path: str) -> set[str]:
+    words: set[str] = set()
+    for part in PurePosixPath(path.casefold()).parts:
+        stem = part.rsplit(".", 1)[0]
+        words.update(w for w in re.split(r"[^a-z0-9]+", stem) if len(w) >= 3)
+        words.add(stem)
+    return words
+
+
+def rank_paths(tracked: Iterable[str], words: set[str], exclude: set[str], limit: int = MAX_CONTEXT_FILES) -> list[str]:
+    scored: list[tuple[int, int, str]] = []
+    for path in tracked:
+        if path in exclude:
+            continue
+        hits = len(words & _path_words(path))
+        if hits:
+            scored.append((-hits, len(path), path))
+    scored.sort()
+    chosen = [p for _, _, p in scored[:limit]]
+    # The tests that go with a chosen source file, and the source that goes with a chosen test.
+    names = {PurePosixPath(p).stem.removeprefix("test_").removesuffix("_test") for p in chosen}
+    for path in tracked:
+        if len(chosen) >= limit:
+            break
+        stem = PurePosixPath(path).stem
+        if path not in chosen and path not in exclude and (stem.removeprefix("test_") in names or stem.removesuffix("_test") in names):
+            chosen.append(path)
+    return chosen[:limit]
+
+
+def context_paths(repo: Repo, brief: str, changed: Iterable[str], finding_paths: Iterable[str] = ()) -> list[str]:
+    """Extra paths for the prompt: files the findings name first, then files the brief's words match."""
+    exclude = set(changed)
+    first = [p for p in dict.fromkeys(finding_paths) if p and p not in exclude]
+    words = brief_words(brief)
+    if not words:
+        return first[:MAX_CONTEXT_FILES]
+    listed = run_git(repo.root, ["ls-files", "-z", "--cached", "--exclude-standard"]).stdout.decode("utf-8", "surrogateescape")
+    tracked = [p for p in listed.split("\0") if p]
+    ranked = rank_paths(tracked, words, exclude | set(first), MAX_CONTEXT_FILES - len(first))
+    return (first + ranked)[:MAX_CONTEXT_FILES]

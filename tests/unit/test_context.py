@@ -1,0 +1,39 @@
+"""Which files a lane sees besides the change set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from route_agent.workspace.context import brief_words, context_paths, rank_paths
+from route_agent.workspace.git import open_repo
+from support.repos import make_sync_repo
+
+TRACKED = ["app/sync.py", "app/__init__.py", "app/billing/invoice.py", "tests/test_sync.py", "tests/test_invoice.py", "README.md", "docs/sync-design.md"]
+
+
+@pytest.mark.parametrize(
+    ("brief", "expected_first"),
+    [
+        pytest.param("fix retry leak in sync worker", "app/sync.py", id="word-matches-file"),
+        pytest.param("invoice totals are off by one cent", "app/billing/invoice.py", id="word-matches-nested-file"),
+    ],
+)
+def test_rank_paths_prefers_matching_files_and_adds_their_tests(brief: str, expected_first: str) -> None:
+    ranked = rank_paths(TRACKED, brief_words(brief), exclude=set())
+    assert ranked[0] == expected_first
+    test_file = "tests/test_" + Path(expected_first).name
+    assert test_file in ranked
+
+
+def test_stop_words_and_short_words_match_nothing() -> None:
+    assert rank_paths(TRACKED, brief_words("fix the bug in it"), exclude=set()) == []
+
+
+def test_context_paths_in_a_real_repo_skip_the_change_set_and_put_findings_first(tmp_path: Path) -> None:
+    repo = open_repo(make_sync_repo(tmp_path / "repo"))
+    paths = context_paths(repo, "fix retry leak in sync worker", ["README.md"], ["tests/test_sync.py"])
+    assert paths[0] == "tests/test_sync.py"
+    assert "app/sync.py" in paths
+    assert "README.md" not in paths
