@@ -4,7 +4,7 @@ A lane gets one prompt, not a shell: if the code the brief is about is not in th
 model has to be shown it. Candidates are tracked files whose name or directory matches a word of the
 brief (`sync worker` finds `app/sync.py` and `tests/test_sync.py`), files that verification findings
 point at, and the tests that go with a chosen source file. Ranked by how many brief words a path
-matches, then by shortness; capped, because the prompt budget is the lane's context.
+matches, source before tests, then by shortness; capped, because the prompt budget is the lane's context.
 """
 
 from __future__ import annotations
@@ -38,16 +38,21 @@ def _path_words(path: str) -> set[str]:
     return words
 
 
+def _is_test(path: str) -> bool:
+    stem = PurePosixPath(path).stem
+    return stem.startswith("test_") or stem.endswith("_test") or "tests" in PurePosixPath(path).parts
+
+
 def rank_paths(tracked: Iterable[str], words: set[str], exclude: set[str], limit: int = MAX_CONTEXT_FILES) -> list[str]:
-    scored: list[tuple[int, int, str]] = []
+    scored: list[tuple[int, bool, int, str]] = []
     for path in tracked:
         if path in exclude:
             continue
         hits = len(words & _path_words(path))
         if hits:
-            scored.append((-hits, len(path), path))
+            scored.append((-hits, _is_test(path), len(path), path))
     scored.sort()
-    chosen = [p for _, _, p in scored[:limit]]
+    chosen = [p for *_, p in scored[:limit]]
     # The tests that go with a chosen source file, and the source that goes with a chosen test.
     names = {PurePosixPath(p).stem.removeprefix("test_").removesuffix("_test") for p in chosen}
     for path in tracked:
