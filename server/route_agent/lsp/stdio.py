@@ -99,7 +99,11 @@ async def read_messages(reader: asyncio.StreamReader, protocol: LanguageServerPr
     while True:
         length: int | None = None
         while True:
-            header = await reader.readline()
+            try:
+                header = await reader.readline()
+            except ValueError:  # a header line over the reader's limit: skip it, keep reading
+                logger.warning("skipped an over-long header line")
+                continue
             if not header:
                 return
             if header in (b"\r\n", b"\n"):
@@ -111,9 +115,11 @@ async def read_messages(reader: asyncio.StreamReader, protocol: LanguageServerPr
                 try:
                     length = int(value.strip())
                 except ValueError:
+                    length = None
+                if length is None or length < 0:
                     logger.warning("bad Content-Length header: %r", header[:80])
                     length = None
-        if length < 0 or length > MAX_MESSAGE_BYTES:
+        if length > MAX_MESSAGE_BYTES:
             logger.error("refusing a %d-byte message", length)
             return
         try:
