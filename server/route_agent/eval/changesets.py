@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import re
 
-from unidiff.errors import UnidiffParseError
-from unidiff.patch import PatchSet
-
-from route_agent.signals.changeset import ChangedFile, ChangeSet, FileStatus
-from route_agent.workspace.git import WorkspaceError, parse_diff_lines
+from route_agent.signals.changeset import ChangedFile, ChangeSet
+from route_agent.signals.diffparse import DiffParseError, change_set_from_diff
+from route_agent.workspace.git import WorkspaceError
 
 MAX_PRETASK_FILES = 50
 
@@ -112,26 +110,8 @@ def pretask_change_set(repo: str, statement: str) -> ChangeSet:
 
 def gold_change_set(patch: str) -> ChangeSet:
     """The reference patch as a change set (leaky: known only after the task is solved)."""
-    lines = parse_diff_lines(patch)
     try:
-        parsed = PatchSet(patch)
-    except UnidiffParseError as exc:  # pragma: no cover - parse_diff_lines raised first
-        raise WorkspaceError(f"cannot parse diff: {exc}") from None
-    files: list[ChangedFile] = []
-    for pfile in parsed:
-        status: FileStatus = "modified"
-        old_path: str | None = None
-        if pfile.is_added_file:
-            status = "added"
-        elif pfile.is_removed_file:
-            status = "deleted"
-        elif pfile.is_rename:
-            status = "renamed"
-            old_path = _strip_prefix(pfile.source_file)
-        added, removed, binary = lines.get(pfile.path, ((), (), False))
-        files.append(ChangedFile(path=pfile.path, status=status, added=added, removed=removed, old_path=old_path, binary=binary))
-    return ChangeSet(files=tuple(sorted(files, key=lambda f: f.path)))
-
-
-def _strip_prefix(path: str) -> str:
-    return path[2:] if path.startswith(("a/", "b/")) else path
+        parsed = change_set_from_diff(patch)
+    except DiffParseError as exc:
+        raise WorkspaceError(str(exc)) from None
+    return ChangeSet(files=tuple(sorted(parsed.files, key=lambda f: f.path)))
