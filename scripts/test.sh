@@ -10,3 +10,7 @@ echo "== mypy --strict"; $PY -m mypy --strict server/route_agent
 echo "== policies/schema.json is current"; $PY -m route_agent policy schema | diff -u policies/schema.json - \
   || { echo "policies/schema.json is stale: run '.venv/bin/route-agent policy schema > policies/schema.json'"; exit 1; }
 echo "== pytest"; $PY -m pytest -q -p no:cacheprovider tests
+echo "== VS Code extension: unit tests, and the .vsix"
+(cd client-vscode && npm ci --no-audit --no-fund && npm run package && npm test)
+echo "== VS Code extension: end-to-end in code-server 4.100.3 + Chromium (screenshots in tests/e2e/screenshots/)"
+(cd client-vscode && npm run test:e2e)

@@ -18,7 +18,6 @@ import {
   ServerOptions,
   State,
   Trace,
-  TransportKind,
 } from 'vscode-languageclient/node';
 
 import { approvalHashes, ApprovalStore } from './logic/approval';
@@ -27,6 +26,7 @@ import { RestartQueue } from './logic/restartQueue';
 import { KNOWN_PROVIDERS, redact, secretKey, serverEnvironment } from './logic/secrets';
 import { needsRestart, ResolvedSettings, resolveSettings, SECTION, serverOptions, traceLevel } from './logic/settings';
 import { ServerState } from './logic/status';
+import { NotificationProgressFeature } from './progress';
 import { activeInterpreter, onInterpreterChanged } from './python';
 
 export const APPROVALS_KEY = 'routeAgent.policyApprovals';
@@ -174,7 +174,7 @@ export class ServerManager implements vscode.Disposable {
     const serverOptionsSpec: ServerOptions = {
       command,
       args,
-      transport: TransportKind.stdio,
+      // No `transport`: stdio all the same, but TransportKind.stdio would append `--stdio`.
       options: { env, cwd: folder?.uri.fsPath },
     };
     const clientOptions: LanguageClientOptions = {
@@ -199,6 +199,7 @@ export class ServerManager implements vscode.Disposable {
       },
     };
     const client = new LanguageClient('routeAgent', 'Route Agent', serverOptionsSpec, clientOptions);
+    client.registerFeature(new NotificationProgressFeature(client, this.log));
     client.onDidChangeState((event) => {
       if (this.client !== client) {
         return;

@@ -13,7 +13,7 @@ export const SECTION = 'routeAgent';
 export const RESTRICTED_KEYS = ['python.path', 'policyPath', 'stateDir', 'sandbox'] as const;
 export const PROVIDERS_WITH_BASE_URL = ['openrouter', 'openai', 'ollama'] as const;
 
-export type Sandbox = 'auto' | 'require' | 'off';
+export type Sandbox = 'auto' | 'required' | 'off';
 export type Lane = 'auto' | 'fast' | 'strong';
 export type ServerLogLevel = 'error' | 'warning' | 'info' | 'debug';
 export type TraceLevel = 'off' | 'messages' | 'verbose';
@@ -156,7 +156,7 @@ export function resolveSettings(inspect: Inspect, trusted: boolean, context: Var
     pythonPath: path('python.path'),
     policyPath: path('policyPath'),
     stateDir: path('stateDir'),
-    sandbox: oneOf(pick(inspect, 'sandbox', trusted), ['auto', 'require', 'off'] as const, 'sandbox', problems, DEFAULTS.sandbox),
+    sandbox: oneOf(pick(inspect, 'sandbox', trusted), ['auto', 'required', 'off'] as const, 'sandbox', problems, DEFAULTS.sandbox),
     lane: oneOf(pick(inspect, 'lane', trusted), ['auto', 'fast', 'strong'] as const, 'lane', problems, DEFAULTS.lane),
     debounceMs,
     providerBaseUrls,
