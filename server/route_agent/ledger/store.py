@@ -101,10 +101,9 @@ class Ledger(Protocol):
     def close(self) -> None: ...
 
 
-_SQLITE_MIGRATIONS: tuple[str, ...] = (
-    # 1: the attempts table
-    """
-    CREATE TABLE attempts (
+# One definition of the attempts table for both stores; `{real}` is the floating-point type.
+_ATTEMPTS_DDL = """
+    CREATE TABLE {if_not_exists} attempts (
         attempt_id TEXT PRIMARY KEY,
         run_id TEXT NOT NULL,
         created_at TEXT NOT NULL,
@@ -114,25 +113,35 @@ _SQLITE_MIGRATIONS: tuple[str, ...] = (
         model TEXT NOT NULL,
         attempt_no INTEGER NOT NULL DEFAULT 1,
         risk_score INTEGER NOT NULL,
-        signals TEXT NOT NULL DEFAULT '{}',
+        signals TEXT NOT NULL DEFAULT '{{}}',
         passed INTEGER NOT NULL,
-        confidence REAL,
+        confidence {real},
         escalated INTEGER NOT NULL DEFAULT 0,
         escalation_reason TEXT,
         result TEXT NOT NULL,
         failure_kind TEXT,
-        latency_s REAL NOT NULL DEFAULT 0,
+        latency_s {real} NOT NULL DEFAULT 0,
         input_tokens INTEGER NOT NULL DEFAULT 0,
         output_tokens INTEGER NOT NULL DEFAULT 0,
-        cost_usd REAL NOT NULL DEFAULT 0,
+        cost_usd {real} NOT NULL DEFAULT 0,
         findings_count INTEGER NOT NULL DEFAULT 0,
         review TEXT
     );
-    CREATE INDEX attempts_run ON attempts(run_id);
-    """,
-    # 2: reports filter by time and lane
-    "CREATE INDEX attempts_time ON attempts(created_at); CREATE INDEX attempts_lane ON attempts(lane);",
-)
+    CREATE INDEX {if_not_exists} attempts_run ON attempts(run_id)
+"""
+
+
+def _migrations(real: str, if_not_exists: str) -> tuple[str, ...]:
+    return (
+        # 1: the attempts table
+        _ATTEMPTS_DDL.format(real=real, if_not_exists=if_not_exists),
+        # 2: reports filter by time and lane
+        f"CREATE INDEX {if_not_exists} attempts_time ON attempts(created_at); CREATE INDEX {if_not_exists} attempts_lane ON attempts(lane)",
+    )
+
+
+_SQLITE_MIGRATIONS = _migrations("REAL", "")
+_PG_MIGRATIONS = _migrations("DOUBLE PRECISION", "IF NOT EXISTS")
 
 
 class SqliteLedger:
@@ -200,38 +209,6 @@ class SqliteLedger:
 
     def close(self) -> None:
         self._db.close()
-
-
-_PG_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE IF NOT EXISTS attempts (
-        attempt_id TEXT PRIMARY KEY,
-        run_id TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        repo TEXT NOT NULL,
-        brief TEXT NOT NULL DEFAULT '',
-        lane TEXT NOT NULL,
-        model TEXT NOT NULL,
-        attempt_no INTEGER NOT NULL DEFAULT 1,
-        risk_score INTEGER NOT NULL,
-        signals TEXT NOT NULL DEFAULT '{}',
-        passed INTEGER NOT NULL,
-        confidence DOUBLE PRECISION,
-        escalated INTEGER NOT NULL DEFAULT 0,
-        escalation_reason TEXT,
-        result TEXT NOT NULL,
-        failure_kind TEXT,
-        latency_s DOUBLE PRECISION NOT NULL DEFAULT 0,
-        input_tokens INTEGER NOT NULL DEFAULT 0,
-        output_tokens INTEGER NOT NULL DEFAULT 0,
-        cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
-        findings_count INTEGER NOT NULL DEFAULT 0,
-        review TEXT
-    );
-    CREATE INDEX IF NOT EXISTS attempts_run ON attempts(run_id)
-    """,
-    "CREATE INDEX IF NOT EXISTS attempts_time ON attempts(created_at); CREATE INDEX IF NOT EXISTS attempts_lane ON attempts(lane)",
-)
 
 
 class PostgresLedger:
