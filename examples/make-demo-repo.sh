@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make the demo repository: examples/demo-service as a git repository with one commit, plus a
-# pending (uncommitted) fix for the sync worker's retry leak from examples/demo-pending.
+# pending (uncommitted) fix for the sync worker's retry leak: examples/demo-pending.diff, applied
+# to the work tree only.
 #   examples/make-demo-repo.sh DEST        DEST must not exist yet, or be an earlier demo repository
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -30,6 +31,6 @@ git commit -q -m "demo-service 0.3.1"
 touch .demo-repo
 
 # The pending change: four Python files, not committed.
-cp -R "$HERE/demo-pending/." "$DEST/"
+git -c core.hooksPath=/dev/null apply "$HERE/demo-pending.diff"
 echo "make-demo-repo: $DEST ready; pending change:"
 git -c core.fsmonitor=false status --short
