@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
-from route_agent.workspace.git import WorkspaceError, run_git
+from route_agent.workspace.git import WorkspaceError, filter_overrides, run_git
 
 if TYPE_CHECKING:
     from route_agent.workspace.worktree import Worktree
@@ -263,9 +263,10 @@ def apply_patch_in_worktree(worktree: Worktree, patch: Patch | str) -> str:
 
 def worktree_diff(root: Path) -> str:
     """Everything changed in a worktree against its HEAD, new files included (its own index only)."""
-    run_git(root, ["add", "-A", "--", "."])
+    cfg = filter_overrides(root)  # the repository's filter drivers never run (see git.py)
+    run_git(root, ["add", "-A", "--", "."], config=cfg)
     proc = run_git(root, ["diff", "--cached", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
-                          "--full-index", "HEAD"])
+                          "--full-index", "HEAD"], config=cfg)
     return proc.stdout.decode("utf-8", "surrogateescape")
 
 

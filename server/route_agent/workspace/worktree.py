@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from route_agent.workspace.git import Repo, WorkspaceError, run_git
+from route_agent.workspace.git import Repo, WorkspaceError, filter_overrides, run_git
 from route_agent.workspace.patches import (
     PatchRejected,
     PatchRejectedError,
@@ -100,13 +100,15 @@ def create_worktree(repo: Repo, worktree_id: str | None = None) -> Worktree:
     _owner_file(path).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                              "repo": str(repo.root), "created": time.time()}))
     try:
-        snapshot = _stash_snapshot(repo) or repo.head
-        run_git(repo.root, ["worktree", "add", "--detach", "--force", str(path), snapshot])
+        # No filter driver of the repository's config runs on the user's files or the checkout.
+        cfg = filter_overrides(repo.root)
+        snapshot = _stash_snapshot(repo, cfg) or repo.head
+        run_git(repo.root, ["worktree", "add", "--detach", "--force", str(path), snapshot], config=cfg)
         _copy_untracked(repo, path)
-        run_git(path, ["add", "-A", "--", "."])
-        staged = run_git(path, ["diff", "--cached", "--quiet"], check=False)
+        run_git(path, ["add", "-A", "--", "."], config=cfg)
+        staged = run_git(path, ["diff", "--cached", "--quiet"], check=False, config=cfg)
         if staged.returncode == 1:
-            run_git(path, [*_COMMIT_CONFIG, "commit", "-q", "--no-verify", "-m", "route-agent: untracked files"])
+            run_git(path, [*_COMMIT_CONFIG, "commit", "-q", "--no-verify", "-m", "route-agent: untracked files"], config=cfg)
         base = run_git(path, ["rev-parse", "HEAD"]).stdout.decode().strip()
     except BaseException:
         _remove_path(repo, path)
@@ -114,14 +116,14 @@ def create_worktree(repo: Repo, worktree_id: str | None = None) -> Worktree:
     return Worktree(id=wid, path=path, base=base, head=repo.head, repo_root=repo.root)
 
 
-def _stash_snapshot(repo: Repo) -> str | None:
+def _stash_snapshot(repo: Repo, cfg: tuple[str, ...] = ()) -> str | None:
     """`git stash create` against a copy of the index: a commit of the tracked changes, or None."""
     index = repo.git_dir / "index"
     with tempfile.TemporaryDirectory(prefix="route-agent-index-") as tmp:
         copy = Path(tmp) / "index"
         if index.exists():
             shutil.copy2(index, copy)
-        proc = run_git(repo.root, ["stash", "create", "route-agent snapshot"], env={"GIT_INDEX_FILE": str(copy)})
+        proc = run_git(repo.root, ["stash", "create", "route-agent snapshot"], env={"GIT_INDEX_FILE": str(copy)}, config=cfg)
     commit = proc.stdout.decode().strip()
     return commit or None
 
