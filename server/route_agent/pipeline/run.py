@@ -274,6 +274,11 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
                 scope_creep=scope,
             )
             step = next_route(outcome, policy, attempt_no)
+            if report is not None and report.integrity:
+                # An unsandboxed check changed the user's repository (hooks, config, refs, files): the
+                # repository is hostile. Stop: another attempt would run the same code against the
+                # changed baseline and could pass.
+                step = NextStep("stop", lane, ("integrity",))
             attempt.passed = step.action == "accept"
             attempt.confidence = outcome.confidence
             attempt.result = "pass" if step.action == "accept" else ("patch_rejected" if rejected_reason else "fail")
