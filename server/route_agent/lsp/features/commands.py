@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from lsprotocol import types
-from pydantic import BaseModel, ConfigDict, ValidationError
-from pygls.exceptions import JsonRpcInvalidParams
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
 from route_agent.lsp.features import code_actions, diagnostics, hover, routed_run
 from route_agent.lsp.policy_edit import add_path_rule_insertion, apply_insertion, new_policy_text
 from route_agent.lsp.server import RouteAgentServer
+from route_agent.lsp.state.runs import RunRecord
+from route_agent.policy import PolicyError
+from route_agent.workspace.git import WorkspaceError
+from route_agent.workspace.state import user_policy_path
 
 logger = logging.getLogger(__name__)
+
+
+class RunRefusedError(JsonRpcException):
+    """A routed run cannot start (unapproved policy commands, no API key, ...): a JSON-RPC server error."""
+
+    CODE = -32001
+    MESSAGE = "route-agent cannot start the run"
 
 
 class _Args(BaseModel):
@@ -24,16 +36,27 @@ ArgsT = TypeVar("ArgsT", bound=_Args)
 
 
 class RouteFixArgs(_Args):
-    folder: str
+    folder: str | None = Field(default=None, validation_alias=AliasChoices("folder", "folderUri"))
+    """The workspace folder's URI; optional with one folder."""
     uri: str | None = None
     path: str | None = None
-    brief: str
-    lane: str = "auto"
+    brief: str = Field(min_length=1, max_length=64_000)
+    lane: str | None = "auto"
     range: dict[str, Any] | None = None
+    wait: bool = False
+    """Answer when the run ends (with its outcome), so that `$/cancelRequest` cancels the run."""
 
 
 class RunArgs(_Args):
-    run_id: str
+    run_id: str = Field(validation_alias=AliasChoices("run_id", "runId"))
+
+
+class FolderArgs(_Args):
+    folder: str | None = Field(default=None, validation_alias=AliasChoices("folder", "folderUri"))
+
+
+class ApproveArgs(FolderArgs):
+    sha256: str = Field(min_length=64, max_length=64)
 
 
 class FolderPathArgs(_Args):
@@ -57,6 +80,9 @@ def _parse(model: type[ArgsT], args: tuple[Any, ...]) -> ArgsT:
 
 def register(server: RouteAgentServer) -> None:
     server.command("route-agent.routeFix")(route_fix)
+    server.command("route-agent.routeTask")(route_fix)
+    server.command("route-agent.policyCommands")(policy_commands)
+    server.command("route-agent.approvePolicy")(approve_policy)
     server.command("route-agent.escalate")(escalate)
     server.command("route-agent.cancelRun")(cancel_run)
     server.command("route-agent.applyPatch")(apply_patch)
@@ -65,16 +91,39 @@ def register(server: RouteAgentServer) -> None:
     server.command("route-agent.addPathRule")(add_path_rule)
     server.command("route-agent.status")(status)
     server.command("route-agent.refresh")(refresh)
+    routed_run.register(server)
+
+
+def _folder_uri(ls: RouteAgentServer, given: str | None) -> str:
+    if given is None and len(ls.folders) == 1:
+        return next(iter(ls.folders))
+    if given is None or given not in ls.folders:
+        known = given.rstrip("/") if given else None
+        match = next((uri for uri in ls.folders if known is not None and uri.rstrip("/") == known), None)
+        if match is None:
+            raise JsonRpcInvalidParams.of(ValueError(f"unknown workspace folder {given}"))
+        return match
+    return given
+
+
+def _refused(exc: routed_run.RunRefused) -> RunRefusedError:
+    return RunRefusedError(f"route-agent: {exc}")
 
 
 async def route_fix(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     parsed = _parse(RouteFixArgs, args)
-    if parsed.folder not in ls.folders:
-        raise JsonRpcInvalidParams.of(ValueError(f"unknown workspace folder {parsed.folder}"))
+    folder_uri = _folder_uri(ls, parsed.folder)
     line = int((parsed.range or {}).get("start", {}).get("line", 0))
-    lane = parsed.lane if parsed.lane in ("auto", "fast", "strong") else "auto"
-    record = await routed_run.start_run(ls, parsed.folder, parsed.brief, lane, (parsed.path, line) if parsed.path else None)
-    return {"run_id": record.run_id}
+    lane: Literal["auto", "fast", "strong"] = parsed.lane if parsed.lane in ("fast", "strong") else "auto"  # type: ignore[assignment]
+    try:
+        record = await routed_run.start_run(ls, folder_uri, parsed.brief, lane, (parsed.path, line) if parsed.path else None)
+    except routed_run.RunRefused as exc:
+        raise _refused(exc) from None
+    if not parsed.wait or record.task is None:
+        return {"run_id": record.run_id, "lane": record.lane, "risk_score": record.risk_score}
+    routed_run.cancel_with_request(ls, record)
+    await asyncio.wait([record.task])
+    return record.as_dict()
 
 
 async def escalate(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
@@ -82,15 +131,70 @@ async def escalate(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     record = ls.runs.get(parsed.run_id)
     if record is None or not record.can_escalate:
         raise JsonRpcInvalidParams.of(ValueError(f"run {parsed.run_id} cannot be escalated"))
-    new = await routed_run.start_run(ls, record.folder_uri, record.brief, "strong", record.anchor, escalate_from=record)
-    return {"run_id": new.run_id}
+    try:
+        new = await routed_run.escalate(ls, record)
+    except routed_run.RunRefused as exc:
+        raise _refused(exc) from None
+    return {"run_id": new.run_id, "lane": new.lane}
 
 
-def cancel_run(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
+async def cancel_run(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     parsed = _parse(RunArgs, args)
     record = ls.runs.get(parsed.run_id)
-    cancelled = bool(record and record.task and not record.task.done() and record.task.cancel())
-    return {"cancelled": cancelled}
+    if record is None:
+        raise JsonRpcInvalidParams.of(ValueError(f"no run {parsed.run_id}"))
+    cancelled = await ls.runs.cancel([record])
+    return {"cancelled": cancelled, "status": record.status}
+
+
+def policy_commands(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
+    """The verification commands a routed run in the folder would run, and whether they are approved."""
+    parsed = _parse(FolderArgs, args)
+    folder = ls.folders[_folder_uri(ls, parsed.folder)]
+    try:
+        status = approval_status(ls, folder)
+    except (PolicyError, WorkspaceError) as exc:
+        raise JsonRpcInvalidParams.of(ValueError(str(exc))) from None
+    return {"folderUri": folder.uri, **status}
+
+
+def approve_policy(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
+    """Store the approval of the repository policy's commands, as `route-agent policy approve` does;
+    only for exactly the list whose SHA-256 the client showed the user."""
+    from route_agent.policy.approval import record_approval, repo_policy_needing_approval
+    from route_agent.workspace.git import open_repo
+
+    parsed = _parse(ApproveArgs, args)
+    folder = ls.folders[_folder_uri(ls, parsed.folder)]
+    try:
+        repo = open_repo(folder.root)
+        loaded = folder.policy_cache.for_workspace(repo.root, None, user_policy_path())
+        status = repo_policy_needing_approval(repo.root, loaded.policy)
+    except (PolicyError, WorkspaceError) as exc:
+        raise JsonRpcInvalidParams.of(ValueError(str(exc))) from None
+    if status is None:
+        return {"approved": True, "sha256": None, "note": "the repository policy declares no commands of its own"}
+    if status.sha256 != parsed.sha256.lower():
+        raise JsonRpcInvalidParams.of(ValueError(
+            f"the policy's commands changed (sha256 {status.sha256}, not {parsed.sha256}); nothing was approved"))
+    record_approval(repo.root, status.policy_path, status.commands)
+    logger.info("policy commands of %s approved (sha256 %s)", repo.root, status.sha256)
+    return {"approved": True, "sha256": status.sha256}
+
+
+def approval_status(ls: RouteAgentServer, folder: Any) -> dict[str, Any]:
+    from route_agent.policy.approval import commands_hash, policy_commands, repo_policy_needing_approval
+    from route_agent.workspace.git import open_repo
+
+    repo = open_repo(folder.root)
+    explicit = ls.settings.policy_path
+    loaded = folder.policy_cache.for_workspace(repo.root, explicit, user_policy_path())
+    commands = policy_commands(loaded.policy)
+    status = None if explicit is not None else repo_policy_needing_approval(repo.root, loaded.policy)
+    return {"policyPath": str(status.policy_path) if status else (str(explicit) if explicit else None),
+            "commands": [c.as_dict() for c in commands], "sha256": commands_hash(commands),
+            "approved": status is None or status.approved,
+            "trusted": status is None}
 
 
 async def apply_patch(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
@@ -103,8 +207,26 @@ async def apply_patch(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
         message = "route-agent: not applied; these files changed since the run: " + ", ".join(conflicts)
         ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
         return {"applied": False, "conflicts": conflicts}
+    if not ls.client.apply_edit:
+        return await _apply_on_disk(ls, record)
     result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="route-agent: apply verified patch"))
     return {"applied": bool(result.applied), "reason": result.failure_reason}
+
+
+async def _apply_on_disk(ls: RouteAgentServer, record: RunRecord) -> dict[str, Any]:
+    """For a client without workspace/applyEdit: `route-agent apply`'s three-way write of the stored run."""
+    from route_agent.workspace.git import open_repo
+    from route_agent.workspace.worktree import apply_to_user_tree
+
+    folder = ls.folders[record.folder_uri]
+    try:
+        result = await asyncio.to_thread(lambda: apply_to_user_tree(open_repo(folder.root), record.run_id))
+    except WorkspaceError as exc:
+        raise JsonRpcInvalidParams.of(ValueError(str(exc))) from None
+    ls.window_show_message(types.ShowMessageParams(
+        type=types.MessageType.Info if result.applied else types.MessageType.Warning, message=f"route-agent: {result.message}"))
+    ls.schedule_refresh(folder, 0.0)
+    return {"applied": result.applied, "conflicts": list(result.conflicts), "reason": result.message}
 
 
 def show_patch(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
@@ -169,7 +291,7 @@ def status(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
                         "generation": snap.generation if snap else 0,
                         "risk_score": snap.decision.risk_score if snap else None, "lane": snap.decision.lane if snap else None,
                         "paths": list(snap.change_set.paths) if snap else []})
-    runs = [{"run_id": r.run_id, "status": r.status, "lane": r.lane, "escalated": r.escalated} for r in ls.runs.all()]
+    runs = [r.as_dict() for r in ls.runs.all()]
     return {"folders": folders, "runs": runs, "documents": len(ls.documents),
             "diagnostics": {uri: len(d) for uri, d in ls.diagnostic_cache.items()}}
 

@@ -1,138 +1,312 @@
-"""A routed run from the editor: the pipeline's event stream -> progress, diagnostics, prompts.
+"""A routed run from the editor: a `RunRequest` from the server's state, and the pipeline's events
+turned into work-done progress, diagnostics and the escalation prompt.
 
-The pipeline (`route_agent.pipeline`) is an async, cancellable run that yields small event objects
-with a `kind`; this module only translates them. Cancelling the task (progress cancel,
-`route-agent.cancelRun`, shutdown) cancels the pipeline, which stops its HTTP call and kills checks.
+The request is built the way `route-agent route` builds it (cli/main.py, cli/run.py): the workspace
+folder's repository, the effective policy (the `policyPath` setting, else the repository's file,
+layered over the user's and the default), the change set with the open buffers counting instead of
+the files on disk, the decision recomputed for the brief, a ledger (`ROUTE_AGENT_LEDGER` in the
+server's environment, else the state directory's), and the server's own environment, so API keys set
+where the editor started the server reach the lane client.
+
+Trust: a repository policy that declares verification commands runs them only once the user approved
+that exact list (policy/approval.py, the same SHA-256 store as `route-agent policy approve`; the
+editor approves with the `route-agent.approvePolicy` command). A `policyPath` from the editor's
+settings counts as given by the user, like `--policy`, and so do the user's config and the default.
+
+The editor's escalation UX. The CLI lets the pipeline escalate on its own (`routing.escalate_on`).
+In the editor the user decides instead: a run whose lane is fast is started with a copy of the
+policy whose `routing.max_attempts` is 1, so the pipeline stops after the fast attempt. When that
+attempt fails (checks, tamper, scope, a rejected patch, or doubts that `escalate_on` counts), the
+user is asked with `window/showMessageRequest` "Fast lane failed N checks. Escalate to strong
+lane?" (Escalate / Show findings / Dismiss), and the same prompt stays as a `route-agent/verify`
+diagnostic with an `Escalate to strong lane` code action for clients that dismiss messages.
+Escalating starts a strong run (a new run id) whose first prompt carries the fast attempt's findings
+(`RunRequest.carry_findings`), as the pipeline's own escalation does. A run classified strong is
+started with the policy as it is. After a pass the patch is offered as `Apply verified patch` (a
+`workspace/applyEdit` that refuses files changed since the run) and `Show patch`.
+
+Cancelling, by work-done progress cancel, `$/cancelRequest` on a `route-agent.routeFix` sent with
+`"wait": true`, `route-agent.cancelRun`, or shutdown, cancels the task iterating the pipeline: the
+pipeline then closes the HTTP stream, kills the check processes and removes its worktree.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+import contextlib
+import json
 import logging
+import os
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from lsprotocol import types
 
+from route_agent.ledger import LedgerError, open_ledger
 from route_agent.lsp.features import diagnostics
-from route_agent.lsp.state.runs import Finding, RunRecord
+from route_agent.lsp.state.folders import test_failures_from_state
+from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
+from route_agent.pipeline import events as ev
+from route_agent.pipeline.run import RunRequest, run_task
+from route_agent.policy import PolicyCache, PolicyError
+from route_agent.policy.approval import repo_policy_needing_approval
+from route_agent.policy.keys import missing_key
+from route_agent.policy.models import Policy
+from route_agent.routing import LaneRefused, Router
+from route_agent.verify.findings import Finding as PipelineFinding
+from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
+from route_agent.workspace.state import user_policy_path
+from route_agent.workspace.worktree import run_path
 
 if TYPE_CHECKING:
     from route_agent.lsp.server import RouteAgentServer
 
 logger = logging.getLogger(__name__)
 
-PHASES = {"classify": "Classifying", "lane_start": "Calling the {lane} lane", "delta": "Lane answering",
-          "check": "Running checks", "checks": "Running checks", "verifier": "Verifier", "escalation": "Escalating to the strong lane",
-          "decision": "Deciding"}
 ESCALATE, SHOW_FINDINGS, DISMISS = "Escalate", "Show findings", "Dismiss"
+RequestedLane = Literal["auto", "fast", "strong"]
+FAILED_KINDS = ("tamper", "scope", "patch", "integrity")
+"""Finding kinds that fail an attempt by themselves (besides failed check runs)."""
+STATUS: dict[str, RunStatus] = {"pass": "passed", "fail": "failed", "error": "error", "cancelled": "cancelled"}
 
 
-def load_run_task() -> Callable[..., AsyncIterator[Any]] | None:
+class RunRefused(Exception):
+    """The run cannot start; the message says what the user can do about it."""
+
+
+def register(server: RouteAgentServer) -> None:
+    server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)(on_progress_cancel)
+
+
+# --- the request -------------------------------------------------------------------------------
+
+
+def attempt_policy(policy: Policy, lane: str) -> Policy:
+    """The policy a run uses: one attempt when it starts fast (the editor asks before escalating)."""
+    if lane != "fast" or policy.routing.max_attempts == 1:
+        return policy
+    return policy.model_copy(update={"routing": policy.routing.model_copy(update={"max_attempts": 1})})
+
+
+@dataclass(frozen=True)
+class RequestInputs:
+    root: Path
+    buffers: Mapping[str, str]
+    policy_cache: PolicyCache
+    explicit_policy: Path | None
+    brief: str
+    lane: RequestedLane
+    run_id: str
+    environ: Mapping[str, str]
+    carry: Sequence[PipelineFinding] = ()
+    ledger_location: str | None = None
+
+
+def build_request(inputs: RequestInputs) -> RunRequest:
+    """Git, policy, approval and scoring for one run; synchronous (call it in a worker thread).
+
+    Raises RunRefused with a message for the user. The caller closes `request.ledger`.
+    """
     try:
-        from route_agent import pipeline
-    except ImportError:
-        return None
-    run_task = getattr(pipeline, "run_task", None)
-    return run_task if callable(run_task) else None
+        repo = open_repo(inputs.root)
+        loaded = inputs.policy_cache.for_workspace(repo.root, inputs.explicit_policy, user_policy_path())
+        if inputs.explicit_policy is None:
+            status = repo_policy_needing_approval(repo.root, loaded.policy)
+            if status is not None and not status.approved:
+                changed = "changed since you approved them" if status.previous is not None else "you have not approved"
+                raise RunRefused(
+                    f"the repository policy {status.policy_path} declares {len(status.commands)} verification command(s) that "
+                    f"{changed} (sha256 {status.sha256[:12]}…); nothing was run. Approve them with "
+                    f"'route-agent policy approve --workspace {repo.root}' or the editor's approve command")
+        change_set = collect_change_set(repo, buffers=dict(inputs.buffers))
+    except PolicyError as exc:
+        raise RunRefused(f"policy error: {exc.issues[0] if exc.issues else exc}") from None
+    except WorkspaceError as exc:
+        raise RunRefused(str(exc)) from None
+    router = Router(loaded.policy)
+    try:
+        decision = router.classify(change_set, inputs.brief, test_failures_from_state(repo.root), requested_lane=inputs.lane)
+    except LaneRefused as exc:
+        raise RunRefused(str(exc)) from None
+    spec = getattr(loaded.policy.models, decision.lane)
+    unset = missing_key(spec, inputs.environ)
+    if unset is not None:
+        raise RunRefused(f"the {decision.lane} lane ({spec.model}) needs {unset}; set it in the environment the editor starts "
+                         "route-agent serve with, then restart the server")
+    try:
+        ledger = open_ledger(inputs.ledger_location)
+    except LedgerError as exc:
+        raise RunRefused(str(exc)) from None
+    return RunRequest(repo=repo, policy=attempt_policy(loaded.policy, decision.lane), router=router, decision=decision,
+                      brief=inputs.brief, change_set=change_set, ledger=ledger, environ=dict(inputs.environ),
+                      run_id=inputs.run_id, carry_findings=tuple(inputs.carry))
 
 
-def _call(run_task: Callable[..., AsyncIterator[Any]], **available: Any) -> AsyncIterator[Any]:
-    """Pass the arguments the pipeline's `run_task` accepts (its signature is its own)."""
-    params = inspect.signature(run_task).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return run_task(**available)
-    return run_task(**{k: v for k, v in available.items() if k in params})
+def load_patch_texts(run_id: str) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """(base, patched) text per path of a stored run; empty when a file is not UTF-8 text (the
+    editor cannot carry it; `route-agent apply` can)."""
+    folder = run_path(run_id)
+    meta = json.loads((folder / "meta.json").read_text("utf-8"))
+    base: dict[str, str | None] = {}
+    after: dict[str, str | None] = {}
+    try:
+        for path, entry in meta["files"].items():
+            n = entry["n"]
+            base[path] = (folder / "files" / f"{n}.base").read_bytes().decode("utf-8") if entry["base"] else None
+            after[path] = (folder / "files" / f"{n}.after").read_bytes().decode("utf-8") if entry["after"] else None
+    except UnicodeDecodeError:
+        return {}, {}
+    return base, after
 
 
-def finding_from_event(item: Any) -> Finding:
-    get = item.get if isinstance(item, dict) else (lambda k, d=None: getattr(item, k, d))
-    line = get("line")
-    raw_severity = get("severity")
-    severity: Literal["error", "warning", "info"] = raw_severity if raw_severity in ("error", "warning", "info") else "error"
-    return Finding(check=str(get("check") or get("name") or "check"), message=str(get("message") or ""),
-                   path=get("path") or get("file"), line=int(line) if isinstance(line, int) else None,
-                   column=get("column") if isinstance(get("column"), int) else None,
-                   severity=severity)
+def failed_checks_of(event: ev.AttemptFinished) -> list[str]:
+    """What failed in an attempt: check runs that did not pass, then tamper/scope/patch findings."""
+    names = [str(c.get("name")) for c in event.attempt.get("checks") or () if c.get("status") != "pass"]
+    for finding in event.findings:
+        if finding.kind in FAILED_KINDS and finding.check not in names:
+            names.append(finding.check)
+    return names
 
 
-async def start_run(ls: RouteAgentServer, folder_uri: str, brief: str, lane: str, anchor: tuple[str, int] | None,
+# --- starting and driving a run ----------------------------------------------------------------
+
+
+async def start_run(ls: RouteAgentServer, folder_uri: str, brief: str, lane: RequestedLane, anchor: tuple[str, int] | None,
                     escalate_from: RunRecord | None = None) -> RunRecord:
-    run_task = load_run_task()
-    if run_task is None:
-        raise RuntimeError("routed runs need route_agent.pipeline, which this build does not include yet")
-    folder = ls.folders[folder_uri]
-    record = RunRecord(run_id=f"lsp-{uuid.uuid4().hex[:12]}", folder_uri=folder_uri, brief=brief, lane=lane, anchor=anchor,
-                       escalated=escalate_from is not None)
+    """Build the request (git in a worker thread), then run it in the background. RunRefused when it cannot start."""
+    folder = ls.folders.get(folder_uri)
+    if folder is None:
+        raise RunRefused(f"unknown workspace folder {folder_uri}")
+    run_id = f"lsp-{uuid.uuid4().hex[:12]}"
+    inputs = RequestInputs(
+        root=folder.root, buffers=ls.buffers_for(folder), policy_cache=folder.policy_cache,
+        explicit_policy=ls.settings.policy_path, brief=brief, lane=lane, run_id=run_id, environ=dict(os.environ),
+        carry=escalate_from.carried if escalate_from else (), ledger_location=os.environ.get("ROUTE_AGENT_LEDGER") or None,
+    )
+    request = await asyncio.to_thread(build_request, inputs)
+    record = RunRecord(run_id=run_id, folder_uri=folder_uri, brief=brief, lane=request.decision.lane, anchor=anchor,
+                       escalated=escalate_from is not None, escalated_from=escalate_from.run_id if escalate_from else None,
+                       risk_score=request.decision.risk_score, progress_token=f"route-agent/{run_id}")
+    if escalate_from is not None:
+        escalate_from.escalated = True
     ls.runs.add(record)
     diagnostics.deliver(ls)
-    token = f"route-agent/{record.run_id}"
-    record.task = ls.spawn(_drive(ls, record, run_task, folder.root, token, escalate_from))
+    record.task = ls.spawn(_drive(ls, record, request))
     return record
 
 
-async def _drive(ls: RouteAgentServer, record: RunRecord, run_task: Callable[..., AsyncIterator[Any]], root: Any,
-                 token: str, escalate_from: RunRecord | None) -> None:
-    progress = ls.client.work_done_progress
-    if progress:
-        try:
-            await ls.work_done_progress.create_async(token)
-            ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(title="route-agent: routed fix", cancellable=True,
-                                                                            message="Classifying", percentage=0))
-        except Exception as exc:
-            logger.warning("no work-done progress: %s", exc)
-            progress = False
-    stream = _call(run_task, task=record.brief, brief=record.brief, workspace=root, root=root, lane=record.lane,
-                   requested_lane=record.lane, run_id=record.run_id,
-                   previous=escalate_from.run_id if escalate_from else None)
+async def _drive(ls: RouteAgentServer, record: RunRecord, request: RunRequest) -> None:
+    progress = await _create_progress(ls, record)
     try:
-        async for event in stream:
-            kind = str(getattr(event, "kind", ""))
-            if progress and kind in PHASES:
-                message = PHASES[kind].format(lane=getattr(event, "lane", record.lane))
-                ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=message))
-            if kind in ("escalation", "escalate"):
-                record.lane, record.escalated = "strong", True
-            elif kind == "result":
-                _apply_result(record, event)
+        # run_task is an async generator: closing it runs its cleanup even when cancelled between events.
+        events = cast(AsyncGenerator[ev.Event, None], run_task(request))
+        async with contextlib.aclosing(events) as stream:
+            async for event in stream:
+                await _on_event(ls, record, event, progress)
         if record.status == "running":
-            record.status = "error"
-            record.message = "the pipeline ended without a result"
+            record.status, record.message = "error", "the pipeline ended without a result"
     except asyncio.CancelledError:
-        record.status = "cancelled"
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await asyncio.shield(aclose())
+        record.status, record.message = "cancelled", "cancelled; nothing was applied"
         raise
     except Exception as exc:
         record.status, record.message = "error", f"routed run failed: {exc}"
         logger.exception("routed run %s failed", record.run_id)
     finally:
-        if progress:
-            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=f"{record.status}: {record.message}".strip(": ")))
+        if request.ledger is not None:
+            with contextlib.suppress(Exception):
+                request.ledger.close()
+        if progress and record.progress_token:
+            ls.work_done_progress.end(record.progress_token, types.WorkDoneProgressEnd(message=f"{record.status}: {record.message}"))
         diagnostics.deliver(ls)
     if record.can_escalate:
         ls.spawn(offer_escalation(ls, record))
     elif record.status == "passed":
-        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info,
-                               message=f"route-agent: the {record.lane} lane passed verification; use 'Apply verified patch'"))
+        ls.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Info,
+            message=f"route-agent: the {record.lane} lane's patch passed verification; use 'Apply verified patch' or 'Show patch'"))
+    elif record.status == "error":
+        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"route-agent: {record.message}"))
 
 
-def _apply_result(record: RunRecord, event: Any) -> None:
-    passed = bool(getattr(event, "passed", False))
-    record.status = "passed" if passed else "failed"
-    record.findings = [finding_from_event(f) for f in getattr(event, "findings", ()) or ()]
-    record.failed_checks = [str(c) for c in getattr(event, "failed_checks", ()) or ()]
-    record.patch = getattr(event, "patch", None) or getattr(event, "diff", None)
-    record.new_texts = dict(getattr(event, "new_texts", None) or getattr(event, "files", None) or {})
-    record.base_texts = dict(getattr(event, "base_texts", None) or {})
-    record.lane = str(getattr(event, "lane", record.lane))
-    if getattr(event, "run_id", None):
-        record.message = f"run {event.run_id}"
-    if record.anchor is None and record.findings and record.findings[0].path:
-        record.anchor = (record.findings[0].path, (record.findings[0].line or 1) - 1)
+async def _create_progress(ls: RouteAgentServer, record: RunRecord) -> bool:
+    if not ls.client.work_done_progress or record.progress_token is None:
+        return False
+    try:
+        await ls.work_done_progress.create_async(record.progress_token)
+    except Exception as exc:
+        logger.warning("no work-done progress for run %s: %s", record.run_id, exc)
+        return False
+    return True
+
+
+def _report(ls: RouteAgentServer, record: RunRecord, progress: bool, message: str) -> None:
+    if progress and record.progress_token:
+        ls.work_done_progress.report(record.progress_token, types.WorkDoneProgressReport(message=message))
+
+
+async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, progress: bool) -> None:
+    if isinstance(event, ev.Classified):
+        record.lane, record.risk_score = event.decision.lane, event.decision.risk_score
+        if progress and record.progress_token:
+            ls.work_done_progress.begin(record.progress_token, types.WorkDoneProgressBegin(
+                title="route-agent: routed fix", cancellable=True,
+                message=f"risk {event.decision.risk_score} -> {event.decision.lane} lane"))
+    elif isinstance(event, ev.AttemptStarted):
+        record.lane = event.lane
+        _report(ls, record, progress, f"calling the {event.lane} lane ({event.model})")
+    elif isinstance(event, ev.LaneProgress):
+        _report(ls, record, progress, f"{event.lane} lane answering ({event.chars} characters)")
+    elif isinstance(event, ev.PatchRejected):
+        _report(ls, record, progress, f"patch rejected: {event.reason}")
+    elif isinstance(event, ev.ChecksStarted):
+        _report(ls, record, progress, f"running checks: {', '.join(event.names) or '(none)'}")
+    elif isinstance(event, ev.CheckFinished):
+        _report(ls, record, progress, f"check {event.name}: {event.status} ({event.duration_s:.1f} s)")
+    elif isinstance(event, ev.VerifierDone):
+        _report(ls, record, progress, f"verifier: confidence {event.confidence:.2f} ({event.verdict})")
+    elif isinstance(event, ev.AttemptFinished):
+        record.findings = [Finding.from_pipeline(f) for f in event.findings]
+        record.carried = event.findings
+        record.reasons = event.reasons
+        record.failed_checks = failed_checks_of(event)
+        if record.anchor is None:
+            located = next((f for f in record.findings if f.path), None)
+            if located is not None:
+                record.anchor = (located.path or "", max(0, (located.line or 1) - 1))
+    elif isinstance(event, ev.Escalating):
+        record.lane = event.to_lane
+        _report(ls, record, progress, f"escalating to the {event.to_lane} lane ({', '.join(event.reasons)})")
+    elif isinstance(event, ev.RunFinished):
+        record.cost_usd, record.message = event.cost_usd, event.message
+        if event.attempts:
+            record.lane = str(event.attempts[-1].get("lane", record.lane))
+        if event.result == "pass" and event.patch:
+            record.patch = event.patch
+            try:
+                record.base_texts, record.new_texts = await asyncio.to_thread(load_patch_texts, event.run_id)
+            except (OSError, ValueError, KeyError) as exc:
+                logger.warning("run %s: cannot read the stored patch: %s", event.run_id, exc)
+            if not record.new_texts:
+                record.message += f"; apply it with: route-agent apply {event.run_id}"
+        record.status = STATUS[event.result]
+
+
+# --- escalation and cancellation ---------------------------------------------------------------
+
+
+async def escalate(ls: RouteAgentServer, record: RunRecord) -> RunRecord:
+    """A strong run for a failed fast run, its findings carried into the prompt."""
+    return await start_run(ls, record.folder_uri, record.brief, "strong", record.anchor, escalate_from=record)
+
+
+def findings_text(record: RunRecord) -> str:
+    lines = [f"{f.path}:{f.line}: [{f.check}] {f.message}" if f.path else f"[{f.check}] {f.message}" for f in record.findings[:30]]
+    why = f"Fast lane attempt failed ({', '.join(record.reasons)}):" if record.reasons else "Fast lane attempt failed:"
+    return "\n".join([why, *(lines or ["no findings recorded"])])
 
 
 async def offer_escalation(ls: RouteAgentServer, record: RunRecord) -> None:
@@ -142,13 +316,45 @@ async def offer_escalation(ls: RouteAgentServer, record: RunRecord) -> None:
         choice = await ls.window_show_message_request_async(types.ShowMessageRequestParams(
             type=types.MessageType.Warning, message=diagnostics.escalation_message(record),
             actions=[types.MessageActionItem(title=t) for t in (ESCALATE, SHOW_FINDINGS, DISMISS)]))
+    except asyncio.CancelledError:
+        raise
     except Exception as exc:
         logger.info("escalation prompt not answered: %s", exc)
         return
-    if choice is None:
+    if choice is None or choice.title == DISMISS:
         return
     if choice.title == ESCALATE and record.can_escalate:
-        await start_run(ls, record.folder_uri, record.brief, "strong", record.anchor, escalate_from=record)
+        try:
+            await escalate(ls, record)
+        except RunRefused as exc:
+            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=f"route-agent: {exc}"))
     elif choice.title == SHOW_FINDINGS:
-        lines = [f"{f.path}:{f.line}: [{f.check}] {f.message}" for f in record.findings] or ["no findings recorded"]
-        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message="\n".join(lines)))
+        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=findings_text(record)))
+
+
+def cancel(record: RunRecord) -> bool:
+    return bool(record.task is not None and not record.task.done() and record.task.cancel())
+
+
+def on_progress_cancel(ls: RouteAgentServer, params: types.WorkDoneProgressCancelParams) -> None:
+    record = ls.runs.by_token(str(params.token))
+    if record is not None and cancel(record):
+        logger.info("run %s cancelled from its progress", record.run_id)
+
+
+def cancel_with_request(ls: RouteAgentServer, record: RunRecord) -> None:
+    """`$/cancelRequest` for the request being handled now also cancels `record`'s run.
+
+    pygls cancels the request's future only (the command handler runs as another task), so the
+    run is linked to that future here.
+    """
+    futures: dict[Any, Future[Any]] = getattr(ls.protocol, "_request_futures", {})
+    future = futures.get(ls.protocol.msg_id)
+    if future is None:
+        return
+
+    def on_done(done: Future[Any]) -> None:
+        if done.cancelled() and cancel(record):
+            logger.info("run %s cancelled with its request", record.run_id)
+
+    future.add_done_callback(on_done)
