@@ -116,7 +116,8 @@ class FakeLLMServer:
         self.disconnects: list[tuple[str, float]] = []
         self.stopping = threading.Event()
         handler = type("BoundHandler", (_Handler,), {"fake": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        server_class = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 256})  # 50+ concurrent clients connect at once
+        self._httpd = server_class(("127.0.0.1", port), handler)
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
