@@ -114,7 +114,8 @@ async def route_fix(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     parsed = _parse(RouteFixArgs, args)
     folder_uri = _folder_uri(ls, parsed.folder)
     line = int((parsed.range or {}).get("start", {}).get("line", 0))
-    lane: Literal["auto", "fast", "strong"] = parsed.lane if parsed.lane in ("fast", "strong") else "auto"  # type: ignore[assignment]
+    # "auto" (or no lane) defers to the `lane` setting, as the risk shown in the editor does.
+    lane: Literal["auto", "fast", "strong"] = parsed.lane if parsed.lane in ("fast", "strong") else ls.settings.lane  # type: ignore[assignment]
     try:
         record = await routed_run.start_run(ls, folder_uri, parsed.brief, lane, (parsed.path, line) if parsed.path else None)
     except routed_run.RunRefused as exc:
