@@ -102,6 +102,13 @@ def test_issue_token_has_three_parts() -> None:
     assert issue_token("ada", now=0).count(".") == 2
 `;
 
+/** The verification commands the policy below declares (what the approval dialog must show). */
+export const TEST_ARGV = ['python', '-m', 'pytest', '-q', '-p', 'no:cacheprovider', '--junitxml=.e2e-report.xml', 'tests'];
+export const POLICY_COMMANDS = [
+  { lane: 'fast', name: 'tests', run: TEST_ARGV },
+  { lane: 'strong', name: 'tests', run: TEST_ARGV },
+];
+
 export function policyYaml(baseUrl: string): string {
   const model = (name: string) =>
     `    provider: openai-compatible\n    model: ${name}\n    base_url: ${baseUrl}\n    max_context_tokens: 32000\n    price_per_mtok: {input: 1.0, output: 2.0}\n`;

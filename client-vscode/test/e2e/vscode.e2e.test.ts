@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Browser, chromium, Locator, Page } from 'playwright-core';
 
+import { commandsHash } from '../../src/logic/approval';
 import * as fixture from './fixture';
 
 const CLIENT_DIR = path.resolve(__dirname, '../../..');
@@ -285,6 +286,16 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
     await page.locator('.monaco-editor .view-lines').first().waitFor();
   }
 
+  async function runCommand(title: string): Promise<void> {
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible' });
+    await input.fill(`>${title}`);
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+    await page.waitForTimeout(200);
+    await page.keyboard.press('Enter');
+  }
+
   function editorLine(text: string): Locator {
     return page.locator('.editor-instance .monaco-editor .view-line', { hasText: text }).first();
   }
@@ -380,6 +391,19 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
     await screenshot('status-bar-fast-lane-after-edit');
   });
 
+  step('Approve Policy Commands shows the commands and their SHA-256, and approves them', async () => {
+    await runCommand('Route Agent: Approve Policy Commands');
+    const dialog = page.locator('.monaco-dialog-box');
+    await dialog.waitFor({ state: 'visible' });
+    const text = (await dialog.textContent()) ?? '';
+    assert.match(text, /allow these 2 verification command\(s\)/);
+    assert.ok(text.includes(`SHA-256: ${commandsHash(fixture.POLICY_COMMANDS)}`), `dialog: ${text}`);
+    assert.ok(text.includes('[fast] tests: python -m pytest -q -p no:cacheprovider --junitxml=.e2e-report.xml tests'), `dialog: ${text}`);
+    await screenshot('approve-policy-commands');
+    await dialog.locator('.monaco-button', { hasText: /^Approve$/ }).click();
+    await toast(/policy command\(s\) approved/).waitFor({ state: 'visible' });
+  });
+
   step('Route fix via the fast lane (Ctrl+. then Enter) shows progress', async () => {
     const fast = fixture.patchReply(fixture.unifiedDiff(fixture.NAMES_PATH, fixture.NAMES_EDITED, fixture.NAMES_FAST, scratch));
     const strong = fixture.patchReply(fixture.unifiedDiff(fixture.NAMES_PATH, fixture.NAMES_EDITED, fixture.NAMES_STRONG, scratch));
@@ -447,6 +471,36 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
     }, 15_000).catch(() => fs.readFileSync(path.join(workspace, fixture.NAMES_PATH), 'utf8'));
     await screenshot('patch-applied');
     assert.equal(onDisk, fixture.NAMES_STRONG);
+  });
+
+  step('Show Ledger Report opens the per-lane table and charts with both attempts', async () => {
+    await runCommand('Route Agent: Show Ledger Report');
+    const tab = page.locator('.tabs-container .tab', { hasText: 'Route Agent: Ledger' });
+    await tab.waitFor({ state: 'visible' });
+    const frame = page.frameLocator('iframe.webview.ready').first().frameLocator('iframe#active-frame');
+    const table = frame.locator('table');
+    await table.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS });
+    const text = (await table.textContent()) ?? '';
+    assert.match(text, /fast/);
+    assert.match(text, /strong/);
+    await frame.locator('svg[aria-label="Pass rate by lane"]').waitFor();
+    await frame.locator('svg[aria-label="Cost by lane (USD)"]').waitFor();
+    await screenshot('ledger-report');
+  });
+
+  step('Restart Server twice in a row: the restarts run one after the other and the risk comes back', async () => {
+    await quickOpen(fixture.NAMES_PATH);
+    await runCommand('Route Agent: Restart Server');
+    await runCommand('Route Agent: Restart Server');
+    await riskText(/Risk \d+ · fast/);
+    const logs = findLogs(userData, /Route Agent/);
+    assert.ok(logs.length > 0, 'the Route Agent log channel has a file');
+    // The first start and one per request: the second request waits for the first restart.
+    await waitFor('three server starts in the log', async () => {
+      const starts = fs.readFileSync(logs[0], 'utf8').split('\n').filter((l) => /\[info\] route-agent \d+\.\d+/.test(l)).length;
+      return starts === 3 ? starts : undefined;
+    }, STEP_TIMEOUT_MS);
+    await screenshot('after-restart');
   });
 });
 
