@@ -1,0 +1,93 @@
+"""Crash recovery (issue 8, part 4): `route-agent route` killed with SIGKILL at a seeded random point of
+a run, 50 times (during the lane call, the worktree, the checks, the verifier or the ledger write).
+After each kill: the user's files, index and .git are byte-identical, the ledger opens cleanly
+(`PRAGMA integrity_check`) with every row written before the kill, and no check process survives.
+After the restart (the next run, which prunes at start) no worktree is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from safety_support import PY, Scenario, check, processes_with
+
+from support.repos import fingerprint
+
+KILLS = 50
+SEED = 8
+BUDGET_S = 200.0
+
+
+def ledger_rows(path: Path) -> list[tuple[Any, ...]]:
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return db.execute("SELECT run_id, attempt_no, lane, result FROM attempts ORDER BY rowid").fetchall()
+    finally:
+        db.close()
+
+
+def live_worktrees(s: Scenario) -> list[Path]:
+    base = s.state / "worktrees"
+    return [p for p in base.glob("*") if p.is_dir()] if base.exists() else []
+
+
+def test_crash_recovery_fifty_sigkills(scenario: Scenario) -> None:
+    s = scenario
+    marker = f"safety-crash-{uuid.uuid4().hex}"
+    slow_check = check("tests", [PY, "-c", "import time; time.sleep(0.3)\nfrom app.sync import Pool, sync\np = Pool(); sync(p, 3)\n"
+                                 "assert p.in_use == 0", marker], kind="tests", timeout_s=30)
+    s.fake.script("fast-slowish", reply=s.fake.behaviour_for("fast-fixer")["reply"], delay=0.2, chunks=20)
+    s.fake.script("no-patch", reply="I have no idea.")
+    policy = s.policy(fast="fast-slowish", strong="fast-slowish", checks=[slow_check])
+    restart_policy = s.tmp / "restart.yaml"
+    restart_policy.write_text(policy.read_text().replace('"fast-slowish"', '"no-patch"'))
+    rnd = random.Random(SEED)
+    started = time.monotonic()
+    stats: dict[str, Any] = {"kills": 0, "killed_with_worktree": 0, "rows_at_end": 0, "kill_times": []}
+    for _ in range(KILLS):
+        assert time.monotonic() - started < BUDGET_S, "crash recovery ran out of its time budget"
+        rows_before = ledger_rows(s.ledger)
+        proc = subprocess.Popen([PY, "-m", "route_agent", "route", "--task", "fix retry leak in sync worker", "--json",
+                                 "--policy", str(policy)], cwd=s.repo, env=s.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        at = rnd.uniform(0.25, 1.4)
+        time.sleep(at)
+        had_worktree = bool(live_worktrees(s))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        stats["kills"] += 1
+        stats["killed_with_worktree"] += had_worktree
+        stats["kill_times"].append(round(at, 2))
+        # after the kill: the user's state is untouched and the ledger is whole
+        rows_after = ledger_rows(s.ledger)
+        assert rows_after[: len(rows_before)] == rows_before, "a ledger row written before the kill was lost"
+        assert s.ledger_rows() is not None
+        deadline = time.monotonic() + 3
+        while processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        survivors = processes_with(marker)
+        for pid in survivors:
+            os.kill(pid, signal.SIGKILL)
+        assert not survivors, "a check process outlived the killed CLI"
+        assert fingerprint(s.repo) == s.before, "the user's tree changed"
+        # the restart: the next run prunes what the killed one left
+        restart = s.cli("route", "--task", "fix retry leak in sync worker", "--json", "--policy", str(restart_policy))
+        assert restart.out is not None and restart.out["result"] == "fail", restart.text
+        assert live_worktrees(s) == [], "a worktree of a killed run was not pruned on restart"
+        s.expected_rows = len(ledger_rows(s.ledger))
+    stats["rows_at_end"] = len(ledger_rows(s.ledger))
+    stats["seconds"] = round(time.monotonic() - started, 1)
+    stats["kill_times"] = f"{min(stats['kill_times'])}-{max(stats['kill_times'])} s"
+    print("\ncrash recovery:", json.dumps(stats))
+    assert stats["killed_with_worktree"] >= 3, "too few kills landed while a worktree existed"
+    s.assert_nothing_lost()
