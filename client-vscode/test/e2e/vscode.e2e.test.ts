@@ -13,129 +13,45 @@
  * .venv with route-agent, and `npm run package` run first.
  */
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Browser, chromium, Locator, Page } from 'playwright-core';
+import { Locator, Page } from 'playwright-core';
 
 import { commandsHash } from '../../src/logic/approval';
 import * as fixture from './fixture';
-
-const CLIENT_DIR = path.resolve(__dirname, '../../..');
-const REPO_ROOT = path.resolve(CLIENT_DIR, '..');
-const VERSION = JSON.parse(fs.readFileSync(path.join(CLIENT_DIR, 'package.json'), 'utf8')).version as string;
-const VSIX = path.join(CLIENT_DIR, `route-agent-${VERSION}.vsix`);
-const CODE_SERVER_DIR = process.env.ROUTE_AGENT_CODE_SERVER_DIR ?? '/opt/route-agent-code-server';
-const CODE_SERVER = path.join(CODE_SERVER_DIR, 'node_modules', '.bin', 'code-server');
-const PYTHON = process.env.ROUTE_AGENT_PYTHON ?? path.join(REPO_ROOT, '.venv', 'bin', 'python');
-const CHROMIUM = process.env.ROUTE_AGENT_CHROMIUM ?? '/usr/bin/chromium';
-const SCREENSHOTS = path.join(REPO_ROOT, 'tests', 'e2e', 'screenshots');
-const FAKE_SERVER = path.join(REPO_ROOT, 'tests', 'fakeserver', 'server.py');
-
-const STEP_TIMEOUT_MS = 60_000;
-const RUN_TIMEOUT_MS = 120_000;
-
-interface Started {
-  child: ChildProcess;
-  output: string[];
-}
-
-function startProcess(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv }): Started {
-  // Its own process group, so the whole tree (code-server forks) is stopped by this one id.
-  const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  const keep = (chunk: Buffer) => {
-    output.push(chunk.toString());
-    if (output.length > 2000) {
-      output.splice(0, output.length - 2000);
-    }
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  return { child, output };
-}
-
-async function stopProcess(started: Started | undefined): Promise<void> {
-  const child = started?.child;
-  if (!child || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
-    return;
-  }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  try {
-    process.kill(-child.pid, 'SIGTERM');
-  } catch {
-    return;
-  }
-  const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 5000));
-  if ((await Promise.race([exited, timeout])) === 'timeout') {
-    try {
-      process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-    await exited;
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address() as net.AddressInfo;
-      server.close(() => resolve(address.port));
-    });
-  });
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, intervalMs = 250): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) {
-        return value;
-      }
-    } catch (error) {
-      last = error;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
-
-async function firstLine(started: Started, timeoutMs: number): Promise<string> {
-  return waitFor('the fake server to print its port', async () => {
-    const text = started.output.join('');
-    const line = text.split('\n')[0];
-    return text.includes('\n') && /^\d+$/.test(line.trim()) ? line.trim() : undefined;
-  }, timeoutMs, 100);
-}
+import {
+  assertPrerequisites,
+  Editor,
+  FAKE_SERVER,
+  findLogs,
+  firstLine,
+  launchEditor,
+  PYTHON,
+  RUN_TIMEOUT_MS,
+  Screenshots,
+  Started,
+  STEP_TIMEOUT_MS,
+  startProcess,
+  stopProcess,
+  tail,
+  waitFor,
+} from './harness';
 
 describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
   let scratch: string;
   let workspace: string;
   let fake: Started | undefined;
-  let codeServer: Started | undefined;
-  let browser: Browser | undefined;
+  let editor: Editor | undefined;
   let page: Page;
   let fakeUrl: string;
   let userData: string;
-  let shot = 0;
   let failedStep: string | undefined;
-  const screenshots: string[] = [];
+  const shots = new Screenshots('flow');
 
   async function screenshot(name: string): Promise<void> {
-    // Let notification and hover animations settle so the picture shows what the user sees.
-    await page.waitForTimeout(400);
-    shot++;
-    const file = path.join(SCREENSHOTS, `${String(shot).padStart(2, '0')}-${name}.png`);
-    await page.screenshot({ path: file });
-    screenshots.push(path.relative(REPO_ROOT, file));
+    await shots.take(page, name);
   }
 
   /** One user-visible step: later steps are reported as not reached (failed), never skipped. */
@@ -166,103 +82,35 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
   }
 
   before(async () => {
-    for (const [what, where] of [
-      ['code-server (run scripts/setup-system.sh)', CODE_SERVER],
-      ['Chromium (apt-get install chromium)', CHROMIUM],
-      ['the packaged extension (npm run package)', VSIX],
-      ['the venv with route-agent (scripts/setup.sh)', PYTHON],
-      ['the fake OpenAI-compatible server', FAKE_SERVER],
-    ]) {
-      assert.ok(fs.existsSync(where), `missing ${what}: ${where}`);
-    }
-    fs.mkdirSync(SCREENSHOTS, { recursive: true });
-    for (const old of fs.readdirSync(SCREENSHOTS)) {
-      if (old.endsWith('.png')) {
-        fs.rmSync(path.join(SCREENSHOTS, old));
-      }
-    }
+    assertPrerequisites();
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'route-agent-e2e-'));
     workspace = path.join(scratch, 'identity-service');
-    userData = path.join(scratch, 'user-data');
-    const extensions = path.join(scratch, 'extensions');
-    const stateDir = path.join(scratch, 'state');
-
     fake = startProcess(PYTHON, [FAKE_SERVER, '--port', '0'], {});
     fakeUrl = `http://127.0.0.1:${await firstLine(fake, 20_000)}`;
     fixture.makeRepository(workspace, `${fakeUrl}/v1`);
-
-    fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
-    fs.writeFileSync(
-      path.join(userData, 'User', 'settings.json'),
-      JSON.stringify(
-        {
-          'routeAgent.python.path': PYTHON,
-          'routeAgent.stateDir': stateDir,
-          'security.workspace.trust.enabled': false,
-          'workbench.startupEditor': 'none',
-          'workbench.tips.enabled': false,
-          'workbench.enableExperiments': false,
-          'telemetry.telemetryLevel': 'off',
-          'extensions.autoCheckUpdates': false,
-          'extensions.autoUpdate': false,
-          'extensions.ignoreRecommendations': true,
-          'update.mode': 'none',
-          'editor.hover.delay': 100,
-          'files.autoSave': 'off',
-          'git.enabled': false,
-          'window.commandCenter': false,
-          'chat.commandCenter.enabled': false,
-        },
-        null,
-        2,
-      ),
+    editor = await launchEditor(
+      scratch,
+      workspace,
+      { 'routeAgent.python.path': PYTHON, 'routeAgent.stateDir': path.join(scratch, 'state'), 'editor.hover.delay': 100 },
+      true,
     );
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      XDG_CONFIG_HOME: path.join(scratch, 'xdg-config'),
-      XDG_DATA_HOME: path.join(scratch, 'xdg-data'),
-      // The policy's checks run `python -m pytest`: the venv's python comes first.
-      PATH: `${path.dirname(PYTHON)}:${process.env.PATH ?? ''}`,
-    };
-    const install = execFileSync(CODE_SERVER, ['--user-data-dir', userData, '--extensions-dir', extensions, '--install-extension', VSIX], {
-      env,
-      timeout: 120_000,
-    }).toString();
-    assert.match(install, /successfully installed/i, install);
-
-    const port = await freePort();
-    codeServer = startProcess(
-      CODE_SERVER,
-      ['--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust',
-        '--user-data-dir', userData, '--extensions-dir', extensions, workspace],
-      { env, cwd: scratch },
-    );
-    const base = `http://127.0.0.1:${port}`;
-    await waitFor('code-server /healthz', async () => ((await fetch(`${base}/healthz`)).ok ? true : undefined), 90_000, 500);
-
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    await page.goto(`${base}/?folder=${encodeURIComponent(workspace)}`);
-    await page.locator('.monaco-workbench').waitFor({ timeout: 90_000 });
+    page = editor.page;
+    userData = editor.userData;
   });
 
   after(async () => {
-    if (screenshots.length > 0) {
-      console.log(`screenshots:\n  ${screenshots.join('\n  ')}`);
+    if (shots.taken.length > 0) {
+      console.log(`screenshots:\n  ${shots.taken.join('\n  ')}`);
     }
     if (failedStep !== undefined) {
-      for (const log of findLogs(userData, /Route Agent|routeAgent|route-agent/i)) {
+      for (const log of findLogs(userData, /Route Agent/i)) {
         console.log(`--- ${log} (tail)\n${tail(fs.readFileSync(log, 'utf8'), 60)}`);
       }
-      if (codeServer) {
-        console.log(`--- code-server output (tail)\n${tail(codeServer.output.join(''), 40)}`);
+      if (editor) {
+        console.log(`--- code-server output (tail)\n${tail(editor.codeServer.output.join(''), 40)}`);
       }
     }
-    await browser?.close().catch(() => undefined);
-    await stopProcess(codeServer);
+    await editor?.stop();
     await stopProcess(fake);
     if (scratch && failedStep === undefined) {
       fs.rmSync(scratch, { recursive: true, force: true });
@@ -504,24 +352,3 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
   });
 });
 
-function findLogs(root: string | undefined, pattern: RegExp): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) {
-        walk(full);
-      } else if (entry.name.endsWith('.log') && pattern.test(entry.name)) {
-        out.push(full);
-      }
-    }
-  };
-  if (root && fs.existsSync(root)) {
-    walk(root);
-  }
-  return out;
-}
-
-function tail(text: string, lines: number): string {
-  return text.split('\n').slice(-lines).join('\n');
-}
