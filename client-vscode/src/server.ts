@@ -20,7 +20,6 @@ import {
   Trace,
 } from 'vscode-languageclient/node';
 
-import { approvalHashes, ApprovalStore } from './logic/approval';
 import { checkServer, chooseInterpreter, describeInterpreter, installCommand, Interpreter, problemMessage, serverCommand, VersionProbe } from './logic/interpreter';
 import { RestartQueue } from './logic/restartQueue';
 import { KNOWN_PROVIDERS, redact, secretKey, serverEnvironment } from './logic/secrets';
@@ -97,8 +96,7 @@ export class ServerManager implements vscode.Disposable {
   /** The options the server gets for `scope` (initializationOptions and workspace/configuration). */
   optionsFor(scope?: vscode.Uri): Record<string, unknown> {
     const { settings } = this.resolve(scope);
-    const approvals = this.context.globalState.get<ApprovalStore>(APPROVALS_KEY, {});
-    return serverOptions({ settings, logLevel: this.log.logLevel, trusted: vscode.workspace.isTrusted, approvals: approvalHashes(approvals) });
+    return serverOptions({ settings, logLevel: this.log.logLevel, trusted: vscode.workspace.isTrusted });
   }
 
   start(): Promise<void> {

@@ -201,7 +201,6 @@ export interface ServerOptionsInput {
   settings: ResolvedSettings;
   logLevel: number;
   trusted: boolean;
-  approvals: Record<string, string>;
 }
 
 /**
@@ -217,7 +216,6 @@ export function serverOptions(input: ServerOptionsInput): Record<string, unknown
     sandbox: settings.sandbox,
     workspaceTrusted: input.trusted,
     providerBaseUrls: { ...settings.providerBaseUrls },
-    policyApprovals: input.trusted ? { ...input.approvals } : {},
   };
   if (settings.policyPath !== undefined) {
     options.policyPath = settings.policyPath;

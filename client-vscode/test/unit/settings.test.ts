@@ -125,24 +125,23 @@ describe('log level and trace', () => {
 describe('serverOptions', () => {
   const base = resolveSettings(layers({ policyPath: { globalValue: 'policy.yaml' }, 'providers.openai.baseUrl': { globalValue: 'http://127.0.0.1:1/v1' } }), true).settings;
 
-  test('camelCase options with the trust flag and approvals; never a key', () => {
-    const options = serverOptions({ settings: base, logLevel: LogLevel.Debug, trusted: true, approvals: { 'file:///repo': 'ab'.repeat(32) } });
+  test('camelCase options with the trust flag; never a key, never an approval (the server keeps those)', () => {
+    const options = serverOptions({ settings: base, logLevel: LogLevel.Debug, trusted: true });
     assert.equal(options.policyPath, 'policy.yaml');
     assert.equal(options.logLevel, 'debug');
     assert.equal(options.workspaceTrusted, true);
-    assert.deepEqual(options.policyApprovals, { 'file:///repo': 'ab'.repeat(32) });
+    assert.ok(!('policyApprovals' in options));
     assert.deepEqual(options.providerBaseUrls, { openai: 'http://127.0.0.1:1/v1' });
     assert.ok(!JSON.stringify(options).toLowerCase().includes('apikey'));
   });
 
-  test('an untrusted workspace sends no approvals', () => {
-    const options = serverOptions({ settings: base, logLevel: LogLevel.Info, trusted: false, approvals: { 'file:///repo': 'ab'.repeat(32) } });
+  test('an untrusted workspace says so', () => {
+    const options = serverOptions({ settings: base, logLevel: LogLevel.Info, trusted: false });
     assert.equal(options.workspaceTrusted, false);
-    assert.deepEqual(options.policyApprovals, {});
   });
 
   test('unset paths are omitted', () => {
-    const options = serverOptions({ settings: resolveSettings(() => undefined, true).settings, logLevel: LogLevel.Info, trusted: true, approvals: {} });
+    const options = serverOptions({ settings: resolveSettings(() => undefined, true).settings, logLevel: LogLevel.Info, trusted: true });
     assert.ok(!('policyPath' in options));
     assert.ok(!('stateDir' in options));
   });
