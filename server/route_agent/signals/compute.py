@@ -55,6 +55,7 @@ class RaisedSignal:
 
 @dataclass(frozen=True)
 class TestFailures:
+    __test__ = False  # not a pytest test class, whatever its name
     count: int = 0
     source: str | None = None
     evidence: tuple[Evidence, ...] = ()
