@@ -215,6 +215,7 @@ export function serverOptions(input: ServerOptionsInput): Record<string, unknown
     logLevel: serverLogLevel(input.logLevel),
     sandbox: settings.sandbox,
     workspaceTrusted: input.trusted,
+    riskNotifications: true,
     providerBaseUrls: { ...settings.providerBaseUrls },
   };
   if (settings.policyPath !== undefined) {

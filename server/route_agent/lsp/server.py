@@ -171,9 +171,10 @@ class RouteAgentServer(LanguageServer):
         if folder.rerun:
             folder.rerun = False
             self.schedule_refresh(folder, 0.0)
-        from route_agent.lsp.features import diagnostics
+        from route_agent.lsp.features import diagnostics, risk_summary
 
         diagnostics.deliver(self)
+        risk_summary.notify(self, folder)
 
     # --- documents -----------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from pydantic.alias_generators import to_camel
 
 LogLevel = Literal["error", "warning", "info", "debug"]
 LaneOverride = Literal["auto", "fast", "strong"]
+SandboxMode = Literal["auto", "required", "off"]
+Provider = Literal["openrouter", "openai", "ollama", "openai-compatible"]
 
 DEFAULT_DEBOUNCE_MS = 300
 CONFIG_SECTION = "routeAgent"
@@ -32,6 +34,10 @@ class RawOptions(BaseModel):
     log_level: LogLevel | None = None
     lane: LaneOverride | None = None
     state_dir: str | None = None
+    workspace_trusted: bool | None = None
+    sandbox: SandboxMode | None = None
+    provider_base_urls: dict[str, str] | None = None
+    risk_notifications: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,15 @@ class Settings:
     log_level: LogLevel = "info"
     lane: LaneOverride = "auto"
     state_dir: Path | None = None
+    workspace_trusted: bool = True
+    """False in an editor's restricted mode: nothing from the repository runs (no routed runs)."""
+    sandbox: SandboxMode | None = None
+    """Overrides the policy's verification.sandbox for routed runs."""
+    provider_base_urls: tuple[tuple[str, str], ...] = ()
+    """Per provider, the endpoint for models whose policy entry names no base_url (the user's own
+    application-level setting; never from the repository)."""
+    risk_notifications: bool = False
+    """Send `routeAgent/riskChanged` after each refresh (clients that asked for it)."""
 
     @property
     def debounce_s(self) -> float:
@@ -87,6 +102,11 @@ def resolve(*layers: RawOptions, workspace_root: Path | None = None) -> Settings
         log_level=merged.get("log_level", "info"),
         lane=merged.get("lane", "auto"),
         state_dir=state_dir,
+        workspace_trusted=bool(merged.get("workspace_trusted", True)),
+        sandbox=merged.get("sandbox"),
+        provider_base_urls=tuple(sorted((k, v) for k, v in (merged.get("provider_base_urls") or {}).items()
+                                        if k in ("openrouter", "openai", "ollama", "openai-compatible") and v.startswith(("http://", "https://")))),
+        risk_notifications=bool(merged.get("risk_notifications", False)),
     )
 
 

@@ -10,7 +10,7 @@ from lsprotocol import types
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 
-from route_agent.lsp.features import code_actions, diagnostics, hover, routed_run
+from route_agent.lsp.features import code_actions, diagnostics, hover, risk_summary, routed_run
 from route_agent.lsp.policy_edit import add_path_rule_insertion, apply_insertion, new_policy_text
 from route_agent.lsp.server import RouteAgentServer
 from route_agent.lsp.state.runs import RunRecord
@@ -92,6 +92,7 @@ def register(server: RouteAgentServer) -> None:
     server.command("route-agent.status")(status)
     server.command("route-agent.refresh")(refresh)
     routed_run.register(server)
+    risk_summary.register(server)
 
 
 def _folder_uri(ls: RouteAgentServer, given: str | None) -> str:

@@ -55,7 +55,7 @@ from route_agent.pipeline.run import RunRequest, run_task
 from route_agent.policy import PolicyCache, PolicyError
 from route_agent.policy.approval import repo_policy_needing_approval
 from route_agent.policy.keys import missing_key
-from route_agent.policy.models import Policy
+from route_agent.policy.models import ModelSpec, Policy
 from route_agent.routing import LaneRefused, Router
 from route_agent.verify.findings import Finding as PipelineFinding
 from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
@@ -104,6 +104,30 @@ class RequestInputs:
     environ: Mapping[str, str]
     carry: Sequence[PipelineFinding] = ()
     ledger_location: str | None = None
+    trusted: bool = True
+    sandbox: str | None = None
+    provider_base_urls: tuple[tuple[str, str], ...] = ()
+
+
+def with_provider_urls(policy: Policy, urls: tuple[tuple[str, str], ...]) -> Policy:
+    """The user's per-provider endpoints for models whose entry names none (never the repository's)."""
+    if not urls:
+        return policy
+    table = dict(urls)
+
+    def fill(spec: ModelSpec | None) -> ModelSpec | None:
+        if spec is None:
+            return None
+        update: dict[str, object] = {}
+        if spec.base_url is None and spec.provider in table:
+            update["base_url"] = table[spec.provider]
+        if spec.fallback is not None:
+            update["fallback"] = fill(spec.fallback)
+        return spec.model_copy(update=update) if update else spec
+
+    models = policy.models
+    return policy.model_copy(update={"models": models.model_copy(update={
+        "fast": fill(models.fast), "strong": fill(models.strong), "verifier": fill(models.verifier)})})
 
 
 def build_request(inputs: RequestInputs) -> RunRequest:
@@ -111,6 +135,9 @@ def build_request(inputs: RequestInputs) -> RunRequest:
 
     Raises RunRefused with a message for the user. The caller closes `request.ledger`.
     """
+    if not inputs.trusted:
+        raise RunRefused("this workspace is not trusted: a routed run executes the repository's tests and checks, so "
+                         "route-agent runs none of them in restricted mode; trust the workspace to route fixes")
     try:
         repo = open_repo(inputs.root)
         loaded = inputs.policy_cache.for_workspace(repo.root, inputs.explicit_policy, user_policy_path())
@@ -141,9 +168,10 @@ def build_request(inputs: RequestInputs) -> RunRequest:
         ledger = open_ledger(inputs.ledger_location)
     except LedgerError as exc:
         raise RunRefused(str(exc)) from None
-    return RunRequest(repo=repo, policy=attempt_policy(loaded.policy, decision.lane), router=router, decision=decision,
+    policy = with_provider_urls(attempt_policy(loaded.policy, decision.lane), inputs.provider_base_urls)
+    return RunRequest(repo=repo, policy=policy, router=router, decision=decision,
                       brief=inputs.brief, change_set=change_set, ledger=ledger, environ=dict(inputs.environ),
-                      run_id=inputs.run_id, carry_findings=tuple(inputs.carry))
+                      run_id=inputs.run_id, carry_findings=tuple(inputs.carry), sandbox=inputs.sandbox)
 
 
 def load_patch_texts(run_id: str) -> tuple[dict[str, str | None], dict[str, str | None]]:
@@ -186,6 +214,7 @@ async def start_run(ls: RouteAgentServer, folder_uri: str, brief: str, lane: Req
         root=folder.root, buffers=ls.buffers_for(folder), policy_cache=folder.policy_cache,
         explicit_policy=ls.settings.policy_path, brief=brief, lane=lane, run_id=run_id, environ=dict(os.environ),
         carry=escalate_from.carried if escalate_from else (), ledger_location=os.environ.get("ROUTE_AGENT_LEDGER") or None,
+        trusted=ls.settings.workspace_trusted, sandbox=ls.settings.sandbox, provider_base_urls=ls.settings.provider_base_urls,
     )
     request = await asyncio.to_thread(build_request, inputs)
     record = RunRecord(run_id=run_id, folder_uri=folder_uri, brief=brief, lane=request.decision.lane, anchor=anchor,

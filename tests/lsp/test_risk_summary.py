@@ -1,0 +1,90 @@
+"""The status-bar contract: risk summary command and notification, ledger report, restricted mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from lsp_helpers import wait_ready
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import LanguageClient, client_capabilities
+from test_protocol_raw import RawClient
+
+
+async def test_risk_summary_names_the_lane_and_the_breakdown(client: LanguageClient, session_root: Path) -> None:
+    await wait_ready(client)
+    result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="route-agent.riskSummary", arguments=[{"uri": (session_root / "services" / "identity" / "tokens.py").as_uri()}]))
+    assert result["folderUri"].rstrip("/") == session_root.as_uri().rstrip("/")
+    assert result["lane"] == "strong"
+    assert any(line.startswith("auth_code") for line in result["alwaysStrong"])
+    signals = {c["signal"] for c in result["contributions"]}
+    assert {"files_touched", "auth_code"} <= signals
+    assert "services/identity/tokens.py" in result["files"]
+
+
+async def test_risk_summary_for_a_path_outside_every_folder_is_invalid_params(client: LanguageClient) -> None:
+    await wait_ready(client)
+    with pytest.raises(JsonRpcException):
+        await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="route-agent.riskSummary", arguments=[{"uri": "file:///nowhere/else.py"}]))
+
+
+async def test_ledger_report_command(client: LanguageClient) -> None:
+    result = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="route-agent.ledgerReport", arguments=[{}]))
+    assert set(result) >= {"ledger", "attempts", "tasks", "lanes"}
+    assert isinstance(result["lanes"], list)
+
+
+def _initialize(raw: RawClient, root: Path, options: dict[str, object]) -> None:
+    from lsprotocol.converters import get_converter
+
+    caps = get_converter().unstructure(client_capabilities("visual-studio-code"))
+    raw.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "processId": None, "rootUri": root.as_uri(), "capabilities": caps,
+        "workspaceFolders": [{"uri": root.as_uri(), "name": "repo"}], "initializationOptions": options}})
+    raw.response(1)
+    raw.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+
+
+def _shutdown(raw: RawClient) -> None:
+    raw.send({"jsonrpc": "2.0", "id": 99, "method": "shutdown"})
+    raw.response(99)
+    raw.send({"jsonrpc": "2.0", "method": "exit"})
+    raw.proc.wait(timeout=10)
+
+
+def test_risk_changed_is_sent_to_clients_that_ask(session_root: Path) -> None:
+    raw = RawClient(session_root, dict(os.environ))
+    try:
+        _initialize(raw, session_root, {"debounceMs": 10, "riskNotifications": True})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            message = raw.read()
+            if "id" in message and "method" in message:
+                raw.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
+            if message.get("method") == "routeAgent/riskChanged":
+                payload = message["params"]
+                assert payload["lane"] == "strong" and isinstance(payload["riskScore"], int)
+                assert payload["contributions"], json.dumps(payload)
+                break
+        else:
+            raise AssertionError("no routeAgent/riskChanged notification")
+    finally:
+        _shutdown(raw)
+
+
+def test_restricted_mode_runs_nothing_from_the_repository(session_root: Path) -> None:
+    raw = RawClient(session_root, dict(os.environ, FAKE_KEY="k"))
+    try:
+        _initialize(raw, session_root, {"debounceMs": 10, "workspaceTrusted": False})
+        raw.send({"jsonrpc": "2.0", "id": 5, "method": "workspace/executeCommand", "params": {
+            "command": "route-agent.routeFix", "arguments": [{"brief": "fix it", "folder": session_root.as_uri()}]}})
+        answer = raw.response(5)
+        assert "error" in answer and "not trusted" in answer["error"]["message"]
+    finally:
+        _shutdown(raw)
