@@ -21,12 +21,12 @@ import pytest
 import stamina
 from safety_support import BAIT_ENV, KEY, PY, VERIFIER_90, policy_data, write_policy
 
+from route_agent import signals
 from route_agent.ledger import open_ledger
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.run import RunRequest, run_task
 from route_agent.policy import PolicyCache
 from route_agent.routing import Router
-from route_agent.signals import TestFailures
 from route_agent.workspace.git import collect_change_set, open_repo
 from support.repos import FIX_REPLY, fingerprint, make_sync_repo
 
@@ -105,7 +105,7 @@ def test_provider_chaos_two_hundred_routed_tasks(tmp_path: Path, fake_llm, no_re
             policy_file = write_policy(tmp_path / "policies" / f"{i}.yaml", chaos_policy(fake_llm.base_url, fast, strong))
             loaded = PolicyCache().load(policy_file)
             router = Router(loaded.policy)
-            decision = router.classify(change_set, "fix retry leak in sync worker", TestFailures(), requested_lane="auto")
+            decision = router.classify(change_set, "fix retry leak in sync worker", signals.TestFailures(), requested_lane="auto")
             req = RunRequest(repo=repo, policy=loaded.policy, router=router, decision=decision, brief="fix retry leak in sync worker",
                              change_set=change_set, ledger=ledger, environ=environ, run_id=f"chaos{i:04d}")
             events = asyncio.run(drive(req))
