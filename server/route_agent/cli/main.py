@@ -66,8 +66,8 @@ def require_approved_commands(root: Path, loaded: LoadedPolicy) -> None:
             where = overrides[0].relative_to(root) if overrides[0].is_relative_to(root) else overrides[0]
             fail(
                 f"the repository policy {where} sets {', '.join(overrides[1])}: a repository cannot choose where your API keys go "
-                f"or which variable is sent; nothing was run. Put model endpoints in your own policy ({user_policy_path()}) "
-                "or pass --policy FILE"
+                f"(only endpoints on this machine) or send a platform credential; nothing was run. Put model endpoints in your own "
+                f"policy ({user_policy_path()}) or pass --policy FILE"
             )
         status = repo_policy_needing_approval(root, loaded.policy)
     except PolicyError as exc:

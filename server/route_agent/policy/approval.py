@@ -177,12 +177,42 @@ def repo_policy_needing_approval(root: Path, policy: Policy) -> RepoPolicyStatus
 
 
 ENDPOINT_KEYS = ("base_url", "api_key_env")
-"""Model settings a repository's policy may not set: they choose where the user's API key goes."""
+"""Model settings with which a repository's policy could choose where the user's API key goes."""
+
+
+PLATFORM_CREDENTIALS = ("GITHUB_", "GH_", "GITLAB_", "AWS_", "AZURE_", "GOOGLE_", "GCP_", "SSH_", "NPM_", "PYPI_", "DOCKER_", "HEROKU_")
+
+
+def is_loopback_url(url: object) -> bool:
+    """True for an http(s) URL whose host is this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def repo_endpoint_overrides(root: Path) -> tuple[Path, list[str]] | None:
-    """The repository policy's file and the dotted keys in it that would redirect an API key or
-    choose which environment variable is sent (`models.fast.base_url`, ...), or None."""
+    """The repository policy's file and the dotted keys in it that would send an API key off this
+    machine or choose which variable is sent to a remote host (`models.fast.base_url`, ...), or None.
+
+    A model on a loopback endpoint (a local Ollama, vLLM or llama.cpp server) is allowed, since the
+    key stays on this machine, unless the variable it names is a platform credential (GitHub, cloud,
+    SSH, package registries), which is never a model key.
+    """
     from route_agent.policy.loader import read_layer
 
     path = repo_policy_file(root)
@@ -194,6 +224,9 @@ def repo_endpoint_overrides(root: Path) -> tuple[Path, list[str]] | None:
         for role, top in models.items():
             spec, where = top, f"models.{role}"
             while isinstance(spec, dict):
-                found.extend(f"{where}.{key}" for key in ENDPOINT_KEYS if key in spec)
+                if not is_loopback_url(spec.get("base_url")):
+                    found.extend(f"{where}.{key}" for key in ENDPOINT_KEYS if key in spec)
+                elif str(spec.get("api_key_env", "")).upper().startswith(PLATFORM_CREDENTIALS):
+                    found.append(f"{where}.api_key_env")
                 spec, where = spec.get("fallback"), f"{where}.fallback"
     return (path, found) if found else None

@@ -53,7 +53,7 @@ from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.run import RunRequest, run_task
 from route_agent.policy import PolicyCache, PolicyError
-from route_agent.policy.approval import repo_policy_needing_approval
+from route_agent.policy.approval import repo_endpoint_overrides, repo_policy_needing_approval
 from route_agent.policy.keys import missing_key
 from route_agent.policy.models import ModelSpec, Policy
 from route_agent.routing import LaneRefused, Router
@@ -142,6 +142,10 @@ def build_request(inputs: RequestInputs) -> RunRequest:
         repo = open_repo(inputs.root)
         loaded = inputs.policy_cache.for_workspace(repo.root, inputs.explicit_policy, user_policy_path())
         if inputs.explicit_policy is None:
+            overrides = repo_endpoint_overrides(repo.root)
+            if overrides is not None:
+                raise RunRefused(f"the repository policy {overrides[0]} sets {', '.join(overrides[1])}: a repository cannot choose "
+                                 "where your API keys go (only endpoints on this machine); nothing was run")
             status = repo_policy_needing_approval(repo.root, loaded.policy)
             if status is not None and not status.approved:
                 changed = "changed since you approved them" if status.previous is not None else "you have not approved"
