@@ -188,3 +188,22 @@ async def test_junit_report_becomes_findings_at_user_paths(tmp_path: Path) -> No
     assert failing[0].path == "tests/test_math.py"
     assert failing[0].line == 5
     assert "test_bad" in failing[0].message
+
+
+async def test_sandboxed_check_sees_programs_under_tmp_and_gets_a_private_tmpdir(tmp_path: Path) -> None:
+    """A virtual environment in /tmp (as in many CI clones) stays visible; TMPDIR is writable."""
+    root = _repo(tmp_path)
+    worktree = tmp_path / "wt"
+    worktree.mkdir()
+    tool = tmp_path / "bin" / "tool.sh"
+    tool.parent.mkdir()
+    tool.write_text('#!/bin/sh\necho from-tmp > "$TMPDIR/probe" && cat "$TMPDIR/probe" && echo "tmpdir=$TMPDIR"\n')
+    tool.chmod(0o755)
+    assert str(tool).startswith("/tmp/"), "pytest's tmp_path is expected under /tmp here"
+    report = await run_checks([Check(name="probe", run=[str(tool)])], worktree, main_root=root, main_git_dir=root / ".git",
+                              sandbox_mode="required")
+    run = report.runs[0]
+    assert run.sandboxed and run.status == "pass", run.output_excerpt
+    assert "from-tmp" in run.output_excerpt
+    tmpdir = run.output_excerpt.split("tmpdir=")[1].strip()
+    assert not Path(tmpdir).exists(), "the check's scratch directory was not removed"

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -142,10 +143,16 @@ def probe_sandbox() -> SandboxInfo:
     return info
 
 
-def sandbox_argv(bwrap: str, worktree: Path, argv: Sequence[str], extra_ro: Sequence[Path] = ()) -> list[str]:
+def sandbox_argv(bwrap: str, worktree: Path, argv: Sequence[str], extra_ro: Sequence[Path] = (), scratch: Path | None = None) -> list[str]:
+    """Read-only root, the worktree and a private scratch directory (the check's TMPDIR) writable.
+
+    /tmp is not replaced by an empty tmpfs: the interpreter or virtual environment a check runs with
+    may live there (CI clones often do), and it must stay visible; it stays read-only like the rest.
+    """
     wt = str(worktree)
-    sandbox_tmp = "/tmp"  # noqa: S108 - a fresh, private tmpfs inside the sandbox
-    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", sandbox_tmp, "--bind", wt, wt]
+    args = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", wt, wt]
+    if scratch is not None:
+        args += ["--bind", str(scratch), str(scratch)]
     git_marker = worktree / ".git"
     if git_marker.is_dir():
         args += ["--ro-bind", str(git_marker), str(git_marker)]
@@ -277,8 +284,20 @@ async def run_one(
         run.error = f"{argv[0]!r} was not found on PATH; install it or change the {check.name!r} check in the policy"
         run.findings = [Finding(check.name, run.error, "error", rule="not-found")]
         return run
+    scratch: Path | None = None
     if sandbox is not None and sandbox.executable:
-        argv = sandbox_argv(sandbox.executable, worktree, argv)
+        scratch = Path(tempfile.mkdtemp(prefix="route-agent-check-"))
+        env.update(TMPDIR=str(scratch), TMP=str(scratch), TEMP=str(scratch))
+        argv = sandbox_argv(sandbox.executable, worktree, argv, scratch=scratch)
+    try:
+        return await _run_process(run, check, argv, worktree, env, marker, deadline, max_output_bytes)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: Path, env: dict[str, str], marker: str,
+                       deadline: float, max_output_bytes: int) -> CheckRun:
     started = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
