@@ -321,6 +321,17 @@ async def test_routed_fix_with_escalation(client: LanguageClient, routed_env: Ro
     assert (strong["status"], strong["lane"], strong["has_patch"]) == ("passed", "strong", True), strong
     assert (await run_info(client, fast_id))["escalated"] is True
 
+    # The ledger sees one task: the fast attempt marked escalated, the strong attempt numbered on.
+    import os
+
+    from route_agent.ledger import open_ledger
+
+    ledger = open_ledger(os.environ["ROUTE_AGENT_LEDGER"])
+    rows = {r.run_id: r for r in ledger.rows() if r.run_id in (fast_id, strong_id)}
+    ledger.close()
+    assert rows[fast_id].escalated and (rows[fast_id].escalation_reason or "").startswith("user:")
+    assert rows[strong_id].attempt_no == 2 and rows[strong_id].task == rows[fast_id].task == fast_id
+
     # The strong lane's prompt carried the fast attempt's findings.
     strong_bodies = [r.body for r in env.fake.requests if r.model == "strong-fixer"]
     assert strong_bodies and "tamper" in strong_bodies[0]

@@ -94,23 +94,39 @@ def test_percentile(values: list[float], q: float, expected: float | None) -> No
 
 def test_sqlite_is_wal_and_versioned(tmp_path: Path) -> None:
     store = SqliteLedger(tmp_path / "l.sqlite3")
-    assert store.schema_version == 2
+    assert store.schema_version == 3
     mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     store.close()
 
 
-def test_sqlite_migrates_an_old_schema(tmp_path: Path) -> None:
+def test_sqlite_migrates_a_version_1_ledger(tmp_path: Path) -> None:
+    from route_agent.ledger.store import _SQLITE_MIGRATIONS
+
     path = tmp_path / "old.sqlite3"
-    store = SqliteLedger(path)
-    store.record(rows()[0])
-    store._db.execute("DROP INDEX attempts_time")
-    store._db.execute("DROP INDEX attempts_lane")
-    store._db.execute("PRAGMA user_version=1")
-    store.close()
+    db = sqlite3.connect(path)
+    db.executescript(_SQLITE_MIGRATIONS[0] + ";\nPRAGMA user_version=1;")
+    db.execute("INSERT INTO attempts (attempt_id, run_id, created_at, repo, lane, model, risk_score, passed, result) "
+               "VALUES ('a1', 'r1', '2026-01-01T00:00:00+00:00', '/r', 'fast', 'm', 2, 1, 'pass')")
+    db.commit()
+    db.close()
     again = SqliteLedger(path)
-    assert again.schema_version == 2 and len(again.rows()) == 1
+    assert again.schema_version == 3
+    (row,) = again.rows()
+    assert row.run_id == "r1" and row.task == "r1" and row.task_id == "r1"
     again.close()
+
+
+def test_escalation_marked_after_the_fact_and_tasks_spanning_runs(ledger) -> None:  # type: ignore[no-untyped-def]
+    store = ledger
+    store.record(AttemptRow(run_id="fast-run", repo="/r", lane="fast", model="m", risk_score=1, passed=False, result="fail"))
+    store.record(AttemptRow(run_id="strong-run", task_id="fast-run", attempt_no=2, repo="/r", lane="strong", model="m",
+                            risk_score=1, passed=True, result="pass"))
+    assert store.mark_escalated("fast-run", 1, "user: tamper") == 1
+    report = report_json(store.rows(), "x")
+    assert report["tasks"] == 1 and report["tasks_passed"] == 1
+    fast = next(lane for lane in report["lanes"] if lane["lane"] == "fast")
+    assert fast["escalations"] == 1
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Evaluation inputs from the ledger: the recorded attempts are the outcomes.
 
-A run (one `run_id`) is one task: its repository and brief (the ledger keeps the first 500
-characters) are the pre-task facts. The ledger holds what happened, not the counterfactual: a run
-routed strong first has no fast outcome, and a fast attempt that was accepted has no strong one.
-Only runs with an attempt in both lanes (escalated runs, or runs re-done in the other lane) give
+A task (its `task_id`: one run, or the runs an escalation from the editor joined) has its
+repository and brief (the ledger keeps the first 500 characters) as the pre-task facts. The ledger
+holds what happened, not the counterfactual: a run routed strong first has no fast outcome, and a
+fast attempt that was accepted has no strong one. Only runs with an attempt in both lanes
+(escalated runs, or runs re-done in the other lane) give
 both outcomes; the others are left out and counted in a note. Escalated runs are mostly fast
 failures, so ledger numbers describe that population, not all traffic; the note says so.
 An attempt counts as resolved when it passed verification and the user did not reject it.
@@ -35,10 +36,10 @@ def dataset_from_ledger(location: str, prices: Prices | None = None) -> Dataset:
         if row.lane not in ("fast", "strong"):
             continue
         resolved = int(bool(row.passed) and row.review != "rejected")
-        previous = runs[row.run_id].get(row.lane)
+        previous = runs[row.task].get(row.lane)
         cost = row.cost_usd + (previous[1] if previous else 0.0)
         # The last attempt in a lane decides its outcome; costs of repeated attempts add up.
-        runs[row.run_id][row.lane] = (resolved, cost, row.repo or "(unknown)", row.brief or "")
+        runs[row.task][row.lane] = (resolved, cost, row.repo or "(unknown)", row.brief or "")
     tasks: list[Task] = []
     fast_r: list[int] = []
     strong_r: list[int] = []

@@ -63,7 +63,7 @@ def lane_figures(rows: Sequence[AttemptRow]) -> list[LaneFigures]:
             LaneFigures(
                 lane=lane,
                 attempts=n,
-                tasks=len({r.run_id for r in items}),
+                tasks=len({r.task for r in items}),
                 passed=passed,
                 pass_rate=passed / n,
                 escalations=escalations,
@@ -84,7 +84,7 @@ def lane_figures(rows: Sequence[AttemptRow]) -> list[LaneFigures]:
 def report_json(rows: Sequence[AttemptRow], location: str) -> dict[str, Any]:
     runs: dict[str, list[AttemptRow]] = {}
     for row in rows:
-        runs.setdefault(row.run_id, []).append(row)
+        runs.setdefault(row.task, []).append(row)
     final_pass = sum(1 for items in runs.values() if any(r.passed and r.result == "pass" for r in items))
     return {
         "ledger": location,

@@ -34,6 +34,7 @@ COLUMNS = (
     "cost_usd",
     "findings_count",
     "review",
+    "task_id",
 )
 
 
@@ -65,6 +66,9 @@ class AttemptRow:
     findings_count: int = 0
     review: str | None = None
     """accepted or rejected by the user, once they decide"""
+    task_id: str | None = None
+    """The task this attempt belongs to when one task spans runs (an escalation the user started
+    from the editor); None means the run is the task."""
     attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -74,7 +78,12 @@ class AttemptRow:
         data["passed"] = int(self.passed)
         data["escalated"] = int(self.escalated)
         data["brief"] = self.brief[:500]
+        data["task_id"] = self.task_id or self.run_id
         return tuple(data[c] for c in COLUMNS)
+
+    @property
+    def task(self) -> str:
+        return self.task_id or self.run_id
 
     @classmethod
     def from_values(cls, values: Sequence[Any]) -> AttemptRow:
@@ -96,6 +105,7 @@ class Ledger(Protocol):
 
     def record(self, row: AttemptRow) -> None: ...
     def set_review(self, run_id: str, review: str) -> int: ...
+    def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int: ...
     def rows(self, since: str | None = None) -> list[AttemptRow]: ...
     def spent_today_usd(self) -> float: ...
     def close(self) -> None: ...
@@ -137,6 +147,8 @@ def _migrations(real: str, if_not_exists: str) -> tuple[str, ...]:
         _ATTEMPTS_DDL.format(real=real, if_not_exists=if_not_exists),
         # 2: reports filter by time and lane
         f"CREATE INDEX {if_not_exists} attempts_time ON attempts(created_at); CREATE INDEX {if_not_exists} attempts_lane ON attempts(lane)",
+        # 3: one task may span runs (an escalation started from the editor is a new run of the same task)
+        f"ALTER TABLE attempts ADD COLUMN {if_not_exists} task_id TEXT; UPDATE attempts SET task_id = run_id WHERE task_id IS NULL",
     )
 
 
@@ -192,6 +204,10 @@ class SqliteLedger:
     def set_review(self, run_id: str, review: str) -> int:
         cur = self._db.execute("UPDATE attempts SET review=? WHERE run_id=? AND passed=1", (review, run_id))
         return cur.rowcount
+
+    def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:
+        sql = "UPDATE attempts SET escalated=1, escalation_reason=? WHERE run_id=? AND attempt_no=?"
+        return self._db.execute(sql, (reason, run_id, attempt_no)).rowcount
 
     def rows(self, since: str | None = None) -> list[AttemptRow]:
         query = f"SELECT {', '.join(COLUMNS)} FROM attempts"
@@ -265,6 +281,10 @@ class PostgresLedger:
     def set_review(self, run_id: str, review: str) -> int:
         cur = self._db.execute("UPDATE attempts SET review=%s WHERE run_id=%s AND passed=1", (review, run_id))
         return int(cur.rowcount)
+
+    def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:
+        sql = "UPDATE attempts SET escalated=1, escalation_reason=%s WHERE run_id=%s AND attempt_no=%s"
+        return int(self._db.execute(sql, (reason, run_id, attempt_no)).rowcount)
 
     def rows(self, since: str | None = None) -> list[AttemptRow]:
         query = f"SELECT {', '.join(COLUMNS)} FROM attempts"

@@ -48,6 +48,10 @@ class RunRequest:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     sandbox: str | None = None
     """Override of policy.verification.sandbox (auto, required, off)."""
+    task_id: str | None = None
+    """The ledger's task when this run continues another (an escalation the user started)."""
+    first_attempt_no: int = 1
+    """The number of this run's first attempt (2 for such an escalation)."""
     http_transport: Any = None
     """For tests: an httpx transport for the lane client."""
     carry_findings: Sequence[Finding] = ()
@@ -121,7 +125,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
     total_cost = 0.0
     client = adapters.make_client(policy, req)
     try:
-        for attempt_no in range(1, policy.routing.max_attempts + 1):
+        for attempt_no in range(req.first_attempt_no, req.first_attempt_no + policy.routing.max_attempts):
             spec = getattr(policy.models, lane)
             attempt = _Attempt(attempt_no, lane, spec.model)
             attempts.append(attempt)
@@ -372,6 +376,7 @@ def _record(req: RunRequest, attempt: _Attempt, *, passed: bool) -> None:
             risk_score=req.decision.risk_score,
             passed=passed,
             attempt_no=attempt.no,
+            task_id=req.task_id,
             brief=req.decision.signals.brief,
             signals=req.decision.signals.as_dict(),
             confidence=attempt.confidence,

@@ -107,6 +107,8 @@ class RequestInputs:
     trusted: bool = True
     sandbox: str | None = None
     provider_base_urls: tuple[tuple[str, str], ...] = ()
+    task_id: str | None = None
+    first_attempt_no: int = 1
 
 
 def with_provider_urls(policy: Policy, urls: tuple[tuple[str, str], ...]) -> Policy:
@@ -175,7 +177,8 @@ def build_request(inputs: RequestInputs) -> RunRequest:
     policy = with_provider_urls(attempt_policy(loaded.policy, decision.lane), inputs.provider_base_urls)
     return RunRequest(repo=repo, policy=policy, router=router, decision=decision,
                       brief=inputs.brief, change_set=change_set, ledger=ledger, environ=dict(inputs.environ),
-                      run_id=inputs.run_id, carry_findings=tuple(inputs.carry), sandbox=inputs.sandbox)
+                      run_id=inputs.run_id, carry_findings=tuple(inputs.carry), sandbox=inputs.sandbox,
+                      task_id=inputs.task_id, first_attempt_no=inputs.first_attempt_no)
 
 
 def load_patch_texts(run_id: str) -> tuple[dict[str, str | None], dict[str, str | None]]:
@@ -219,9 +222,16 @@ async def start_run(ls: RouteAgentServer, folder_uri: str, brief: str, lane: Req
         explicit_policy=ls.settings.policy_path, brief=brief, lane=lane, run_id=run_id, environ=dict(os.environ),
         carry=escalate_from.carried if escalate_from else (), ledger_location=os.environ.get("ROUTE_AGENT_LEDGER") or None,
         trusted=ls.settings.workspace_trusted, sandbox=ls.settings.sandbox, provider_base_urls=ls.settings.provider_base_urls,
+        # The user's escalation continues the same task: one task in the ledger, attempts numbered on.
+        task_id=(escalate_from.task_id or escalate_from.run_id) if escalate_from else None,
+        first_attempt_no=2 if escalate_from else 1,
     )
     request = await asyncio.to_thread(build_request, inputs)
-    record = RunRecord(run_id=run_id, folder_uri=folder_uri, brief=brief, lane=request.decision.lane, anchor=anchor,
+    if escalate_from is not None and request.ledger is not None:
+        reason = "user: " + (",".join(escalate_from.reasons) or "failed")
+        await asyncio.to_thread(request.ledger.mark_escalated, escalate_from.run_id, 1, reason)
+    record = RunRecord(run_id=run_id, task_id=request.task_id, folder_uri=folder_uri, brief=brief, lane=request.decision.lane,
+                       anchor=anchor,
                        escalated=escalate_from is not None, escalated_from=escalate_from.run_id if escalate_from else None,
                        risk_score=request.decision.risk_score, progress_token=f"route-agent/{run_id}")
     if escalate_from is not None:

@@ -46,6 +46,8 @@ class RunRecord:
     brief: str
     lane: str
     """The lane of the run's (last) attempt: the requested lane until the pipeline classified."""
+    task_id: str | None = None
+    """The ledger task this run belongs to when it continues another run (an escalation)."""
     status: RunStatus = "running"
     findings: list[Finding] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
