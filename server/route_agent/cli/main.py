@@ -30,7 +30,7 @@ from route_agent.routing import LaneRefused, Router
 from route_agent.signals import Evidence, TestFailures
 from route_agent.verify.junit import ReportError, read_junit
 from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
-from route_agent.workspace.state import read_latest_verification, user_policy_path
+from route_agent.workspace.state import latest_test_failures, user_policy_path
 
 MAX_TASK_FILE_BYTES = 64 * 1024 * 1024
 """A brief read from a file is refused above this; the classifier scans and sends far less (taint.py)."""
@@ -108,13 +108,7 @@ def test_failures_for(root: Path, report: Path | None) -> TestFailures:
             Evidence(path=f.file, line=f.line, detail=f.test_id, excerpt=f.message[:120] or None) for f in summary.failures[:20]
         )
         return TestFailures(count=len(summary.failures), source=str(report), evidence=evidence)
-    latest = read_latest_verification(root)
-    if latest and isinstance(latest.get("test_failures"), int) and latest["test_failures"] > 0:
-        tests = latest.get("failed_tests") or []
-        evidence = tuple(Evidence(detail=str(t)) for t in tests[:20] if isinstance(t, str))
-        source = f"latest verification ({latest.get('run_id', '?')})"
-        return TestFailures(count=int(latest["test_failures"]), source=source, evidence=evidence)
-    return TestFailures()
+    return latest_test_failures(root)
 
 
 @cli.command("route")

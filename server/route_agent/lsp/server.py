@@ -144,7 +144,7 @@ class RouteAgentServer(LanguageServer):
         try:
             snapshot: RiskSnapshot | None = await asyncio.to_thread(
                 compute_snapshot, folder.root, buffers, folder.policy_cache, self.settings.policy_path,
-                self.settings.lane, generation,
+                self.settings.lane, generation, folder.snapshot,
             )
             folder.error = None
             folder.policy_error = None

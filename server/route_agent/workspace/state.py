@@ -15,6 +15,8 @@ from typing import Any
 
 import platformdirs
 
+from route_agent.signals.compute import Evidence, TestFailures
+
 
 def state_dir() -> Path:
     override = os.environ.get("ROUTE_AGENT_STATE_DIR")
@@ -53,3 +55,14 @@ def read_latest_verification(root: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def latest_test_failures(root: Path) -> TestFailures:
+    """`test_failures` from the newest verification recorded for the workspace (none: zero)."""
+    latest = read_latest_verification(root)
+    if latest and isinstance(latest.get("test_failures"), int) and latest["test_failures"] > 0:
+        tests = latest.get("failed_tests") or []
+        evidence = tuple(Evidence(detail=str(t)) for t in tests[:20] if isinstance(t, str))
+        source = f"latest verification ({latest.get('run_id', '?')})"
+        return TestFailures(count=int(latest["test_failures"]), source=source, evidence=evidence)
+    return TestFailures()

@@ -48,7 +48,6 @@ from lsprotocol import types
 
 from route_agent.ledger import LedgerError, open_ledger
 from route_agent.lsp.features import diagnostics
-from route_agent.lsp.state.folders import test_failures_from_state
 from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.run import RunRequest, run_task
@@ -59,7 +58,7 @@ from route_agent.policy.models import ModelSpec, Policy
 from route_agent.routing import LaneRefused, Router
 from route_agent.verify.findings import Finding as PipelineFinding
 from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
-from route_agent.workspace.state import user_policy_path
+from route_agent.workspace.state import latest_test_failures, user_policy_path
 from route_agent.workspace.worktree import run_path
 
 if TYPE_CHECKING:
@@ -162,7 +161,7 @@ def build_request(inputs: RequestInputs) -> RunRequest:
         raise RunRefused(str(exc)) from None
     router = Router(loaded.policy)
     try:
-        decision = router.classify(change_set, inputs.brief, test_failures_from_state(repo.root), requested_lane=inputs.lane)
+        decision = router.classify(change_set, inputs.brief, latest_test_failures(repo.root), requested_lane=inputs.lane)
     except LaneRefused as exc:
         raise RunRefused(str(exc)) from None
     spec = getattr(loaded.policy.models, decision.lane)

@@ -16,9 +16,9 @@ from typing import Literal
 from route_agent.policy import LoadedPolicy, PolicyCache, PolicyError
 from route_agent.routing import LaneRefused, Router
 from route_agent.routing.decide import Decision
-from route_agent.signals import ChangeSet, Evidence, TestFailures
+from route_agent.signals import ChangeSet, Evidence
 from route_agent.workspace.git import Repo, WorkspaceError, collect_change_set, open_repo
-from route_agent.workspace.state import read_latest_verification, user_policy_path
+from route_agent.workspace.state import latest_test_failures, user_policy_path
 
 DRIFT_SIGNALS = ("auth_code", "schema_change")
 
@@ -43,6 +43,7 @@ class RiskSnapshot:
     drift: tuple[DriftHit, ...]
     computed_at: float
     generation: int
+    router: Router
 
     @property
     def paths(self) -> frozenset[str]:
@@ -109,16 +110,6 @@ def _is_content_evidence(ev: Evidence) -> bool:
     return ev.path not in (None, "brief") and ev.line is not None and not (ev.detail or "").startswith("matches path rule")
 
 
-def test_failures_from_state(root: Path) -> TestFailures:
-    latest = read_latest_verification(root)
-    if latest and isinstance(latest.get("test_failures"), int) and latest["test_failures"] > 0:
-        tests = latest.get("failed_tests") or []
-        evidence = tuple(Evidence(detail=str(t)) for t in tests[:20] if isinstance(t, str))
-        source = f"latest verification ({latest.get('run_id', '?')})"
-        return TestFailures(count=int(latest["test_failures"]), source=source, evidence=evidence)
-    return TestFailures()
-
-
 def compute_snapshot(
     root: Path,
     buffers: Mapping[str, str],
@@ -126,18 +117,23 @@ def compute_snapshot(
     explicit_policy: Path | None,
     requested_lane: Literal["auto", "fast", "strong"],
     generation: int,
+    previous: RiskSnapshot | None = None,
 ) -> RiskSnapshot:
-    """Git, policy and scoring for one folder. Raises WorkspaceError or PolicyError."""
+    """Git, policy and scoring for one folder. Raises WorkspaceError or PolicyError.
+
+    The router (compiled path rules, their per-path cache) is reused while the policy is the same
+    object, which the policy cache guarantees until a policy file changes.
+    """
     repo = open_repo(root)
     loaded = policy_cache.for_workspace(repo.root, explicit_policy, user_policy_path())
     change_set = collect_change_set(repo, buffers=buffers)
-    router = Router(loaded.policy)
-    failures = test_failures_from_state(repo.root)
+    router = previous.router if previous is not None and previous.policy is loaded else Router(loaded.policy)
+    failures = latest_test_failures(repo.root)
     try:
         decision = router.classify(change_set, "", failures, requested_lane=requested_lane)
     except LaneRefused:
         decision = router.classify(change_set, "", failures)
-    return RiskSnapshot(decision, change_set, loaded, repo, find_drift(decision, router), time.monotonic(), generation)
+    return RiskSnapshot(decision, change_set, loaded, repo, find_drift(decision, router), time.monotonic(), generation, router)
 
 
 __all__ = [
