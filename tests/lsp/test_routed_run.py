@@ -469,3 +469,31 @@ async def test_repository_policy_commands_need_approval(repo_policy_client: Lang
     assert started["lane"] == "fast"
     await wait_for(lambda: env.prompts, timeout=120)
     assert (await run_info(client, started["run_id"]))["status"] == "failed"
+
+
+BREAKS_TEST_REPLY = """Count twice.
+
+```diff
+--- a/app/sync.py
++++ b/app/sync.py
+@@ -18,5 +18,5 @@ def sync(pool: Pool, attempts: int) -> int:
+     done = 0
+     for _ in range(attempts):
+         pool.acquire()
+-        done += 1
++        done += 2
+     return done
+```
+"""
+
+
+async def test_failing_test_is_a_verify_diagnostic_at_its_file_and_line(client: LanguageClient, routed_env: RoutedEnv) -> None:
+    env = routed_env
+    env.fake.script("fast-skipper", reply=BREAKS_TEST_REPLY)
+    await route_fix(client, env)
+    await wait_for(lambda: env.prompts, timeout=120)
+    test_uri = (env.root / "tests" / "test_sync.py").as_uri()
+    diags = await diagnostics_for(client, test_uri, lambda ds: any(d.source == "route-agent/verify" and d.code == "tests" for d in ds))
+    failing = [d for d in diags if d.code == "tests"]
+    assert {d.range.start.line for d in failing} == {4, 10}, failing  # `assert` lines 5 and 11, 0-based
+    assert all("test_sync" in d.message for d in failing)
