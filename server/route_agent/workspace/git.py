@@ -18,7 +18,7 @@ from pathlib import Path
 from route_agent.signals.changeset import MODE_GITLINK, MODE_SYMLINK, ChangedFile, ChangeSet, FileStatus
 from route_agent.signals.diffparse import DiffParseError, parse_diff_lines
 
-__all__ = ["Repo", "WorkspaceError", "collect_change_set", "open_repo", "parse_diff_lines", "read_head_blobs", "run_git"]
+__all__ = ["Repo", "WorkspaceError", "collect_change_set", "open_repo", "parse_diff_lines", "read_blobs", "read_head_blobs", "run_git"]
 
 HARDENING = (
     "-c", "core.fsmonitor=false",
@@ -468,22 +468,26 @@ def line_changes(old: list[str], new: list[str]) -> tuple[Lines, Lines]:
     return tuple(added_l), tuple(removed_l)
 
 
-def read_head_blobs(repo: Repo, paths: list[str]) -> dict[str, str]:
-    """The HEAD version of each path that exists there (one `git cat-file --batch` call)."""
-    request = "".join(f"HEAD:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
-    proc = run_git(repo.root, ["cat-file", "--batch"], input_bytes=request)
-    out: dict[str, str] = {}
-    data = proc.stdout
+def read_blobs(repo: Repo, commit: str, paths: list[str]) -> dict[str, bytes | None]:
+    """Each path's bytes at `commit`, None where it does not exist there (one `git cat-file --batch`)."""
+    request = "".join(f"{commit}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
+    data = run_git(repo.root, ["cat-file", "--batch"], input_bytes=request).stdout
+    out: dict[str, bytes | None] = {}
     pos = 0
     for path in paths:
         end = data.index(b"\n", pos)
         header = data[pos:end].decode("utf-8", "replace")
         pos = end + 1
-        if header.endswith(" missing") or header.endswith(" ambiguous"):
+        if header.endswith((" missing", " ambiguous")):
+            out[path] = None
             continue
         size = int(header.rsplit(" ", 1)[1])
-        blob = data[pos : pos + size]
+        out[path] = data[pos : pos + size]
         pos += size + 1
-        if b"\0" not in blob[:8192]:
-            out[path] = blob.decode("utf-8", "replace")
     return out
+
+
+def read_head_blobs(repo: Repo, paths: list[str]) -> dict[str, str]:
+    """The HEAD text of each path that exists there and is not binary."""
+    return {path: blob.decode("utf-8", "replace") for path, blob in read_blobs(repo, "HEAD", paths).items()
+            if blob is not None and b"\0" not in blob[:8192]}

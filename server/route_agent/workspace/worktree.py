@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from route_agent.workspace.git import Repo, WorkspaceError, filter_overrides, run_git
+from route_agent.workspace.git import Repo, WorkspaceError, filter_overrides, read_blobs, run_git
 from route_agent.workspace.patches import (
     PatchRejected,
     PatchRejectedError,
@@ -209,7 +209,7 @@ def save_run(repo: Repo, run_id: str, diff_text: str, base_commit: str, meta: di
     paths = diff_paths(diff_text)
     for path in paths:
         check_path(path)
-    base = _blobs_at(repo, base_commit, paths)
+    base = read_blobs(repo, base_commit, paths)
     after = _patched(base, diff_text)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}-", dir=runs_dir()))
     files: dict[str, dict[str, Any]] = {}
@@ -229,24 +229,6 @@ def save_run(repo: Repo, run_id: str, diff_text: str, base_commit: str, meta: di
         shutil.rmtree(target)
     os.replace(tmp, target)
     return target
-
-
-def _blobs_at(repo: Repo, commit: str, paths: list[str]) -> dict[str, bytes | None]:
-    request = "".join(f"{commit}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
-    data = run_git(repo.root, ["cat-file", "--batch"], input_bytes=request).stdout
-    out: dict[str, bytes | None] = {}
-    pos = 0
-    for path in paths:
-        end = data.index(b"\n", pos)
-        header = data[pos:end].decode("utf-8", "replace")
-        pos = end + 1
-        if header.endswith(" missing") or header.endswith(" ambiguous"):
-            out[path] = None
-            continue
-        size = int(header.rsplit(" ", 1)[1])
-        out[path] = data[pos:pos + size]
-        pos += size + 1
-    return out
 
 
 def _patched(base: dict[str, bytes | None], diff_text: str) -> dict[str, bytes | None]:
