@@ -497,3 +497,32 @@ async def test_failing_test_is_a_verify_diagnostic_at_its_file_and_line(client: 
     failing = [d for d in diags if d.code == "tests"]
     assert {d.range.start.line for d in failing} == {4, 10}, failing  # `assert` lines 5 and 11, 0-based
     assert all("test_sync" in d.message for d in failing)
+
+
+async def test_unsaved_buffer_is_what_the_patch_applies_to(client: LanguageClient, routed_env: RoutedEnv) -> None:
+    """The model is shown the editor's unsaved text; the worktree starts from it too, so its patch
+    applies, and Apply verified patch edits the buffer as the user has it."""
+    import difflib
+
+    env = routed_env
+    sync_path = env.root / "app" / "sync.py"
+    on_disk = sync_path.read_text()
+    unsaved = on_disk.replace('"""A sync worker that retries failed uploads."""', '"""A sync worker that retries failed uploads (unsaved note)."""')
+    fixed = unsaved.replace("        done += 1\n", "        done += 1\n        pool.release()\n")
+    diff = "".join(difflib.unified_diff(unsaved.splitlines(True), fixed.splitlines(True), "a/app/sync.py", "b/app/sync.py"))
+    env.fake.script("fast-skipper", reply=f"Release it.\n\n```diff\n{diff}```\n")
+    uri = sync_path.as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=types.TextDocumentItem(
+        uri=uri, language_id="python", version=1, text=unsaved)))
+    started = await route_fix(client, env)
+    info = await wait_run(client, started["run_id"], "passed", "failed", "error")
+    assert info["status"] == "passed", info
+    assert sync_path.read_text() == on_disk, "the user's file changed before they applied anything"
+    actions = await code_actions(client, uri, 17)
+    apply_action = next(a for a in actions if a.title == "Apply verified patch")
+    resolved = await client.code_action_resolve_async(apply_action)
+    assert resolved.edit is not None and resolved.disabled is None
+    edits = [e for change in resolved.edit.document_changes or () if isinstance(change, types.TextDocumentEdit)
+             for e in change.edits if isinstance(e, types.TextEdit)]
+    edits += list((resolved.edit.changes or {}).get(uri, []))  # clients without documentChanges get `changes`
+    assert edits and apply_text_edits(unsaved, edits) == fixed

@@ -61,8 +61,8 @@ def apply_reply(req: RunRequest, reply_text: str) -> tuple[Worktree | None, str]
     """
     patch = extract_patch(reply_text)
     try:
-        worktree = create_worktree(req.repo, f"{req.run_id}-{len(reply_text) % 997}")
-    except WorkspaceError as exc:
+        worktree = create_worktree(req.repo, f"{req.run_id}-{len(reply_text) % 997}", req.buffers)
+    except (WorkspaceError, PatchRejected) as exc:
         raise PatchRejected(f"cannot create a worktree: {exc}") from None
     try:
         diff = apply_patch_in_worktree(worktree, patch)

@@ -48,6 +48,9 @@ class RunRequest:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     sandbox: str | None = None
     """Override of policy.verification.sandbox (auto, required, off)."""
+    buffers: Mapping[str, str] = field(default_factory=dict)
+    """An editor's unsaved documents (repository-relative path -> text): the change set and the prompt
+    already use them, and the worktree starts from them too."""
     task_id: str | None = None
     """The ledger's task when this run continues another (an escalation the user started)."""
     first_attempt_no: int = 1

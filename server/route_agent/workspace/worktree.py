@@ -31,6 +31,7 @@ import stat
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,13 @@ def _owner_file(path: Path) -> Path:
     return path.with_name(path.name + ".owner.json")
 
 
-def create_worktree(repo: Repo, worktree_id: str | None = None) -> Worktree:
-    """A detached worktree of the user's current state; the user's files and index are not touched."""
+def create_worktree(repo: Repo, worktree_id: str | None = None, buffers: Mapping[str, str] | None = None) -> Worktree:
+    """A detached worktree of the user's current state; the user's files and index are not touched.
+
+    `buffers` (repository-relative path -> text) are an editor's unsaved documents: they replace the
+    files on disk in the worktree, so the model's patch applies to the text it was shown and the
+    stored base is what the editor holds.
+    """
     wid = worktree_id or uuid.uuid4().hex[:12]
     if not wid.replace("-", "").isalnum():
         raise WorkspaceError(f"worktree id {wid!r} must be letters, digits and dashes")
@@ -105,10 +111,12 @@ def create_worktree(repo: Repo, worktree_id: str | None = None) -> Worktree:
         snapshot = _stash_snapshot(repo, cfg) or repo.head
         run_git(repo.root, ["worktree", "add", "--detach", "--force", str(path), snapshot], config=cfg)
         _copy_untracked(repo, path)
+        _write_buffers(path, buffers or {})
         run_git(path, ["add", "-A", "--", "."], config=cfg)
         staged = run_git(path, ["diff", "--cached", "--quiet"], check=False, config=cfg)
         if staged.returncode == 1:
-            run_git(path, [*_COMMIT_CONFIG, "commit", "-q", "--no-verify", "-m", "route-agent: untracked files"], config=cfg)
+            run_git(path, [*_COMMIT_CONFIG, "commit", "-q", "--no-verify", "-m", "route-agent: untracked files and unsaved buffers"],
+                    config=cfg)
         base = run_git(path, ["rev-parse", "HEAD"]).stdout.decode().strip()
     except BaseException:
         _remove_path(repo, path)
@@ -126,6 +134,15 @@ def _stash_snapshot(repo: Repo, cfg: tuple[str, ...] = ()) -> str | None:
         proc = run_git(repo.root, ["stash", "create", "route-agent snapshot"], env={"GIT_INDEX_FILE": str(copy)}, config=cfg)
     commit = proc.stdout.decode().strip()
     return commit or None
+
+
+def _write_buffers(dest: Path, buffers: Mapping[str, str]) -> None:
+    for rel, text in buffers.items():
+        check_path(rel)
+        check_no_symlink(dest, rel)
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, "utf-8")
 
 
 def _copy_untracked(repo: Repo, dest: Path) -> None:

@@ -177,7 +177,7 @@ def build_request(inputs: RequestInputs) -> RunRequest:
     return RunRequest(repo=repo, policy=policy, router=router, decision=decision,
                       brief=inputs.brief, change_set=change_set, ledger=ledger, environ=dict(inputs.environ),
                       run_id=inputs.run_id, carry_findings=tuple(inputs.carry), sandbox=inputs.sandbox,
-                      task_id=inputs.task_id, first_attempt_no=inputs.first_attempt_no)
+                      task_id=inputs.task_id, first_attempt_no=inputs.first_attempt_no, buffers=dict(inputs.buffers))
 
 
 def load_patch_texts(run_id: str) -> tuple[dict[str, str | None], dict[str, str | None]]:
