@@ -498,6 +498,14 @@ async def test_failing_test_is_a_verify_diagnostic_at_its_file_and_line(client: 
     assert {d.range.start.line for d in failing} == {4, 10}, failing  # `assert` lines 5 and 11, 0-based
     assert all("test_sync" in d.message for d in failing)
 
+    # A pull client learns about the file it has not opened through workspace diagnostics.
+    report = await client.workspace_diagnostic_async(types.WorkspaceDiagnosticParams(previous_result_ids=[]))
+    full = {item.uri: item for item in report.items if isinstance(item, types.WorkspaceFullDocumentDiagnosticReport)}
+    assert {d.range.start.line for d in full[test_uri].items if d.code == "tests"} == {4, 10}
+    again = await client.workspace_diagnostic_async(types.WorkspaceDiagnosticParams(
+        previous_result_ids=[types.PreviousResultId(uri=test_uri, value=full[test_uri].result_id)]))
+    assert any(isinstance(i, types.WorkspaceUnchangedDocumentDiagnosticReport) and i.uri == test_uri for i in again.items)
+
 
 async def test_unsaved_buffer_is_what_the_patch_applies_to(client: LanguageClient, routed_env: RoutedEnv) -> None:
     """The model is shown the editor's unsaved text; the worktree starts from it too, so its patch

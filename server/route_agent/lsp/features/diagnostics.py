@@ -33,8 +33,11 @@ LineLength = Any  # Callable[[int], int] | None: 0-based line -> its length, whe
 
 
 def register(server: RouteAgentServer) -> None:
+    # Workspace diagnostics too: verification findings land in files that are not open (a failing
+    # test), and a pull client asks only for open documents otherwise.
     server.feature(types.TEXT_DOCUMENT_DIAGNOSTIC,
-                   types.DiagnosticOptions(identifier=SOURCE, inter_file_dependencies=True, workspace_diagnostics=False))(on_pull)
+                   types.DiagnosticOptions(identifier=SOURCE, inter_file_dependencies=True, workspace_diagnostics=True))(on_pull)
+    server.feature(types.WORKSPACE_DIAGNOSTIC)(on_workspace_pull)
 
 
 # --- pure builders ---------------------------------------------------------------------------
@@ -242,3 +245,20 @@ def on_pull(ls: RouteAgentServer, params: types.DocumentDiagnosticParams) -> typ
     if params.previous_result_id == result_id:
         return types.RelatedUnchangedDocumentDiagnosticReport(result_id=result_id)
     return types.RelatedFullDocumentDiagnosticReport(items=list(ls.diagnostic_cache.get(uri, [])), result_id=result_id)
+
+
+def on_workspace_pull(ls: RouteAgentServer, params: types.WorkspaceDiagnosticParams) -> types.WorkspaceDiagnosticReport:
+    """Every document that has or had diagnostics: unchanged where the client's result id is current,
+    in full otherwise (an empty full report clears a document whose diagnostics went away)."""
+    previous = {p.uri: p.value for p in params.previous_result_ids}
+    items: list[types.WorkspaceFullDocumentDiagnosticReport | types.WorkspaceUnchangedDocumentDiagnosticReport] = []
+    for uri, version in sorted(ls.diagnostic_versions.items()):
+        result_id = f"{uri}#{version}"
+        doc = ls.document(uri)
+        doc_version = doc.version if doc else None
+        if previous.get(uri) == result_id:
+            items.append(types.WorkspaceUnchangedDocumentDiagnosticReport(uri=uri, result_id=result_id, version=doc_version))
+        else:
+            items.append(types.WorkspaceFullDocumentDiagnosticReport(
+                uri=uri, items=list(ls.diagnostic_cache.get(uri, [])), result_id=result_id, version=doc_version))
+    return types.WorkspaceDiagnosticReport(items=items)
