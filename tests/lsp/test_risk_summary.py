@@ -88,3 +88,45 @@ def test_restricted_mode_runs_nothing_from_the_repository(session_root: Path) ->
         assert "error" in answer and "not trusted" in answer["error"]["message"]
     finally:
         _shutdown(raw)
+
+
+def test_a_commit_outside_the_editor_refreshes_clients_without_file_watching(tmp_path: Path) -> None:
+    """Neovim's client cannot register file watchers: the server notices the commit itself."""
+    import subprocess
+
+    from lsprotocol.converters import get_converter
+
+    from conftest import make_repo
+
+    root = make_repo(tmp_path / "repo")
+    raw = RawClient(root, dict(os.environ, ROUTE_AGENT_STATE_DIR=str(tmp_path / "state")))
+    try:
+        caps = get_converter().unstructure(client_capabilities("neovim"))
+        raw.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "processId": None, "rootUri": root.as_uri(), "capabilities": caps,
+            "workspaceFolders": [{"uri": root.as_uri(), "name": "repo"}], "initializationOptions": {"debounceMs": 10}}})
+        raw.response(1)
+        raw.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+
+        def paths(msg_id: int) -> list[str]:
+            raw.send({"jsonrpc": "2.0", "id": msg_id, "method": "workspace/executeCommand",
+                      "params": {"command": "route-agent.status", "arguments": [{}]}})
+            return list(raw.response(msg_id)["result"]["folders"][0]["paths"])
+
+        msg_id = 10
+        deadline = time.monotonic() + 30
+        while not paths(msg_id) and time.monotonic() < deadline:
+            msg_id += 1
+            time.sleep(0.1)
+        assert "services/identity/tokens.py" in paths(msg_id)
+        subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "land it"], cwd=root, check=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            msg_id += 1
+            if not paths(msg_id):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the commit made outside the editor was never noticed")
+    finally:
+        _shutdown(raw)

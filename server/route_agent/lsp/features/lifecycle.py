@@ -50,6 +50,8 @@ async def on_initialized(ls: RouteAgentServer, params: types.InitializedParams) 
     ls.schedule_all(0.0)
     if ls.client.watched_files_dynamic:
         ls.spawn(watched_files.register_watchers(ls))
+    else:
+        ls.spawn(watched_files.poll_watched_files(ls))
     if ls.client.configuration:
         await pull_configuration(ls)
 

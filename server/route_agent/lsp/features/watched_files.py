@@ -1,12 +1,17 @@
 """workspace/didChangeWatchedFiles, registered dynamically for git's HEAD and index and the policies.
 
-Registered only when the client supports dynamic registration; otherwise saves still refresh.
+Registered when the client supports dynamic registration. A client that does not (Neovim's builtin
+client, many others) would never tell us about a commit or checkout made outside the editor, so then
+the server watches the same few files itself: a handful of `stat` calls every two seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
@@ -20,6 +25,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 WATCH_GLOBS = ("**/.git/HEAD", "**/.git/index", *(f"**/{p}" for p in REPO_POLICY_PATHS))
+POLL_INTERVAL_S = 2.0
 
 
 def register(server: RouteAgentServer) -> None:
@@ -54,3 +60,41 @@ def on_watched_files(ls: RouteAgentServer, params: types.DidChangeWatchedFilesPa
                 touched.add(folder.uri)
     for uri in touched:
         ls.schedule_refresh(ls.folders[uri])
+
+
+def _polled_paths(ls: RouteAgentServer) -> dict[Path, str]:
+    """The files the registered watchers would cover, per folder URI."""
+    out: dict[Path, str] = {}
+    for folder in ls.folders.values():
+        git_dir = folder.snapshot.repo.git_dir if folder.snapshot is not None else folder.root / ".git"
+        for path in (git_dir / "HEAD", git_dir / "index", *(folder.root / rel for rel in REPO_POLICY_PATHS)):
+            out[path] = folder.uri
+        if ls.settings.policy_path is not None:
+            out[ls.settings.policy_path] = folder.uri
+    return out
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+async def poll_watched_files(ls: RouteAgentServer, interval_s: float = POLL_INTERVAL_S) -> None:
+    """The fallback for clients without dynamic registration; runs until the server stops."""
+    # The baseline is taken now, as the first refresh starts: a change from here on is noticed.
+    seen: dict[Path, tuple[int, int, int] | None] = {path: _identity(path) for path in _polled_paths(ls)}
+    while True:
+        await asyncio.sleep(interval_s)
+        touched: set[str] = set()
+        for path, folder_uri in _polled_paths(ls).items():
+            ident = _identity(path)
+            if path in seen and seen[path] != ident:
+                touched.add(folder_uri)
+            seen[path] = ident
+        for uri in touched:
+            folder = ls.folders.get(uri)
+            if folder is not None:
+                ls.schedule_refresh(folder)
