@@ -96,9 +96,9 @@ def test_a_commit_outside_the_editor_refreshes_clients_without_file_watching(tmp
 
     from lsprotocol.converters import get_converter
 
-    from conftest import make_repo
+    from support.repos import make_sync_repo
 
-    root = make_repo(tmp_path / "repo")
+    root = make_sync_repo(tmp_path / "repo")
     raw = RawClient(root, dict(os.environ, ROUTE_AGENT_STATE_DIR=str(tmp_path / "state")))
     try:
         caps = get_converter().unstructure(client_capabilities("neovim"))
@@ -118,8 +118,9 @@ def test_a_commit_outside_the_editor_refreshes_clients_without_file_watching(tmp
         while not paths(msg_id) and time.monotonic() < deadline:
             msg_id += 1
             time.sleep(0.1)
-        assert "services/identity/tokens.py" in paths(msg_id)
+        assert "README.md" in paths(msg_id)
         subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "land it"], cwd=root, check=True)
+        # (the pending README edit is now committed: nothing is left in the change set)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             msg_id += 1
