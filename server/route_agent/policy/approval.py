@@ -17,11 +17,12 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from route_agent.policy.loader import Layer, read_layer
 from route_agent.policy.models import Policy
 
 __all__ = [
@@ -151,6 +152,13 @@ def repo_policy_status(root: Path, policy_path: Path, policy: Policy) -> RepoPol
     return RepoPolicyStatus(policy_path, commands, digest, approved, previous)
 
 
+LayerReader = Callable[[Path], Layer]
+
+
+def _reader(read: LayerReader | None) -> LayerReader:
+    return read or read_layer
+
+
 def repo_policy_file(root: Path) -> Path | None:
     """The repository's own policy file, as `PolicyCache.for_workspace` would pick it."""
     from route_agent.policy import REPO_POLICY_PATHS
@@ -162,16 +170,15 @@ def repo_policy_file(root: Path) -> Path | None:
     return None
 
 
-def repo_policy_needing_approval(root: Path, policy: Policy) -> RepoPolicyStatus | None:
+def repo_policy_needing_approval(root: Path, policy: Policy, read: LayerReader | None = None) -> RepoPolicyStatus | None:
     """The approval status when the repository's policy declares commands of its own, else None.
 
-    `policy` is the effective policy built from that file (not from a `--policy` file)."""
-    from route_agent.policy.loader import read_layer
-
+    `policy` is the effective policy built from that file (not from a `--policy` file). `read`
+    parses the file; pass a `PolicyCache.layer` to re-read it only when it changed."""
     path = repo_policy_file(root)
     if path is None:
         return None
-    if repo_declared_commands(read_layer(path).data) == 0:
+    if repo_declared_commands(_reader(read)(path).data) == 0:
         return None
     return repo_policy_status(root, path, policy)
 
@@ -205,7 +212,7 @@ def is_loopback_url(url: object) -> bool:
         return False
 
 
-def repo_endpoint_overrides(root: Path) -> tuple[Path, list[str]] | None:
+def repo_endpoint_overrides(root: Path, read: LayerReader | None = None) -> tuple[Path, list[str]] | None:
     """The repository policy's file and the dotted keys in it that would send an API key off this
     machine or choose which variable is sent to a remote host (`models.fast.base_url`, ...), or None.
 
@@ -213,12 +220,10 @@ def repo_endpoint_overrides(root: Path) -> tuple[Path, list[str]] | None:
     key stays on this machine, unless the variable it names is a platform credential (GitHub, cloud,
     SSH, package registries), which is never a model key.
     """
-    from route_agent.policy.loader import read_layer
-
     path = repo_policy_file(root)
     if path is None:
         return None
-    models = read_layer(path).data.get("models")
+    models = _reader(read)(path).data.get("models")
     found: list[str] = []
     if isinstance(models, dict):
         for role, top in models.items():

@@ -171,7 +171,7 @@ def approve_policy(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     try:
         repo = open_repo(folder.root)
         loaded = folder.policy_cache.for_workspace(repo.root, None, user_policy_path())
-        status = repo_policy_needing_approval(repo.root, loaded.policy)
+        status = repo_policy_needing_approval(repo.root, loaded.policy, folder.policy_cache.layer)
     except (PolicyError, WorkspaceError) as exc:
         raise JsonRpcInvalidParams.of(ValueError(str(exc))) from None
     if status is None:
@@ -192,7 +192,7 @@ def approval_status(ls: RouteAgentServer, folder: Any) -> dict[str, Any]:
     explicit = ls.settings.policy_path
     loaded = folder.policy_cache.for_workspace(repo.root, explicit, user_policy_path())
     commands = policy_commands(loaded.policy)
-    status = None if explicit is not None else repo_policy_needing_approval(repo.root, loaded.policy)
+    status = None if explicit is not None else repo_policy_needing_approval(repo.root, loaded.policy, folder.policy_cache.layer)
     return {"policyPath": str(status.policy_path) if status else (str(explicit) if explicit else None),
             "commands": [c.as_dict() for c in commands], "sha256": commands_hash(commands),
             "approved": status is None or status.approved,

@@ -16,7 +16,6 @@ from route_agent.ledger import LedgerError, open_ledger
 from route_agent.ledger.report import report_json
 from route_agent.lsp.server import RouteAgentServer
 from route_agent.lsp.state.folders import FolderState
-from route_agent.workspace.state import user_policy_path
 
 NOTIFICATION = "routeAgent/riskChanged"
 
@@ -35,9 +34,8 @@ def summary(ls: RouteAgentServer, folder: FolderState) -> dict[str, Any]:
         from route_agent.policy.approval import repo_policy_needing_approval
 
         try:
-            status = repo_policy_needing_approval(
-                snap.repo.root, folder.policy_cache.for_workspace(snap.repo.root, None, user_policy_path()).policy
-            )
+            # The snapshot's policy is the effective one; the cache re-reads the file only when it changed.
+            status = repo_policy_needing_approval(snap.repo.root, snap.policy.policy, folder.policy_cache.layer)
             approved = None if status is None else status.approved
         except Exception:  # a broken policy is reported as the folder's error already
             approved = None

@@ -143,11 +143,11 @@ def build_request(inputs: RequestInputs) -> RunRequest:
         repo = open_repo(inputs.root)
         loaded = inputs.policy_cache.for_workspace(repo.root, inputs.explicit_policy, user_policy_path())
         if inputs.explicit_policy is None:
-            overrides = repo_endpoint_overrides(repo.root)
+            overrides = repo_endpoint_overrides(repo.root, inputs.policy_cache.layer)
             if overrides is not None:
                 raise RunRefused(f"the repository policy {overrides[0]} sets {', '.join(overrides[1])}: a repository cannot choose "
                                  "where your API keys go (only endpoints on this machine); nothing was run")
-            status = repo_policy_needing_approval(repo.root, loaded.policy)
+            status = repo_policy_needing_approval(repo.root, loaded.policy, inputs.policy_cache.layer)
             if status is not None and not status.approved:
                 changed = "changed since you approved them" if status.previous is not None else "you have not approved"
                 raise RunRefused(
