@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from route_agent.routing.decide import Decision, Router
 from route_agent.signals.changeset import ChangeSet
+from route_agent.signals.compute import Evidence
 from route_agent.verify.findings import Finding
 
 SCOPE_SIGNALS = ("file_mode_change", "secret_in_content", "lookalike_path")
@@ -23,6 +24,19 @@ class ScopeReport:
     findings: tuple[Finding, ...]
 
 
+def _scope_finding(message: str, evidence: Evidence | None, rule: str) -> Finding:
+    where = f": {evidence}" if evidence else ""
+    return Finding(
+        "rescore",
+        message + where,
+        "error",
+        evidence.path if evidence else None,
+        evidence.line if evidence else None,
+        rule=rule,
+        kind="scope",
+    )
+
+
 def rescore_patch(router: Router, original: Decision, patch: ChangeSet) -> ScopeReport:
     # The brief is not part of the patch: only what the diff itself touches counts here.
     after = router.classify(patch, "")
@@ -32,32 +46,16 @@ def rescore_patch(router: Router, original: Decision, patch: ChangeSet) -> Scope
     for hit in after.always_strong:
         if hit.condition not in before_conditions:
             new.append(hit.condition)
-            ev = hit.evidence[0] if hit.evidence else None
             findings.append(
-                Finding(
-                    "rescore",
-                    f"the patch touches {hit.reason} ({hit.condition}) that the task did not: {ev or ''}".rstrip(": "),
-                    "error",
-                    ev.path if ev else None,
-                    ev.line if ev else None,
-                    rule=hit.condition,
-                    kind="scope",
+                _scope_finding(
+                    f"the patch touches {hit.reason} ({hit.condition}) that the task did not",
+                    hit.evidence[0] if hit.evidence else None,
+                    hit.condition,
                 )
             )
     for name in SCOPE_SIGNALS:
         sig = after.signals.raised.get(name)
         if sig is not None and name not in before_conditions and name not in new:
             new.append(name)
-            ev = sig.evidence[0] if sig.evidence else None
-            findings.append(
-                Finding(
-                    "rescore",
-                    f"the patch brings {sig.reason}: {ev or ''}".rstrip(": "),
-                    "error",
-                    ev.path if ev else None,
-                    ev.line if ev else None,
-                    rule=name,
-                    kind="scope",
-                )
-            )
+            findings.append(_scope_finding(f"the patch brings {sig.reason}", sig.evidence[0] if sig.evidence else None, name))
     return ScopeReport(after, tuple(new), tuple(findings))
