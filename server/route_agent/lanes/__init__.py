@@ -25,18 +25,19 @@ if TYPE_CHECKING:
     from route_agent.lanes.budget import BudgetGuard, InMemorySpend, SpendSource, TaskSpend
     from route_agent.lanes.client import LaneClient, LaneReply, Role
     from route_agent.lanes.errors import LaneError
-    from route_agent.lanes.prompt import Prompt, Redaction, Withheld, build_prompt, never_send_reason
+    from route_agent.lanes.prompt import Prompt, Redaction, Withheld, build_prompt, never_send_reason, redact_text
 
 _WHERE = {
     "BudgetGuard": "budget", "InMemorySpend": "budget", "SpendSource": "budget", "TaskSpend": "budget",
     "LaneClient": "client", "LaneReply": "client", "Role": "client",
     "LaneError": "errors",
     "Prompt": "prompt", "Redaction": "prompt", "Withheld": "prompt", "build_prompt": "prompt", "never_send_reason": "prompt",
+    "redact_text": "prompt",
 }
 
 __all__ = [
     "BudgetGuard", "InMemorySpend", "LaneClient", "LaneError", "LaneReply", "Prompt", "Redaction", "Role", "SpendSource",
-    "TaskSpend", "Withheld", "build_prompt", "never_send_reason",
+    "TaskSpend", "Withheld", "build_prompt", "never_send_reason", "redact_text",
 ]
 
 

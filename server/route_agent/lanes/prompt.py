@@ -5,6 +5,7 @@
     Prompt(messages, estimated_tokens, withheld: list[Withheld], redactions: list[Redaction])
     Withheld(path, line | None, reason); Redaction(path, line, rule)
     never_send_reason(path) -> str | None
+    redact_text(text, origin) -> (text, [Redaction])      # the secret scan alone, for later messages
 
 What goes in, in this order, until the lane's context is full: the system prompt (asking for one
 fenced ```diff block, SEARCH/REPLACE blocks also accepted), the brief (cleaned of hidden characters,
@@ -254,6 +255,17 @@ def build_prompt(brief: str, change_set: ChangeSet, repo_root: Path, spec: Model
     messages = [{"role": "system", "content": system_text}, {"role": "user", "content": user_text}]
     tokens = estimate_tokens(len(system_text) + len(user_text)) + 8
     return Prompt(messages=messages, estimated_tokens=tokens, withheld=withheld, redactions=redactions)
+
+
+def redact_text(text: str, origin: str) -> tuple[str, list[Redaction]]:
+    """`text` with every secret-rule hit redacted as in a prompt (`[REDACTED:<rule>]`, a private key
+    block as a whole), and what was redacted, naming `origin` and the line; for text sent later in a
+    conversation, such as a command's output."""
+    builder = _Builder()
+    for number, line in enumerate(_split(text), start=1):
+        builder.add(line, (origin, number))
+    redactions: list[Redaction] = []
+    return _redact(builder, redactions), redactions
 
 
 class _Refused(Exception):

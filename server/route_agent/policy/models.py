@@ -86,6 +86,51 @@ class Price(StrictModel):
     output: Annotated[float, Field(ge=0)] = 0.0
 
 
+class AgentLimits(StrictModel):
+    """Limits of the built-in agent loop (`executor: builtin`). The top-level `agent:` section sets
+    them for both lanes; a lane's `agent:` overrides single keys."""
+
+    max_steps: Annotated[int, Field(ge=1, le=1000)] = 40
+    command_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    output_limit_bytes: Annotated[int, Field(ge=256, le=64 * 1024)] = 16 * 1024
+    wall_timeout_s: Annotated[float, Field(gt=0, le=86400)] = 1800.0
+    allow_unsandboxed: bool = Field(
+        default=False,
+        description="Run the agent's commands without bubblewrap when it cannot run here. Honoured only in your own "
+        "policy (or --policy), never in a repository's.",
+    )
+
+
+class AgentLimitsOverride(StrictModel):
+    """A lane's overrides of the top-level `agent:` limits (unset keys keep the top-level value)."""
+
+    max_steps: Annotated[int, Field(ge=1, le=1000)] | None = None
+    command_timeout_s: Annotated[float, Field(gt=0, le=3600)] | None = None
+    output_limit_bytes: Annotated[int, Field(ge=256, le=64 * 1024)] | None = None
+    wall_timeout_s: Annotated[float, Field(gt=0, le=86400)] | None = None
+    allow_unsandboxed: bool | None = None
+
+
+class ExternalAgent(StrictModel):
+    """An agent the user already runs (aider, mini-swe-agent, ...), started in the attempt's worktree.
+
+    Placeholders in `command`: {model}, {base_url}, {brief_file}, {workdir}."""
+
+    command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    key_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The lane's API key is passed to the agent under this environment variable name (and no other key).",
+    )
+    timeout_s: Annotated[float, Field(gt=0, le=86400)] = 1800.0
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
+        default_factory=dict, description="Extra environment variables for the agent (placeholders allowed); no keys here."
+    )
+
+
+Executor = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
 class ModelSpec(StrictModel):
     provider: Provider
     model: Annotated[str, Field(min_length=1, max_length=200)]
@@ -106,6 +151,12 @@ class ModelSpec(StrictModel):
     fallback: ModelSpec | None = Field(
         default=None, description="Used when this model fails; only of the same or a stronger tier."
     )
+    executor: Executor = Field(
+        default="builtin",
+        description="What drives this lane: builtin (the agent loop in the sandbox), oneshot (one prompt, one diff), "
+        "or the name of an agent under `agents:`.",
+    )
+    agent: AgentLimitsOverride | None = Field(default=None, description="This lane's overrides of the top-level `agent:` limits.")
 
 
 class Models(StrictModel):
@@ -246,3 +297,23 @@ class Policy(StrictModel):
     budgets: Budgets = Budgets()
     verification: Verification = Verification()
     verifier: VerifierUse = VerifierUse()
+    agent: AgentLimits = AgentLimits()
+    agents: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")], ExternalAgent] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _executors_exist(self) -> Policy:
+        for lane in ("fast", "strong"):
+            executor = getattr(self.models, lane).executor
+            if executor in ("builtin", "oneshot"):
+                continue
+            if executor not in self.agents:
+                known = ", ".join(["builtin", "oneshot", *sorted(self.agents)])
+                raise ValueError(f"models.{lane}.executor {executor!r} is not builtin, oneshot or an agent under `agents:` ({known})")
+        return self
+
+    def agent_limits(self, lane: str) -> AgentLimits:
+        """The built-in agent's limits for `lane`: the top-level `agent:` section with the lane's overrides."""
+        spec: ModelSpec = getattr(self.models, lane)
+        if spec.agent is None:
+            return self.agent
+        return self.agent.model_copy(update=spec.agent.model_dump(exclude_none=True))

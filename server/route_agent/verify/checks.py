@@ -143,8 +143,10 @@ def probe_sandbox() -> SandboxInfo:
     return info
 
 
-def sandbox_argv(bwrap: str, worktree: Path, argv: Sequence[str], extra_ro: Sequence[Path] = (), scratch: Path | None = None) -> list[str]:
+def sandbox_argv(bwrap: str, worktree: Path, argv: Sequence[str], extra_ro: Sequence[Path] = (), scratch: Path | None = None,
+                 share_network: bool = False) -> list[str]:
     """Read-only root, the worktree and a private scratch directory (the check's TMPDIR) writable.
+    `share_network` keeps the host's network (for an external agent that must reach its model).
 
     /tmp is not replaced by an empty tmpfs: the interpreter or virtual environment a check runs with
     may live there (CI clones often do), and it must stay visible; it stays read-only like the rest.
@@ -160,7 +162,7 @@ def sandbox_argv(bwrap: str, worktree: Path, argv: Sequence[str], extra_ro: Sequ
         args += ["--ro-bind", str(path), str(path)]
     args += [
         "--unshare-pid",
-        "--unshare-net",
+        *(() if share_network else ("--unshare-net",)),
         "--unshare-ipc",
         "--unshare-uts",
         "--die-with-parent",
@@ -274,11 +276,18 @@ async def _terminate(proc: asyncio.subprocess.Process, marker: str) -> None:
 
 
 async def run_one(
-    check: Check, worktree: Path, *, environ: Mapping[str, str], deadline: float, max_output_bytes: int, sandbox: SandboxInfo | None
+    check: Check, worktree: Path, *, environ: Mapping[str, str], deadline: float, max_output_bytes: int, sandbox: SandboxInfo | None,
+    scratch_dir: Path | None = None, extra_env: Mapping[str, str] | None = None, share_network: bool = False,
 ) -> CheckRun:
+    """Run one check. `scratch_dir` is a TMPDIR the caller owns and reuses (the agent loop's, one per
+    attempt); otherwise one is made and removed. `extra_env` is added after the allowlist (an
+    external agent's key under its `key_env`); `share_network` keeps the network in the sandbox
+    (an external agent must reach its model), the filesystem stays confined."""
     run = CheckRun(name=check.name, argv=list(check.run), kind=check.kind, sandboxed=sandbox is not None)
     marker = uuid.uuid4().hex
     env = check_environment(environ, marker)
+    if extra_env:
+        env.update(extra_env)
     argv = list(check.run)
     if shutil.which(argv[0], path=env["PATH"]) is None and not Path(worktree, argv[0]).is_file():
         run.error = f"{argv[0]!r} was not found on PATH; install it or change the {check.name!r} check in the policy"
@@ -286,13 +295,15 @@ async def run_one(
         return run
     scratch: Path | None = None
     if sandbox is not None and sandbox.executable:
-        scratch = Path(tempfile.mkdtemp(prefix="route-agent-check-"))
+        scratch = scratch_dir or Path(tempfile.mkdtemp(prefix="route-agent-check-"))
         env.update(TMPDIR=str(scratch), TMP=str(scratch), TEMP=str(scratch))
-        argv = sandbox_argv(sandbox.executable, worktree, argv, scratch=scratch)
+        argv = sandbox_argv(sandbox.executable, worktree, argv, scratch=scratch, share_network=share_network)
+    elif scratch_dir is not None:
+        env.update(TMPDIR=str(scratch_dir), TMP=str(scratch_dir), TEMP=str(scratch_dir))
     try:
         return await _run_process(run, check, argv, worktree, env, marker, deadline, max_output_bytes)
     finally:
-        if scratch is not None:
+        if scratch is not None and scratch_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
