@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -244,6 +244,8 @@ async def run_agent(session: AgentSession, client: ChatClient, on_step: Callable
     limits = session.limits
     started = time.monotonic()
     deadline = started + limits.wall_timeout_s
+    sandbox: SandboxInfo | None
+    refusal: str | None
     if session.sandbox is not None:
         sandbox, refusal = session.sandbox, None
     else:
@@ -285,16 +287,17 @@ async def run_agent(session: AgentSession, client: ChatClient, on_step: Callable
             outcome.cost_usd += float(reply.cost_usd)
             text = str(reply.text)
             conversation.add("assistant", text, step_no)
-            usage = {"input_tokens": int(reply.input_tokens), "output_tokens": int(reply.output_tokens), "cost_usd": float(reply.cost_usd)}
+            base = AgentStep(session.lane, step_no, limits.max_steps, "format", input_tokens=int(reply.input_tokens),
+                             output_tokens=int(reply.output_tokens), cost_usd=float(reply.cost_usd))
             commands = parse_reply(text)
             if len(commands) != 1:
                 count = len(commands)
                 conversation.add("user", FORMAT_REMINDER.format(count=count if count else "none"), step_no)
-                _emit(on_step, AgentStep(session.lane, step_no, limits.max_steps, "format", **usage))
+                _emit(on_step, base)
                 continue
             command = commands[0].strip()
             if command == SUBMIT:
-                _emit(on_step, AgentStep(session.lane, step_no, limits.max_steps, "submit", command=SUBMIT, **usage))
+                _emit(on_step, replace(base, kind="submit", command=SUBMIT))
                 outcome.status = "submitted"
                 outcome.message = f"the agent submitted after {step_no} step(s)"
                 return outcome
@@ -307,8 +310,8 @@ async def run_agent(session: AgentSession, client: ChatClient, on_step: Callable
             outcome.redactions.extend(redactions)
             conversation.add("user", observation, step_no, observation=True)
             outcome.tried.append(_tried_line(command, run))
-            _emit(on_step, AgentStep(session.lane, step_no, limits.max_steps, "command", command=command, exit_code=run.exit_code,
-                                     duration_s=run.duration_s, status=run.status, output_bytes=run.total_bytes, **usage))
+            _emit(on_step, replace(base, kind="command", command=command, exit_code=run.exit_code, duration_s=run.duration_s,
+                                   status=run.status, output_bytes=run.total_bytes))
         outcome.message = f"the agent used all {limits.max_steps} steps without submitting"
         return outcome
     finally:
