@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA = Path("/work/shared/data/swebench-verified")
+DATA = Path(__file__).resolve().parent.parent / "data" / "swebench-verified"
 BUDGET_S = 10.0
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from route_agent.cli.main import cli
 
-DATA = Path("/work/shared/data/swebench-verified")
+DATA = Path(__file__).resolve().parents[2] / "data" / "swebench-verified"
 SHIPPED = ["--tasks", str(DATA / "tasks.jsonl"), "--outcomes", str(DATA / "outcomes-claude-3-5.csv"),
            "--fast", "claude-3-5-haiku", "--strong", "claude-3-5-sonnet", "--price", "fast=0.8,strong=3"]
 
@@ -115,7 +115,6 @@ def test_policy_diff(synthetic: list[str], tmp_path: Path) -> None:
     assert data["new"]["router"]["strong_share"] > data["old"]["router"]["strong_share"]
 
 
-@pytest.mark.skipif(not DATA.exists(), reason="shipped data not present")
 def test_shipped_data_console_script(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "route_agent", "eval", *SHIPPED, "--bootstrap", "100", "--json",
                            "--verifier-recall", "0.8", "--verifier-fpr", "0.1"], capture_output=True, text=True, timeout=120, check=False)
@@ -157,3 +156,44 @@ def test_eval_and_calibrate_from_the_ledger(tmp_path: Path) -> None:
     assert "held out: org/a" in out
     code, _, err = invoke(["eval", "--ledger", str(path), "--signals", "gold"])
     assert code == 2 and "gold" in err
+
+
+def test_verifier_options_new_names_and_old_aliases_agree(synthetic: list[str]) -> None:
+    _, new, _ = invoke(["eval", *synthetic, "--bootstrap", "0", "--json", "--catch-rate", "0.7", "--false-alarm-rate", "0.2"])
+    _, old, _ = invoke(["eval", *synthetic, "--bootstrap", "0", "--json", "--verifier-recall", "0.7", "--verifier-fpr", "0.2"])
+    a, b = json.loads(new), json.loads(old)
+    assert a["verifier"] == b["verifier"] == {"recall": 0.7, "false_positive_rate": 0.2, "method": a["verifier"]["method"]}
+    assert a["strategies"]["cascade"] == b["strategies"]["cascade"]
+    code, out, _ = invoke(["eval", *synthetic, "--bootstrap", "0", "--catch-rate", "0.7"])
+    assert code == 0 and "catch rate 0.7" in out
+
+
+def test_unknown_model_lists_every_model_and_list_models(synthetic: list[str], tmp_path: Path) -> None:
+    outcomes = tmp_path / "many.csv"
+    outcomes.write_text("instance_id,model,resolved,cost_usd\n" + "".join(f"t0,m{i},1,\n" for i in range(8)))
+    args = list(synthetic)
+    args[args.index("--outcomes") + 1] = str(outcomes)
+    code, _, err = invoke(["eval", *args, "--fast", "nobody"])
+    assert code == 2 and "m0, m1, m2, m3, m4, m5, m6, m7" in err
+    code, out, _ = invoke(["eval", "--outcomes", str(outcomes), "--list-models"])
+    assert code == 0 and out.splitlines()[1:] == [f"  m{i}  (1/1 resolved)" for i in range(8)]
+    code, out, _ = invoke(["eval", *synthetic, "--list-models", "--json"])
+    assert code == 0 and [m["model"] for m in json.loads(out)["models"]] == ["cheap", "pricey"]
+
+
+def test_cost_target_and_undefined_resamples_in_text(synthetic: list[str]) -> None:
+    code, out, _ = invoke(["eval", *synthetic, "--bootstrap", "40", "--cost-target", "0.9"])
+    assert code == 0
+    assert "at <= 90% of all-strong's cost" in out
+    assert "undefined resamples: " in out and " of 40 " in out
+    _, js, _ = invoke(["eval", *synthetic, "--bootstrap", "40", "--json", "--cost-target", "0.9"])
+    assert json.loads(js)["cascade_check"]["cost_target"] == 0.9
+
+
+def test_without_the_eval_extra_one_line_with_the_install_command(synthetic: list[str]) -> None:
+    code = "import sys; sys.modules['numpy'] = None\nfrom route_agent.cli.main import main; main()"
+    for command in (["eval"], ["policy", "calibrate", "--target", "quality=1"]):
+        proc = subprocess.run([sys.executable, "-c", code, *command, *synthetic], capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "pip install 'route-agent[eval]'" in proc.stderr
+        assert "Traceback" not in proc.stderr

@@ -54,12 +54,16 @@ def _inputs(func: F) -> F:
         click.option("--strong", "strong_model", default=None, help="The strong lane's model name as written in the outcomes."),
         click.option("--signals", "mode", type=click.Choice(["pre-task", "gold"]), default="pre-task", show_default=True,
                      help="pre-task: statement, repository, named files; gold: the reference patch (a leaky upper bound)."),
-        click.option("--verifier-recall", "recall", type=click.FloatRange(0, 1), default=0.8, show_default=True,
-                     help="Cascade: probability that verification catches a failed fast attempt."),
-        click.option("--verifier-fpr", "fpr", type=click.FloatRange(0, 1), default=0.1, show_default=True,
-                     help="Cascade: probability that verification falsely fails a good fast attempt."),
+        click.option("--catch-rate", "--verifier-recall", "recall", type=click.FloatRange(0, 1), default=0.8, show_default=True,
+                     help="Cascade: P(verification fails the attempt | the fast attempt did not resolve the task) "
+                          "(old name --verifier-recall)."),
+        click.option("--false-alarm-rate", "--verifier-fpr", "fpr", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+                     help="Cascade: P(verification fails the attempt | the fast attempt resolved the task) "
+                          "(old name --verifier-fpr)."),
         click.option("--price", "price", default=None,
                      help="fast=X,strong=Y: per-task cost of each lane, required when cost_usd is empty (e.g. fast=0.8,strong=3)."),
+        click.option("--list-models", "list_models", is_flag=True,
+                     help="Print the models in --outcomes (tasks and resolved per model) and exit."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
     ]
     for option in reversed(options):
@@ -67,8 +71,40 @@ def _inputs(func: F) -> F:
     return func
 
 
+EVAL_EXTRA_HINT = "pip install 'route-agent[eval]'"
+
+
+def require_eval_extra(command: str) -> None:
+    """One line with the install command when the `eval` extra (numpy) is missing, never a traceback."""
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        _fail(f"`route-agent {command}` needs the evaluation extra (numpy, matplotlib); install it with: {EVAL_EXTRA_HINT}")
+
+
+def list_models_and_exit(outcomes_path: Path | None, as_json: bool) -> NoReturn:
+    from route_agent.eval.data import EvalInputError, read_outcomes
+
+    if outcomes_path is None:
+        _fail("--list-models needs --outcomes OUTCOMES.csv")
+    try:
+        outcomes = read_outcomes(outcomes_path)
+    except EvalInputError as exc:
+        _fail(str(exc))
+    rows = [{"model": m, "tasks": len(o), "resolved": sum(r.resolved for r in o.values())} for m, o in sorted(outcomes.items())]
+    if as_json:
+        click.echo(json.dumps({"outcomes": str(outcomes_path), "models": rows}, indent=2))
+    else:
+        click.echo(f"models in {outcomes_path}:")
+        for row in rows:
+            click.echo(f"  {row['model']}  ({row['resolved']}/{row['tasks']} resolved)")
+    raise SystemExit(0)
+
+
 def _dataset(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: str | None, fast_model: str | None,
-             strong_model: str | None, price: str | None, mode: str) -> Any:
+             strong_model: str | None, price: str | None, mode: str, list_models: bool = False, as_json: bool = False) -> Any:
+    if list_models:
+        list_models_and_exit(outcomes_path, as_json)
     from route_agent.eval.data import EvalInputError, load_dataset, parse_prices
 
     if ledger_path is not None:
@@ -117,17 +153,21 @@ def _round(obj: Any) -> Any:
               help="Bootstrap resamples for the 95% intervals (0: none).")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write a PNG of resolve rate against cost (every strategy and the router's curve).")
+@click.option("--cost-target", "cost_target", type=click.FloatRange(0, 10, min_open=True), default=0.6, show_default=True,
+              help="The cascade check's cost limit, as a fraction of all-strong's cost (the plot's dashed line).")
 def eval_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: str | None, fast_model: str | None,
                  strong_model: str | None, mode: str, recall: float, fpr: float, price: str | None, as_json: bool,
-                 policy_path: Path | None, seed: int, resamples: int, plot_path: Path | None) -> None:
+                 list_models: bool, policy_path: Path | None, seed: int, resamples: int, plot_path: Path | None,
+                 cost_target: float) -> None:
     """Measure a policy on recorded outcomes: strategies, APGR/CPT, per repository and per signal."""
+    require_eval_extra("eval")
     from route_agent.eval.data import EvalInputError
     from route_agent.eval.evaluate import EvalSettings, evaluate
     from route_agent.eval.report import plot_eval, render_eval
 
-    dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode)
+    dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
     loaded = _load_policy(policy_path)
-    settings = EvalSettings(mode=mode, recall=recall, fpr=fpr, resamples=resamples, seed=seed)  # type: ignore[arg-type]
+    settings = EvalSettings(mode=mode, recall=recall, fpr=fpr, resamples=resamples, seed=seed, cost_target=cost_target)  # type: ignore[arg-type]
     try:
         result = evaluate(dataset, loaded.policy, settings, _sources(loaded), str(tasks_path))
     except EvalInputError as exc:
@@ -170,9 +210,10 @@ def _holdout(value: str | None) -> list[str] | None:
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff of the effective thresholds and weights.")
 def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: str | None, fast_model: str | None,
                       strong_model: str | None, mode: str, recall: float, fpr: float, price: str | None, as_json: bool,
-                      policy_path: Path | None, target_text: str, strategy: str, holdout_text: str | None,
+                      list_models: bool, policy_path: Path | None, target_text: str, strategy: str, holdout_text: str | None,
                       out_path: Path | None, show_diff: bool) -> None:
     """Recommend thresholds and weights for a target, tuned on some repositories, reported on held-out ones."""
+    require_eval_extra("policy calibrate")
     from route_agent.eval.calibrate import calibrate, effective_diff, parse_target, policy_layer, with_changes
     from route_agent.eval.classify import classify_tasks, mode_label
     from route_agent.eval.data import EvalInputError
@@ -182,7 +223,7 @@ def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledge
         target = parse_target(target_text)
     except EvalInputError as exc:
         _fail(str(exc))
-    dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode)
+    dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
     loaded = _load_policy(policy_path)
     try:
         decisions = classify_tasks(dataset.tasks, loaded.policy, mode, str(tasks_path))  # type: ignore[arg-type]
@@ -266,12 +307,13 @@ def _render_calibration(result: dict[str, Any]) -> list[str]:
 @_inputs
 def diff_command(old: Path, new: Path, tasks_path: Path | None, outcomes_path: Path | None, ledger_path: str | None,
                  fast_model: str | None, strong_model: str | None, mode: str, recall: float, fpr: float, price: str | None,
-                 as_json: bool) -> None:
+                 as_json: bool, list_models: bool) -> None:
     """Which tasks change lane between two policies, and the change in resolve rate and cost."""
+    require_eval_extra("policy diff")
     from route_agent.eval.data import EvalInputError
     from route_agent.eval.policy_diff import policy_diff, render_diff
 
-    dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode)
+    dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
     old_policy, new_policy = _load_policy(old), _load_policy(new)
     try:
         result = policy_diff(dataset, old_policy.policy, new_policy.policy, mode, recall, fpr, str(tasks_path))  # type: ignore[arg-type]

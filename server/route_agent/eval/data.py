@@ -216,7 +216,7 @@ def load_dataset(
     outcomes = read_outcomes(outcomes_path)
     for role, model in (("--fast", fast_model), ("--strong", strong_model)):
         if model not in outcomes:
-            raise EvalInputError(f"{outcomes_path}: {role} model {model!r} has no rows; models in the file: {_listing(sorted(outcomes))}")
+            raise EvalInputError(f"{outcomes_path}: {role} model {model!r} has no rows; models in the file: {', '.join(sorted(outcomes))}")
     if fast_model == strong_model:
         raise EvalInputError(f"--fast and --strong are the same model ({fast_model!r})")
     for model in (fast_model, strong_model):

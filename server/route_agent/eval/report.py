@@ -51,7 +51,8 @@ def render_eval(result: dict[str, Any]) -> list[str]:
         lines.append("WARNING: gold signals come from the reference patch, known only after solving: a leaky upper bound, not a result")
     lines.append(cost_line(result))
     ver = result["verifier"]
-    lines.append(f"cascade verifier: recall {ver['recall']:g}, false-positive rate {ver['false_positive_rate']:g} ({ver['method']})")
+    lines.append(f"cascade verifier: catch rate {ver['recall']:g} (P(fails it | fast attempt wrong)), false-alarm rate "
+                 f"{ver['false_positive_rate']:g} (P(fails it | fast attempt right)) ({ver['method']})")
     boot = result["bootstrap"]
     lines.append(f"bootstrap: {boot['resamples']} resamples of tasks, seed {boot['seed']}; [brackets] are 95% intervals")
     for note in result["notes"]:
@@ -69,6 +70,9 @@ def render_eval(result: dict[str, Any]) -> list[str]:
     lines.append(f"router score ordering ({label}), RouteLLM metrics:")
     lines.append(f"  APGR {_num(rm['apgr'])} {_ci_num(rm.get('apgr_ci95'))}  (random routing: 0.500; "
                  f"share of resamples with APGR <= 0.5: {_num(rm.get('p_apgr_at_most_random'), 2)})")
+    if rm.get("bootstrap_resamples"):
+        lines.append(f"  undefined resamples: {rm['bootstrap_undefined']} of {rm['bootstrap_resamples']} "
+                     "(the strong model did not beat the fast one there; the intervals use the others)")
     lines.append(f"  CPT(50%) {_pct(rm['cpt50'])} {_ci_pct(rm.get('cpt50_ci95'))}  "
                  f"CPT(80%) {_pct(rm['cpt80'])} {_ci_pct(rm.get('cpt80_ci95'))}  (random: 50.0% and 80.0%)")
     if rm.get("router_minus_random_resolve_ci95"):
@@ -127,10 +131,11 @@ def plot_eval(result: dict[str, Any], path: Path) -> None:
         edge = None if marker == "x" else "black"
         ax.scatter([row["total_cost"]], [row["resolve_rate"] * 100], marker=marker, color=color, s=70, zorder=3, label=name,
                    edgecolors=edge, linewidths=0.5)
-    limit = 0.6 * strong["total_cost"]
+    fraction = result["cascade_check"].get("cost_target", 0.6)
+    limit = fraction * strong["total_cost"]
     ax.axvline(limit, color="tab:red", ls="--", lw=0.8)
     ax.axhline(strong["resolve_rate"] * 100, color="tab:red", ls="--", lw=0.8)
-    ax.text(limit, ax.get_ylim()[0], " 60% of all-strong's cost", color="tab:red", fontsize=8, va="bottom")
+    ax.text(limit, ax.get_ylim()[0], f" {fraction:.0%} of all-strong's cost", color="tab:red", fontsize=8, va="bottom")
     unit = "USD" if result["cost"]["source"] == "outcomes" else "price units"
     ax.set_xlabel(f"total cost ({unit}, {result['tasks']} tasks)")
     ax.set_ylabel("resolve rate (%)")
