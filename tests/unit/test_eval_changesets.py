@@ -6,8 +6,6 @@ import dataclasses
 import json
 from pathlib import Path
 
-import pytest
-
 from route_agent.eval.changesets import gold_change_set, pretask_change_set, pretask_paths
 from route_agent.eval.classify import classify_tasks
 from route_agent.eval.data import Dataset, Task
