@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
 from route_agent.workspace.git import WorkspaceError, filter_overrides, run_git
+from route_agent.workspace.safefs import LinkRefused, write_file
 
 if TYPE_CHECKING:
     from route_agent.workspace.worktree import Worktree
@@ -275,6 +276,8 @@ def _apply_search_replace(root: Path, blocks: tuple[SearchReplace, ...]) -> None
     for block in blocks:
         if block.path not in contents:
             target = root / block.path
+            if target.is_symlink():
+                raise PatchRejected(f"{block.path} is a symlink; patches may not write through symlinks")
             if target.is_file():
                 contents[block.path] = target.read_bytes().decode("utf-8", "surrogateescape")
             elif target.exists():
@@ -294,17 +297,13 @@ def _apply_search_replace(root: Path, blocks: tuple[SearchReplace, ...]) -> None
             where = "not found" if count == 0 else f"found {count} times"
             raise PatchRejected(f"SEARCH text for {block.path} {where}; it must match exactly once")
         contents[block.path] = current.replace(block.search, block.replace, 1)
-    # Every block matched: only now write, each file atomically.
+    # Every block matched: only now write, each file atomically and never through a link (safefs).
     for path, text in contents.items():
         assert text is not None
-        target = root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        check_no_symlink(root, path)
-        tmp = target.with_name(f".{target.name}.route-agent-tmp")
-        tmp.write_bytes(text.encode("utf-8", "surrogateescape"))
-        if target.exists():
-            os.chmod(tmp, stat.S_IMODE(os.lstat(target).st_mode))
-        os.replace(tmp, target)
+        try:
+            write_file(root, path, text.encode("utf-8", "surrogateescape"))
+        except LinkRefused as exc:
+            raise PatchRejected(str(exc)) from None
 
 
 def _first_error(stderr: bytes) -> str:

@@ -46,6 +46,7 @@ from route_agent.workspace.patches import (
     diff_paths,
     extract_patch,
 )
+from route_agent.workspace.safefs import make_symlink, remove_file, write_file
 from route_agent.workspace.state import state_dir
 
 _COMMIT_CONFIG = ("-c", "user.name=route-agent", "-c", "user.email=route-agent@localhost", "-c", "commit.gpgsign=false")
@@ -140,9 +141,7 @@ def _write_buffers(dest: Path, buffers: Mapping[str, str]) -> None:
     for rel, text in buffers.items():
         check_path(rel)
         check_no_symlink(dest, rel)
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, "utf-8")
+        write_file(dest, rel, text.encode("utf-8", "surrogateescape"))
 
 
 def _copy_untracked(repo: Repo, dest: Path) -> None:
@@ -150,16 +149,23 @@ def _copy_untracked(repo: Repo, dest: Path) -> None:
     paths = [p for p in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if p][:MAX_UNTRACKED_COPY]
     for rel in paths:
         source = repo.root / rel
-        target = dest / rel
         try:
             info = os.lstat(source)
         except OSError:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # Written through safefs: no directory on the way in the worktree may be a link.
         if stat.S_ISLNK(info.st_mode):
-            os.symlink(os.readlink(source), target)  # copied as a link; patches through it are refused
+            make_symlink(dest, rel, os.readlink(source))  # copied as a link; patches through it are refused
         elif stat.S_ISREG(info.st_mode):
-            shutil.copy2(source, target, follow_symlinks=False)
+            try:
+                with open(source, "rb", opener=_open_no_follow) as handle:
+                    write_file(dest, rel, handle, mode=stat.S_IMODE(info.st_mode))
+            except OSError:
+                continue  # replaced by a link or removed since it was listed: not copied
+
+
+def _open_no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
 
 
 def remove_worktree(repo: Repo, worktree: Worktree) -> None:
@@ -332,17 +338,11 @@ def _merge_file(ours: bytes, base: bytes, theirs: bytes) -> tuple[bytes, bool]:
 
 
 def _write_user_file(root: Path, path: str, data: bytes | None) -> None:
-    target = root / path
     check_no_symlink(root, path)
     if data is None:
-        target.unlink(missing_ok=True)
+        remove_file(root, path)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.route-agent-tmp")
-    tmp.write_bytes(data)
-    if target.exists():
-        os.chmod(tmp, stat.S_IMODE(os.lstat(target).st_mode))
-    os.replace(tmp, target)
+    write_file(root, path, data)  # a fresh exclusive temp file, no link followed anywhere (safefs)
 
 
 __all__ = [

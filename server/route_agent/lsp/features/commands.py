@@ -272,15 +272,20 @@ async def add_path_rule(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     if edit is not None and ls.client.apply_edit:
         result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="route-agent: add path rule"))
         return {"applied": bool(result.applied)}
+    from route_agent.workspace.safefs import write_file
+
     target = code_actions.policy_target(folder)
+    root = folder.snapshot.repo.root if folder.snapshot else folder.root
+    new_text: str | None = new_policy_text(parsed.signal, parsed.glob)
     if target.is_file():
         text = target.read_text("utf-8")
         insertion = add_path_rule_insertion(text, parsed.signal, parsed.glob)
-        if insertion is not None:
-            target.write_text(apply_insertion(text, insertion), "utf-8")
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(new_policy_text(parsed.signal, parsed.glob), "utf-8")
+        new_text = apply_insertion(text, insertion) if insertion is not None else None
+    if new_text is not None:
+        try:  # never through a link the repository committed in the policy's place (issue 12, item 1)
+            write_file(root, target.relative_to(root).as_posix(), new_text.encode("utf-8"))
+        except WorkspaceError as exc:
+            raise JsonRpcInvalidParams.of(ValueError(str(exc))) from None
     ls.schedule_refresh(folder, 0.0)
     return {"applied": True, "path": str(target)}
 
