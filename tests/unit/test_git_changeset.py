@@ -346,3 +346,39 @@ def test_git_version_is_recent_enough() -> None:
 )
 def test_unquote_git_path(quoted: str, plain: str) -> None:
     assert unquote_git_path(quoted) == plain
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(".#util.py", id="emacs-lock"),
+    pytest.param("#util.py#", id="emacs-autosave"),
+    pytest.param("util.py~", id="backup"),
+    pytest.param(".util.py.swp", id="vim-swap"),
+    pytest.param(".util.py.swo", id="vim-swap-2"),
+    pytest.param("4913", id="vim-probe"),
+    pytest.param(".~lock.notes.odt#", id="libreoffice-lock"),
+])
+def test_editor_artefacts_are_not_in_the_change_set(repo: Path, name: str) -> None:
+    (repo / "app" / "sync.py").write_text("def run():\n    return 2\n\n\ndef stop():\n    return 0\n")
+    before = collect_change_set(open_repo(repo))
+    if name.startswith(".#"):
+        os.symlink("t@host.12345:1700000000", repo / "app" / name)  # Emacs: a dangling symlink
+    else:
+        (repo / "app" / name).write_text("swap\n")
+    after = collect_change_set(open_repo(repo), {f"app/{name}": "swap\n"})
+    assert after.paths == before.paths == ("app/sync.py",)
+    assert ROUTER.classify(after, "", None).risk_score == ROUTER.classify(before, "", None).risk_score
+
+
+def test_an_untracked_folder_of_editor_artefacts_is_skipped_but_real_files_beside_them_count(repo: Path) -> None:
+    (repo / "notes").mkdir()
+    (repo / "notes" / "todo.md~").write_text("old\n")
+    (repo / "notes" / "todo.md").write_text("new\n")
+    assert collect_change_set(open_repo(repo)).paths == ("notes/todo.md",)
+
+
+def test_a_tracked_file_with_an_artefact_like_name_still_counts(repo: Path) -> None:
+    (repo / "keep~").write_text("a\n")
+    git(repo, "add", "keep~")
+    git(repo, "commit", "-q", "-m", "odd name")
+    (repo / "keep~").write_text("b\n")
+    assert collect_change_set(open_repo(repo)).paths == ("keep~",)

@@ -348,3 +348,31 @@ def test_custom_rule_signal() -> None:
 def test_long_lines_are_capped_before_matching() -> None:
     line = "x" * 10_000 + " jwt.decode(token)"
     assert not signals_for(modified("app/x.py", line)).has_auth_code
+
+
+POLICY_WITH_PATH_RULES = (
+    "# route-agent policy for this repository (layered over the default)",
+    "paths:",
+    "  auth_code:",
+    '    - "services/identity/**"',
+    "  schema_change:",
+    '    - "db/**"',
+    "openapi: 3.1.0",
+)
+
+
+@pytest.mark.parametrize("path", [pytest.param(".route-agent/policy.yaml", id="repo-policy"),
+                                  pytest.param(".route-agent.yaml", id="top-level-policy")])
+def test_route_agents_own_policy_is_never_schema_or_auth(path: str) -> None:
+    own = ChangedFile(path, "untracked", added=tuple(enumerate(POLICY_WITH_PATH_RULES, start=1)), new_mode="100644")
+    signals = signals_for(own)
+    assert (signals.has_schema_change, signals.has_auth_code) == (False, False)
+    assert signals.files_touched == 1
+    # The same lines anywhere else are a schema change (OpenAPI).
+    elsewhere = ChangedFile("api/spec.yaml", "untracked", added=own.added, new_mode="100644")
+    assert signals_for(elsewhere).has_schema_change
+
+
+def test_a_secret_in_route_agents_own_files_still_counts() -> None:
+    own = modified(".route-agent/policy.yaml", "api_key: 'AKIAIOSFODNN7EXAMPLE'")
+    assert "secret_in_content" in signals_for(own).raised

@@ -12,7 +12,7 @@ from typing import Any
 
 from route_agent.signals import detectors
 from route_agent.signals.changeset import ChangedFile, ChangeSet
-from route_agent.signals.paths import PathMatcher, is_code_path
+from route_agent.signals.paths import PathMatcher, is_code_path, is_route_agent_file
 from route_agent.signals.taint import (
     INCIDENT,
     MANIPULATION,
@@ -197,11 +197,14 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector)
         return
     lines = changed.added + changed.removed
     lowered = detectors.lowered_text(lines)  # one keyword prefilter text for every rule set
-    for rule_set, name, reason in (
+    content_rules: tuple[tuple[tuple[detectors.Rule, ...], str, str], ...] = (
         (detectors.SCHEMA_RULES, "schema_change", "schema change in the changed lines"),
         (detectors.AUTH_RULES, "auth_code", "authentication or authorization code in the changed lines"),
         (detectors.DEPLOY_RULES, "deploy_config", "deployment manifest in the changed lines"),
-    ):
+    )
+    if is_route_agent_file(path):
+        content_rules = content_rules[2:]  # a policy names schema and auth paths; it is neither
+    for rule_set, name, reason in content_rules:
         for hit in detectors.scan_lines(rule_set, path, lines, limit=3, lowered=lowered):
             found.add(name, reason, Evidence(path=path, line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
     for hit in detectors.scan_lines(detectors.SECRET_RULES, path, changed.added, limit=3, lowered=lowered):

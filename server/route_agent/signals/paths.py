@@ -112,6 +112,17 @@ def _check(spec: pathspec.GitIgnoreSpec, globs: list[str], path: str) -> str | N
     return None
 
 
+ROUTE_AGENT_FILES = (".route-agent/", ".route-agent.yaml")
+"""route-agent's own files in a repository: its policy, the latest test report."""
+
+
+def is_route_agent_file(path: str) -> bool:
+    """A file route-agent itself reads or writes in the repository. Its content is never scored as
+    schema or auth code (`paths:` in a policy is not OpenAPI); a patch that touches one is still
+    caught by the tamper checks."""
+    return path.startswith(ROUTE_AGENT_FILES[0]) or path == ROUTE_AGENT_FILES[1]
+
+
 def is_code_path(path: str) -> bool:
     name = path.rpartition("/")[2]
     dot = name.rfind(".")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from route_agent.signals.changeset import MODE_GITLINK, MODE_SYMLINK, ChangedFile, ChangeSet, FileStatus
 from route_agent.signals.diffparse import DiffParseError, parse_diff_lines
+from route_agent.signals.editor_files import is_editor_artefact
 
 __all__ = ["Repo", "WorkspaceError", "collect_change_set", "open_repo", "parse_diff_lines", "read_blobs", "read_head_blobs", "run_git"]
 
@@ -235,6 +236,8 @@ def collect_change_set(repo: Repo, buffers: Mapping[str, str] | None = None,
                 notes.append(f"{len(extra)} untracked files; only the first {max_untracked} were examined")
                 extra = extra[:max_untracked]
             entries.extend(_StatusEntry(p, "untracked", None, None, None) for p in extra)
+        # An editor's lock, swap or backup file is not the user's change, ignored by the repository or not.
+        entries = [e for e in entries if e.status != "untracked" or not is_editor_artefact(e.path)]
         tracked = [e for e in entries if e.status != "untracked"]
         direct = [e for e in tracked if e.head_oid is not None or e.head_mode is None]
         head_text = blobs.read([e.head_oid for e in direct if e.head_oid and e.head_mode != MODE_GITLINK])
@@ -258,7 +261,9 @@ def collect_change_set(repo: Repo, buffers: Mapping[str, str] | None = None,
                                  old_path=entry.old_path, old_mode=entry.head_mode,
                                  new_mode=entry.work_mode, binary=binary, truncated=truncated))
     if buffers:
-        files = _apply_buffers(repo, files, buffers)
+        known = {f.path for f in files if f.status != "untracked"}
+        files = _apply_buffers(repo, files, {rel: text for rel, text in buffers.items()
+                                             if rel in known or not is_editor_artefact(rel)})
     return ChangeSet(files=tuple(sorted(files, key=lambda f: f.path)), base=repo.head, notes=tuple(notes))
 
 

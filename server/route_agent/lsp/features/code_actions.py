@@ -145,7 +145,11 @@ def _fill_edit(ls: RouteAgentServer, action: types.CodeAction) -> None:
     action.edit = edit
 
 
-def policy_target(folder: FolderState) -> Path:
+def policy_target(folder: FolderState, explicit: Path | None = None) -> Path:
+    """The policy file in force for the folder: the `policyPath` setting when set (the repository's
+    file is then ignored, so a rule added there would change nothing), else the repository's."""
+    if explicit is not None:
+        return explicit
     root = folder.snapshot.repo.root if folder.snapshot else folder.root
     for rel in REPO_POLICY_PATHS:
         if (root / rel).is_file():
@@ -157,7 +161,7 @@ def add_path_rule_edit(ls: RouteAgentServer, folder_uri: str, signal: str, glob:
     folder = ls.folders.get(folder_uri)
     if folder is None:
         raise KeyError(folder_uri)
-    target = policy_target(folder)
+    target = policy_target(folder, ls.settings.policy_path)
     uri = uris.from_fs_path(str(target)) or ""
     doc = ls.document(uri)
     if doc is not None or target.is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from lsprotocol import types
@@ -13,6 +14,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from route_agent.lsp.features import code_actions, diagnostics, hover, risk_summary, routed_run
 from route_agent.lsp.policy_edit import add_path_rule_insertion, apply_insertion, new_policy_text
 from route_agent.lsp.server import RouteAgentServer
+from route_agent.lsp.state.folders import FolderState
 from route_agent.lsp.state.runs import RunRecord
 from route_agent.policy import PolicyError
 from route_agent.workspace.git import WorkspaceError
@@ -263,31 +265,56 @@ def explain_risk(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
 
 
 async def add_path_rule(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
-    """For clients that cannot take the code action's edit: edit via applyEdit, or write a new file."""
+    """For clients that cannot take the code action's edit: edit via applyEdit, or write the file.
+
+    The file edited is the policy in force: the `policyPath` setting when set, else the repository's.
+    """
     parsed = _parse(PathRuleArgs, args)
     folder = ls.folders.get(parsed.folder)
     if folder is None:
         raise JsonRpcInvalidParams.of(ValueError(f"unknown workspace folder {parsed.folder}"))
-    edit = code_actions.add_path_rule_edit(ls, parsed.folder, parsed.signal, parsed.glob)
-    if edit is not None and ls.client.apply_edit:
-        result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="route-agent: add path rule"))
-        return {"applied": bool(result.applied)}
-    from route_agent.workspace.safefs import write_file
-
-    target = code_actions.policy_target(folder)
-    root = folder.snapshot.repo.root if folder.snapshot else folder.root
-    new_text: str | None = new_policy_text(parsed.signal, parsed.glob)
-    if target.is_file():
-        text = target.read_text("utf-8")
-        insertion = add_path_rule_insertion(text, parsed.signal, parsed.glob)
-        new_text = apply_insertion(text, insertion) if insertion is not None else None
-    if new_text is not None:
-        try:  # never through a link the repository committed in the policy's place (issue 12, item 1)
-            write_file(root, target.relative_to(root).as_posix(), new_text.encode("utf-8"))
-        except WorkspaceError as exc:
-            raise JsonRpcInvalidParams.of(ValueError(str(exc))) from None
+    explicit = ls.settings.policy_path
+    target = code_actions.policy_target(folder, explicit)
+    if explicit is not None and not target.is_file():
+        return _path_rule_refused(ls, f"the policyPath setting names {target}, which does not exist; create it or clear the "
+                                      "setting, then add the rule again")
+    try:
+        edit = code_actions.add_path_rule_edit(ls, parsed.folder, parsed.signal, parsed.glob)
+        if edit is not None and ls.client.apply_edit:
+            result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="route-agent: add path rule"))
+            return {"applied": bool(result.applied), "path": str(target)}
+        new_text = new_policy_text(parsed.signal, parsed.glob)
+        if target.is_file():
+            text = target.read_text("utf-8")
+            insertion = add_path_rule_insertion(text, parsed.signal, parsed.glob)
+            if insertion is None:
+                return _path_rule_refused(ls, f"{target} already lists {parsed.glob!r} under paths.{parsed.signal}, or its "
+                                              f"paths.{parsed.signal} is not a list route-agent can edit; edit the file by hand")
+            new_text = apply_insertion(text, insertion)
+        _write_policy(folder, target, new_text)
+    except (OSError, ValueError, WorkspaceError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return _path_rule_refused(ls, f"cannot edit {target}: {reason}")
     ls.schedule_refresh(folder, 0.0)
     return {"applied": True, "path": str(target)}
+
+
+def _write_policy(folder: FolderState, target: Path, text: str) -> None:
+    from route_agent.workspace.safefs import write_file
+
+    root = folder.snapshot.repo.root if folder.snapshot else folder.root
+    try:
+        rel = target.relative_to(root).as_posix()
+    except ValueError:
+        target.write_text(text, "utf-8")  # the user's own policyPath, outside the repository
+        return
+    # Never through a link the repository committed in the policy's place (issue 12, item 1).
+    write_file(root, rel, text.encode("utf-8"))
+
+
+def _path_rule_refused(ls: RouteAgentServer, why: str) -> dict[str, Any]:
+    ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"route-agent: path rule not added: {why}"))
+    return {"applied": False, "reason": why}
 
 
 def status(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:

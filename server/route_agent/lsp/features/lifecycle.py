@@ -50,8 +50,9 @@ async def on_initialized(ls: RouteAgentServer, params: types.InitializedParams) 
     ls.schedule_all(0.0)
     if ls.client.watched_files_dynamic:
         ls.spawn(watched_files.register_watchers(ls))
-    else:
-        ls.spawn(watched_files.poll_watched_files(ls))
+    # Always, even with registered watchers: a client may accept them and still never report git's
+    # own files (one that watches only folders holding tracked files). A few stats every 2 s.
+    ls.spawn(watched_files.poll_watched_files(ls))
     if ls.client.configuration:
         await pull_configuration(ls)
 

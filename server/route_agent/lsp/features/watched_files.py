@@ -1,8 +1,11 @@
 """workspace/didChangeWatchedFiles, registered dynamically for git's HEAD and index and the policies.
 
-Registered when the client supports dynamic registration. A client that does not (Neovim's builtin
-client, many others) would never tell us about a commit or checkout made outside the editor, so then
-the server watches the same few files itself: a handful of `stat` calls every two seconds.
+Registered when the client supports dynamic registration. The server also watches the same few
+files itself, whatever the client declares: a client without dynamic registration (Neovim's builtin
+client, many others) would never tell us about a commit or checkout made outside the editor, and one
+that registers watchers may still only fire them for folders holding tracked files, never for
+`.git/`. The poll is a handful of `stat` calls every two seconds; an event and a poll that both see
+a change schedule one debounced refresh.
 """
 
 from __future__ import annotations
@@ -83,7 +86,7 @@ def _identity(path: Path) -> tuple[int, int, int] | None:
 
 
 async def poll_watched_files(ls: RouteAgentServer, interval_s: float = POLL_INTERVAL_S) -> None:
-    """The fallback for clients without dynamic registration; runs until the server stops."""
+    """Stat the watched files every `interval_s`, for every client; runs until the server stops."""
     # The baseline is taken now, as the first refresh starts: a change from here on is noticed.
     seen: dict[Path, tuple[int, int, int] | None] = {path: _identity(path) for path in _polled_paths(ls)}
     while True:
