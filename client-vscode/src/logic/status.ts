@@ -20,6 +20,8 @@ export interface RiskSummary {
   refreshing: boolean;
   error: string | null;
   policyApproved: boolean | null;
+  /** Settings of the repository's policy that were ignored because they would lower a protection. */
+  policyWarnings: string[];
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -88,6 +90,7 @@ export function parseRiskSummary(value: unknown): RiskSummary | undefined {
     refreshing: value.refreshing === true,
     error: typeof value.error === 'string' && value.error !== '' ? value.error : null,
     policyApproved: typeof approved === 'boolean' ? approved : null,
+    policyWarnings: Array.isArray(value.policyWarnings) ? value.policyWarnings.map(String) : [],
   };
 }
 
@@ -135,8 +138,12 @@ export function statusView(summary: RiskSummary | undefined, state: ServerState)
   if (summary.error !== null) {
     lines.push(`Note: ${summary.error}`);
   }
+  for (const warning of summary.policyWarnings) {
+    lines.push(`Ignored in the repository's policy: ${warning}`);
+  }
   lines.push('Click for the breakdown and actions.');
-  return { text, tooltip: lines.join('\n'), severity: summary.lane === 'strong' ? 'warning' : 'none' };
+  const warn = summary.lane === 'strong' || summary.policyWarnings.length > 0;
+  return { text, tooltip: lines.join('\n'), severity: warn ? 'warning' : 'none' };
 }
 
 export interface PickEntry {
@@ -170,6 +177,9 @@ export function breakdownEntries(summary: RiskSummary | undefined): PickEntry[] 
     }
     if (summary.error !== null) {
       entries.push({ label: `$(warning) ${summary.error}` });
+    }
+    for (const warning of summary.policyWarnings) {
+      entries.push({ label: "$(warning) Ignored in the repository's policy", detail: warning });
     }
   }
   entries.push({ label: 'Actions', separator: true });

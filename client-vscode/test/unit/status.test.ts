@@ -70,6 +70,21 @@ describe('statusView', () => {
   });
 });
 
+describe('policy warnings', () => {
+  const warning = ".route-agent/policy.yaml:2:3: verification.sandbox: \"off\" ignored, it would lower a protection (kept \"required\")";
+  test('a repository policy that lowers a protection shows in the tooltip and the breakdown', () => {
+    const s = parseRiskSummary({ ...NOTIFICATION, lane: 'fast', alwaysStrong: [], policyWarnings: [warning] }) as RiskSummary;
+    assert.deepEqual(s.policyWarnings, [warning]);
+    const view = statusView(s, 'running');
+    assert.match(view.tooltip, /Ignored in the repository's policy: .*verification\.sandbox/);
+    assert.equal(view.severity, 'warning');
+    assert.ok(breakdownEntries(s).some((e) => e.detail === warning));
+  });
+  test('none when the server sends none', () => {
+    assert.deepEqual(parseRiskSummary(NOTIFICATION)?.policyWarnings, []);
+  });
+});
+
 describe('breakdownEntries', () => {
   test('breakdown then actions', () => {
     const entries = breakdownEntries(parseRiskSummary(NOTIFICATION));

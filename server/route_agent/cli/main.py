@@ -47,11 +47,14 @@ def cli() -> None:
 
 def load_policy_or_exit(root: Path | None, explicit: Path | None) -> LoadedPolicy:
     try:
-        return PolicyCache().for_workspace(root, explicit, user_policy_path())
+        loaded = PolicyCache().for_workspace(root, explicit, user_policy_path())
     except PolicyError as exc:
         for issue in exc.issues:
             click.echo(str(issue), err=True)
         raise SystemExit(EXIT_CONFIG) from None
+    for warning in loaded.warnings:  # a repository's policy lowered a protection: ignored, said every time
+        click.echo(f"route-agent: warning: {warning}", err=True)
+    return loaded
 
 
 def require_approved_commands(root: Path, loaded: LoadedPolicy) -> None:
@@ -176,7 +179,8 @@ def route_command(task: str | None, task_file: BinaryIO | None, workspace: Path 
         if as_json:
             out = json_base(decision, checks)
             out.update({"attempts": [], "result": "dry-run", "cost_usd_estimate": estimate, "latency_seconds": elapsed,
-                        "model": spec.model, "policy_sources": list(loaded.sources), "base_commit": repo.head})
+                        "model": spec.model, "policy_sources": list(loaded.sources), "base_commit": repo.head,
+                        "policy_warnings": [str(w) for w in loaded.warnings]})
             if note:
                 out["note"] = note
             click.echo(json.dumps(out, indent=2))
@@ -279,6 +283,7 @@ def policy_explain(workspace: Path | None, policy_path: Path | None, as_json: bo
 
     data["floor_globs"] = {k: list(v) for k, v in FLOOR_GLOBS.items()}
     data["sources"] = list(loaded.sources)
+    data["policy_warnings"] = [str(w) for w in loaded.warnings]
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

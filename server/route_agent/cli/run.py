@@ -132,6 +132,7 @@ def run_routed(
                 "cost_usd_estimate": round(final.cost_usd, 6),
                 "latency_seconds": round(elapsed, 3),
                 "policy_sources": list(loaded.sources),
+                "policy_warnings": [str(w) for w in loaded.warnings],
                 "base_commit": repo.head,
             }
         )

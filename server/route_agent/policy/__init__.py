@@ -65,6 +65,8 @@ def _default_layer() -> Layer:
 class LoadedPolicy:
     policy: Policy
     sources: tuple[str, ...]
+    warnings: tuple[PolicyIssue, ...] = ()
+    """Settings of the repository's policy that were ignored because they lower a protection."""
 
     @property
     def always_strong_conditions(self) -> tuple[str, ...]:
@@ -83,6 +85,7 @@ class PolicyCache:
         self._layers: dict[str, tuple[tuple[int, int, int] | None, Layer]] = {}
         self._default: Layer | None = None
         self._validated: dict[tuple[Any, ...], LoadedPolicy] = {}
+        self._restricted: tuple[LoadedPolicy, LoadedPolicy, LoadedPolicy] | None = None
 
     def default_layer(self) -> Layer:
         if self._default is None:
@@ -113,7 +116,10 @@ class PolicyCache:
         return loaded
 
     def for_workspace(self, root: Path | None, explicit: Path | None = None, user: Path | None = None) -> LoadedPolicy:
-        """The effective policy: default, then the user's file, then `explicit` or the repository's."""
+        """The effective policy: default, then the user's file, then `explicit` or the repository's.
+
+        The repository's policy may only make things stricter: what it lowers is ignored and listed
+        in `warnings` (strictness.py). `explicit` and the user's file are the user's own."""
         paths: list[Path] = []
         if user is not None and user.is_file():
             paths.append(user)
@@ -123,9 +129,23 @@ class PolicyCache:
             for rel in REPO_POLICY_PATHS:
                 candidate = root / rel
                 if candidate.is_file():
-                    paths.append(candidate)
-                    break
+                    return self._restricted_load(paths, candidate)
         return self.load(*paths)
+
+    def _restricted_load(self, trusted_paths: list[Path], repo_path: Path) -> LoadedPolicy:
+        from route_agent.policy.strictness import lowered_issues, restrict
+
+        full = self.load(*trusted_paths, repo_path)
+        trusted = self.load(*trusted_paths)
+        last = self._restricted
+        if last is not None and last[0] is full and last[1] is trusted:
+            return last[2]  # the same object while nothing changed: the LSP reuses its router
+        policy, lowered = restrict(trusted.policy, full.policy)
+        loaded = full
+        if lowered:
+            loaded = LoadedPolicy(policy, full.sources, tuple(lowered_issues(lowered, self.layer(repo_path))))
+        self._restricted = (full, trusted, loaded)
+        return loaded
 
 
 def check_policy_file(path: Path) -> LoadedPolicy:

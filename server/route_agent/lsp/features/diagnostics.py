@@ -14,8 +14,9 @@ from pygls import uris
 
 from route_agent.lsp.state.folders import DriftHit, FolderState
 from route_agent.lsp.state.runs import Finding, RunRecord
-from route_agent.policy import REPO_POLICY_PATHS, PolicyCache, PolicyError
+from route_agent.policy import REPO_POLICY_PATHS, PolicyCache, PolicyError, PolicyIssue
 from route_agent.policy.loader import merge_layers, parse_layer, validate
+from route_agent.policy.strictness import lowered_issues, restrict
 from route_agent.routing.decide import Decision
 from route_agent.workspace.state import user_policy_path
 
@@ -28,6 +29,7 @@ SOURCE = "route-agent"
 VERIFY_SOURCE = "route-agent/verify"
 ESCALATE_CODE = "escalate"
 DRIFT_CODE = "classifier-drift"
+LOWERED_CODE = "policy-lowers-protection"
 
 LineLength = Any  # Callable[[int], int] | None: 0-based line -> its length, when the text is known
 
@@ -113,21 +115,39 @@ def escalation_diagnostic(record: RunRecord) -> types.Diagnostic:
     )
 
 
+def _issue_diagnostic(issue: PolicyIssue, severity: types.DiagnosticSeverity, code: str) -> types.Diagnostic:
+    return types.Diagnostic(
+        range=_range(issue.line - 1, None) if issue.column <= 1 else types.Range(
+            start=types.Position(issue.line - 1, issue.column - 1), end=types.Position(issue.line - 1, issue.column - 1)),
+        message=issue.message, severity=severity, source=SOURCE, code=code,
+    )
+
+
 def policy_text_diagnostics(text: str, path: str, cache: PolicyCache) -> list[types.Diagnostic]:
-    """Parse and validate a policy being edited, layered over the default; errors in this file."""
+    """Parse and validate a policy being edited, layered over the default; errors in this file.
+
+    A repository's policy is also compared with the user's own layers: what it would lower is a
+    warning at its line, as the CLI prints it (the setting is ignored)."""
     try:
         layer = parse_layer(text, path)
-        validate(merge_layers([cache.default_layer(), layer]), path)
+        trusted = [cache.default_layer()]
+        if is_repo_policy_path(Path(path)):
+            user = user_policy_path()
+            if user.is_file():
+                trusted.append(cache.layer(user))
+            proposed = validate(merge_layers([*trusted, layer]), path)
+            _, lowered = restrict(validate(merge_layers(trusted), path), proposed)
+            return [_issue_diagnostic(issue, types.DiagnosticSeverity.Warning, LOWERED_CODE)
+                    for issue in lowered_issues(lowered, layer)]
+        validate(merge_layers([*trusted, layer]), path)
     except PolicyError as exc:
-        return [
-            types.Diagnostic(
-                range=_range(issue.line - 1, None) if issue.column <= 1 else types.Range(
-                    start=types.Position(issue.line - 1, issue.column - 1), end=types.Position(issue.line - 1, issue.column - 1)),
-                message=issue.message, severity=types.DiagnosticSeverity.Error, source=SOURCE, code="policy",
-            )
-            for issue in exc.issues if issue.file == path
-        ]
+        return [_issue_diagnostic(issue, types.DiagnosticSeverity.Error, "policy") for issue in exc.issues if issue.file == path]
     return []
+
+
+def is_repo_policy_path(candidate: Path) -> bool:
+    posix = candidate.as_posix()
+    return any(posix.endswith("/" + rel) for rel in REPO_POLICY_PATHS)
 
 
 # --- policy documents --------------------------------------------------------------------------
@@ -142,8 +162,7 @@ def is_policy_document(ls: RouteAgentServer, uri: str) -> bool:
         return True
     if candidate == user_policy_path():
         return True
-    posix = candidate.as_posix()
-    return any(posix.endswith("/" + rel) for rel in REPO_POLICY_PATHS)
+    return is_repo_policy_path(candidate)
 
 
 def _policy_store(ls: RouteAgentServer) -> dict[str, list[types.Diagnostic]]:
@@ -195,6 +214,10 @@ def _collect_folder(ls: RouteAgentServer, folder: FolderState, out: dict[str, li
         for hit in snapshot.drift:
             uri = ls.uri_for(folder, hit.path)
             out.setdefault(uri, []).append(drift_hint(hit, _line_length(ls, uri)))
+        for warning in snapshot.policy.warnings:  # an open policy document shows its own, as typed
+            uri = uris.from_fs_path(warning.file)
+            if uri and uri not in _policy_store(ls):
+                out.setdefault(uri, []).append(_issue_diagnostic(warning, types.DiagnosticSeverity.Warning, LOWERED_CODE))
     if folder.policy_error is not None:
         for issue in folder.policy_error.issues:
             uri = uris.from_fs_path(issue.file)

@@ -49,6 +49,7 @@ def summary(ls: RouteAgentServer, folder: FolderState) -> dict[str, Any]:
         "refreshing": folder.refreshing,
         "error": folder.error,
         "policyApproved": approved,
+        "policyWarnings": [str(w) for w in snap.policy.warnings] if snap else [],
     }
 
 

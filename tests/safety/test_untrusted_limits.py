@@ -1,0 +1,180 @@
+"""Issue 12, items 2, 3, 8, 11 and 12: what a hostile repository, model or check must not get, through
+the CLI and the language server as a user meets them. Each test also asserts that nothing in the
+user's tree changed and nothing outside the repository was written (`outside_unchanged`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from safety_support import LspProcess, Scenario, check, policy_data, write_policy
+
+from support.repos import git
+
+TASK = "fix retry leak in sync worker"
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+
+
+def outside_fingerprint(s: Scenario) -> dict[str, str]:
+    """Every file of the test's directory outside the repository, the state directory and the ledger
+    (which route-agent owns): a write anywhere else changes it."""
+    owned = (s.repo, s.state, s.ledger.parent / (s.ledger.name + "-wal"), s.ledger.parent / (s.ledger.name + "-shm"), s.ledger)
+    out: dict[str, str] = {}
+    for path in sorted(s.tmp.rglob("*")):
+        if any(path == o or o in path.parents for o in owned) or not path.is_file() or path.is_symlink():
+            continue
+        out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+# -- item 2: a repository policy may only make things stricter ----------------------------------------------------
+
+LOWERING_POLICY = {
+    "models": {"strong": {"max_output_tokens": 100000, "price_per_mtok": {"input": 0, "output": 0}},
+               "fast": {"price_per_mtok": {"input": 0, "output": 0}}, "verifier": None},
+    "routing": {"escalate_on": [], "confidence_threshold": 0, "fast_max_score": 30, "strong_min_score": 31},
+    "weights": {"auth_code": 0, "files": {"per": 0, "max": 0}},
+    "budgets": {"per_task_usd": None, "per_day_usd": None},
+    "verification": {"sandbox": "off"},
+}
+LOWERED_KEYS = ("verification.sandbox", "budgets.per_task_usd", "budgets.per_day_usd", "models.fast.price_per_mtok.input",
+                "models.strong.max_output_tokens", "models.verifier", "routing.escalate_on", "routing.confidence_threshold",
+                "routing.fast_max_score", "weights.auth_code", "weights.files.per")
+
+
+def lowering_repository(s: Scenario) -> Path:
+    """The user's own policy requires the sandbox; the repository's (no commands, so no approval
+    asked) tries to switch off the sandbox, budgets, prices, escalation and the verifier."""
+    write_policy(s.tmp / "config" / "policy.yaml", policy_data(s.fake.base_url, extra={"verification": {"sandbox": "required"}}))
+    path = write_policy(s.repo / ".route-agent" / "policy.yaml", LOWERING_POLICY)
+    commit_all(s.repo, "a policy from the repository's authors")
+    s.snapshot()
+    return path
+
+
+def test_item02_a_repository_policy_cannot_lower_protections_in_the_cli(scenario: Scenario) -> None:
+    s = scenario
+    lowering_repository(s)
+    outside = outside_fingerprint(s)
+
+    r = s.route(TASK)
+    assert r.out is not None and r.code == 0, r.text
+    for key in LOWERED_KEYS:
+        assert any(f".route-agent/policy.yaml:" in w and f"{key}:" in w for w in r.out["policy_warnings"]), key
+        assert f"{key}:" in r.proc.stderr, f"no warning on stderr for {key}"
+    assert "route-agent: warning: " in r.proc.stderr and "may only make things stricter" in r.proc.stderr
+    attempt = r.out["attempts"][0]
+    assert all(c["sandboxed"] is True for c in attempt["checks"]), "the repository switched the user's required sandbox off"
+    assert attempt["cost_usd"] > 0, "the repository's zero prices were used"
+    assert any(q.model == "verifier-90" for q in s.fake.requests), "the repository dropped the verifier"
+    assert all(json.loads(q.body).get("max_tokens", 0) <= 4096 for q in s.fake.requests), "max tokens were raised"
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside
+
+    dry = s.route(TASK, "--dry-run")  # a dry run says the same
+    assert dry.out is not None and any("verification.sandbox:" in w for w in dry.out["policy_warnings"])
+    explain = s.cli("policy", "explain", "--json")
+    effective = json.loads(explain.proc.stdout)
+    assert explain.code == 0 and effective["verification"]["sandbox"] == "required"
+    assert effective["weights"]["auth_code"] == 5 and effective["routing"]["escalate_on"], "zeroed weights or escalation were kept"
+    assert "verification.sandbox:" in explain.proc.stderr
+    s.assert_nothing_lost()
+
+
+def test_item02_a_policy_that_only_raises_protections_runs_without_warnings(scenario: Scenario) -> None:
+    s = scenario
+    write_policy(s.tmp / "config" / "policy.yaml", policy_data(s.fake.base_url))
+    write_policy(s.repo / ".route-agent" / "policy.yaml", {
+        "routing": {"confidence_threshold": 0.8, "fast_max_score": 2, "always_strong_if": ["schema_change", "auth_code",
+                                                                                            "production_incident", "deletions"]},
+        "budgets": {"per_task_usd": 1.0}, "weights": {"new_code": 6}, "verification": {"sandbox": "required"}})
+    commit_all(s.repo, "a stricter policy")
+    s.snapshot()
+    r = s.route(TASK, "--dry-run")
+    assert r.out is not None and r.code == 0, r.text
+    assert r.out["policy_warnings"] == [] and "warning" not in r.proc.stderr
+    explain = json.loads(s.cli("policy", "explain", "--json").proc.stdout)
+    assert "deletions" in explain["routing"]["always_strong_if"] and explain["weights"]["new_code"] == 6
+    assert explain["routing"]["fast_max_score"] == 2 and explain["budgets"]["per_task_usd"] == 1.0
+    assert explain["verification"]["sandbox"] == "required"
+    s.assert_nothing_lost()
+
+
+def wait_for(lsp: LspProcess, predicate: Any, timeout: float = 30) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with lsp.cond:
+            for message in reversed(lsp.messages):
+                found = predicate(message)
+                if found:
+                    return found
+            lsp.cond.wait(0.2)
+    return None
+
+
+def test_item02_the_editor_shows_the_ignored_settings(scenario: Scenario) -> None:
+    s = scenario
+    policy_path = lowering_repository(s)
+    outside = outside_fingerprint(s)
+    lsp = LspProcess(s.repo, s.env)
+    try:
+        lsp.initialize(s.repo)
+        uri = policy_path.as_uri()
+
+        def warnings(message: dict[str, Any]) -> list[dict[str, Any]] | None:
+            if message.get("method") != "textDocument/publishDiagnostics" or message["params"]["uri"] != uri:
+                return None
+            found = [d for d in message["params"]["diagnostics"] if d.get("code") == "policy-lowers-protection"]
+            return found or None
+
+        published = wait_for(lsp, warnings)
+        assert published, "no policy warning was published for the repository's policy"
+        assert all(d["severity"] == 2 for d in published)
+        text = "\n".join(d["message"] for d in published)
+        for key in LOWERED_KEYS:
+            assert f"{key}:" in text, key
+        sandbox_line = next(d for d in published if d["message"].startswith("verification.sandbox:"))
+        line_text = policy_path.read_text().splitlines()[sandbox_line["range"]["start"]["line"]]
+        assert '"sandbox"' in line_text, "the warning does not point at the line that wrote the key"
+
+        lsp.request(7, "workspace/executeCommand", {"command": "route-agent.riskSummary", "arguments": [{"uri": s.repo.as_uri()}]})
+        reply = lsp.wait_reply(7, 30)
+        assert reply is not None and "result" in reply, reply
+        assert any("verification.sandbox:" in w for w in reply["result"]["policyWarnings"])
+
+        # Typing in the policy shows the same, as the user edits it.
+        lsp.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "yaml", "version": 1, "text": 'verification: {sandbox: "off"}\nbudgets: {per_day_usd: 1000}\n'}}})
+
+        def typed(message: dict[str, Any]) -> list[str] | None:
+            found = warnings(message)
+            texts = [d["message"] for d in found or []]
+            return texts if texts and not any(t.startswith("routing.") for t in texts) else None
+
+        shown = wait_for(lsp, typed)
+        assert shown is not None and {t.split(":")[0] for t in shown} == {"verification.sandbox", "budgets.per_day_usd"}
+    finally:
+        lsp.close()
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside
+
+
+def test_item02_checks_the_repository_adds_still_need_approval(scenario: Scenario) -> None:
+    s = scenario
+    write_policy(s.tmp / "config" / "policy.yaml", policy_data(s.fake.base_url, checks=[]))
+    marker = s.tmp / "pwned"
+    write_policy(s.repo / ".route-agent" / "policy.yaml", {
+        "verification": {"sandbox": "off", "fast": [check("m", ["python3", "-c", f"open({str(marker)!r}, 'w')"])]}})
+    commit_all(s.repo, "policy")
+    s.snapshot()
+    r = s.route(TASK)
+    assert r.code == 2 and "you have not approved" in r.proc.stderr and not marker.exists()
+    assert "verification.sandbox:" in r.proc.stderr
+    s.assert_nothing_lost()
