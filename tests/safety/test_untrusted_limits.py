@@ -67,7 +67,7 @@ def test_item02_a_repository_policy_cannot_lower_protections_in_the_cli(scenario
     r = s.route(TASK)
     assert r.out is not None and r.code == 0, r.text
     for key in LOWERED_KEYS:
-        assert any(f".route-agent/policy.yaml:" in w and f"{key}:" in w for w in r.out["policy_warnings"]), key
+        assert any(".route-agent/policy.yaml:" in w and f"{key}:" in w for w in r.out["policy_warnings"]), key
         assert f"{key}:" in r.proc.stderr, f"no warning on stderr for {key}"
     assert "route-agent: warning: " in r.proc.stderr and "may only make things stricter" in r.proc.stderr
     attempt = r.out["attempts"][0]
