@@ -25,13 +25,14 @@ if TYPE_CHECKING:
     from route_agent.lanes.budget import BudgetGuard, InMemorySpend, SpendSource, TaskSpend
     from route_agent.lanes.client import LaneClient, LaneReply, Role
     from route_agent.lanes.errors import LaneError
-    from route_agent.lanes.prompt import Prompt, Redaction, Withheld, build_prompt, never_send_reason, redact_text
+    from route_agent.lanes.outbound import never_send_reason
+    from route_agent.lanes.prompt import Prompt, Redaction, Withheld, build_prompt, redact_text
 
 _WHERE = {
     "BudgetGuard": "budget", "InMemorySpend": "budget", "SpendSource": "budget", "TaskSpend": "budget",
     "LaneClient": "client", "LaneReply": "client", "Role": "client",
     "LaneError": "errors",
-    "Prompt": "prompt", "Redaction": "prompt", "Withheld": "prompt", "build_prompt": "prompt", "never_send_reason": "prompt",
+    "Prompt": "prompt", "Redaction": "prompt", "Withheld": "prompt", "build_prompt": "prompt", "never_send_reason": "outbound",
     "redact_text": "prompt",
 }
 

@@ -28,6 +28,8 @@ Rules (safety.md, "Talking to model APIs"):
   budget raises `LaneError(kind="budget")` and nothing falls back to a cheaper model.
 - Cancelling the awaiting task closes the HTTP stream at once (the connection is dropped).
 - API keys are read from the environment at request time and never appear in logs, errors or reprs.
+- Every request body is built by `_request_body`, which passes it through the never-send and secret
+  gate (outbound.py): no caller, present or future, can send text that skipped those rules.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from httpx_sse import EventSource
 from route_agent.lanes.budget import BudgetGuard, SpendSource, TaskSpend
 from route_agent.lanes.errors import LaneError, LaneErrorKind
 from route_agent.lanes.estimate import CHARS_PER_TOKEN, cost_usd, estimate_tokens
+from route_agent.lanes.outbound import Guarded, guard_request
 from route_agent.policy.keys import api_key_env_for
 from route_agent.policy.models import ModelSpec, Policy
 
@@ -93,6 +96,9 @@ class LaneReply:
     """False when this call used up a budget: the next call will stop with kind "budget"."""
     errors: tuple[str, ...] = ()
     """Messages of the failures that led to a fallback, oldest first."""
+    redacted: tuple[str, ...] = ()
+    """What the never-send and secret gate changed in the request (outbound.py), e.g.
+    "message 2 line 14: AWS access key id"; empty when the caller had already left it all out."""
 
 
 @dataclass
@@ -187,6 +193,7 @@ class LaneClient:
                 raise LaneError("config", f"{key_env} is not set; set it to call {spec.model} ({spec.provider})")
         out_tokens = max_tokens or spec.max_output_tokens
         prompt_chars = sum(len(m.get("content", "")) + 16 for m in messages)
+        request = _request_body(spec, messages, out_tokens)
         estimate = cost_usd(spec, estimate_tokens(prompt_chars), out_tokens // 2)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -209,7 +216,7 @@ class LaneClient:
             with attempt:
                 state.retries = attempt.num - 1
                 self.guard.check_before(task, estimate, spec.model)
-                result = await self._stream_once(spec, url, key, messages, out_tokens, on_delta, deadline)
+                result = await self._stream_once(spec, url, key, request, on_delta, deadline)
                 break
         else:  # pragma: no cover - stamina raises the last error instead
             raise LaneError("server", f"{spec.model}: no attempt was made")
@@ -227,28 +234,24 @@ class LaneClient:
         return LaneReply(text=text, model=spec.model, provider=spec.provider, input_tokens=input_tokens,
                          output_tokens=output_tokens, cost_usd=round(actual, 10), latency_seconds=round(latency, 4),
                          finish_reason=finish, retries=state.retries, usage_reported=reported,
-                         cost_source=source, within_budget=within)  # type: ignore[arg-type]
+                         cost_source=source, within_budget=within,  # type: ignore[arg-type]
+                         redacted=tuple(str(n) for n in request.notes))
 
     # -- one HTTP request ------------------------------------------------------------------------
-    async def _stream_once(self, spec: ModelSpec, url: str, key: str | None, messages: list[dict[str, str]],
-                           max_tokens: int, on_delta: Callable[[str], None] | None,
+    async def _stream_once(self, spec: ModelSpec, url: str, key: str | None, request_body: Guarded,
+                           on_delta: Callable[[str], None] | None,
                            deadline: float) -> tuple[str, str, dict[str, Any] | None]:
         loop = asyncio.get_running_loop()
         if loop.time() >= deadline:
             raise LaneError("timeout", f"{spec.model}: no complete reply within {spec.timeout_s:g} s (timeout_s)")
-        body: dict[str, Any] = {
-            "model": spec.model, "messages": messages, "stream": True, "max_tokens": max_tokens,
-            "temperature": spec.temperature, "stream_options": {"include_usage": True},
-        }
         headers = {"Accept": "text/event-stream", "Content-Type": "application/json", "Cache-Control": "no-store"}
         if spec.provider == "openrouter":
-            body["usage"] = {"include": True}
             headers["X-Title"] = "route-agent"
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
         timeout = httpx.Timeout(connect=spec.connect_timeout_s, read=spec.idle_timeout_s,
                                 write=spec.idle_timeout_s, pool=spec.connect_timeout_s)
-        request = self._http.build_request("POST", url, content=json.dumps(body).encode(), headers=headers, timeout=timeout)
+        request = self._http.build_request("POST", url, content=json.dumps(request_body.body).encode(), headers=headers, timeout=timeout)
         parts: list[str] = []
         where = "waiting for"
         try:
@@ -356,6 +359,26 @@ async def _drain(events: AsyncIterator[object]) -> None:
                 extra += 1
                 if extra > 16:
                     break
+
+
+def _request_body(spec: ModelSpec, messages: list[dict[str, str]], max_tokens: int) -> Guarded:
+    """The JSON body of a chat completion request, through the never-send and secret gate (outbound.py).
+
+    Every request is built here and nowhere else (`_stream_once` sends only a `Guarded` body): whatever a
+    caller put in `messages` (a lane prompt, the verifier's diff and check output, an agent's turn) is
+    redacted before it can leave.
+    """
+    body: dict[str, Any] = {
+        "model": spec.model, "messages": messages, "stream": True, "max_tokens": max_tokens,
+        "temperature": spec.temperature, "stream_options": {"include_usage": True},
+    }
+    if spec.provider == "openrouter":
+        body["usage"] = {"include": True}
+    guarded = guard_request(body)
+    if guarded.notes:
+        log.info("%s: %d redaction(s) before sending: %s", spec.model, len(guarded.notes),
+                 "; ".join(str(n) for n in guarded.notes[:10]))
+    return guarded
 
 
 def chat_completions_url(spec: ModelSpec) -> str:

@@ -16,15 +16,14 @@ the current text of the changed files and of files the brief names. The budget i
 What never goes in (safety.md, "Secrets never leave the machine"): the never-send list (.env*
 except .example/.sample/.template, key and keystore files, .ssh/ .aws/ .gnupg/ and credential
 files, Terraform state and variables, .git/), gitignored files, binaries, files over 256 KB,
-symlinks (their target is not read) and lines over 4 KB. Then the secret rules
-(signals.detectors.find_secrets, keyword-prefiltered) scan exactly the text of every message to be
-sent; each hit is replaced by `[REDACTED:<rule>]` (a private key block as a whole) and recorded with
-its path and line, and the scan repeats until clean. Everything left out is recorded.
+symlinks (their target is not read) and lines over 4 KB. Then the secret rules (outbound.py, the
+gate every request passes again in the client) scan exactly the text of every message to be sent;
+each hit is replaced by `[REDACTED:<rule>]` (a private key block as a whole) and recorded with its
+path and line, and the scan repeats until clean. Everything left out is recorded.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,13 +31,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from route_agent.lanes.estimate import CHARS_PER_TOKEN, estimate_tokens
+from route_agent.lanes.outbound import MAX_LINE_BYTES, never_send_reason, redact_lines
 from route_agent.policy.models import ModelSpec
 from route_agent.signals.changeset import ChangedFile, ChangeSet
-from route_agent.signals.detectors import find_secrets
 from route_agent.signals.taint import clean_tainted
 from route_agent.workspace.git import WorkspaceError, run_git
 
-MAX_LINE_BYTES = 4096
+__all__ = ["Prompt", "Redaction", "Withheld", "build_prompt", "never_send_reason", "redact_text"]
+
 MAX_FILE_BYTES = 256 * 1024
 MAX_FINDINGS_CHARS = 8 * 1024
 BRIEF_PATH = "<brief>"
@@ -54,13 +54,6 @@ Change only what the task needs. Never touch .git/, never create symlinks, never
 repository. Some content was withheld or redacted as [REDACTED:...] for safety; leave those alone.
 Keep any explanation to a few sentences before the block."""
 
-# safety.md's never-send list, as (glob on the file name | directory prefix) rules.
-_NAME_GLOBS = ("*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.kdbx", "*.ppk", "id_rsa*", "id_ecdsa*",
-               "id_ed25519*", "id_dsa*", ".npmrc", ".pypirc", ".netrc", ".git-credentials", ".htpasswd", "*.tfstate*",
-               "*.tfvars", "credentials*.json", "service-account*.json")
-_DIR_PARTS = (".ssh", ".aws", ".gnupg", ".git")
-_PATH_SUFFIXES = (".kube/config", ".docker/config.json")
-_ENV_SAFE_SUFFIXES = (".example", ".sample", ".template")
 _SPLIT_CHARS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _PATH_TOKEN = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-][\w.-]*\.[A-Za-z0-9]{1,8})(?![\w/])")
 
@@ -91,30 +84,6 @@ class Prompt:
         """Withheld content and redactions as plain dicts, for the attempt record."""
         return [{"kind": "withheld", **asdict(w)} for w in self.withheld] + [
             {"kind": "redacted", **asdict(r)} for r in self.redactions]
-
-
-def never_send_reason(path: str) -> str | None:
-    """Why safety.md forbids sending this path, or None when it may be sent."""
-    posix = PurePosixPath(path.replace("\\", "/"))
-    parts = [p.lower() for p in posix.parts]
-    if not parts:
-        return None
-    for part in parts[:-1]:
-        if part in _DIR_PARTS:
-            return f"never sent: under {part}/"
-    name = parts[-1]
-    if name == ".git":
-        return "never sent: .git"
-    lowered = "/".join(parts)
-    if name.startswith(".env") and not name.endswith(_ENV_SAFE_SUFFIXES):
-        return "never sent: .env file"
-    for suffix in _PATH_SUFFIXES:
-        if lowered == suffix or lowered.endswith("/" + suffix):
-            return f"never sent: {suffix}"
-    for glob in _NAME_GLOBS:
-        if fnmatch.fnmatchcase(name, glob):
-            return f"never sent: matches {glob}"
-    return None
 
 
 class _Builder:
@@ -339,42 +308,11 @@ def _line_or_withheld(line: str, path: str, number: int | None, withheld: list[W
 
 
 def _redact(builder: _Builder, redactions: list[Redaction]) -> str:
-    """Scan exactly the text to be sent; redact every hit until a scan comes back clean."""
-    lines = builder.lines
-    for _ in range(50):
-        text = "\n".join(lines)
-        hits = find_secrets(text)
-        if not hits:
-            return text
-        for hit in hits:
-            index = hit.line - 1
-            path, number = builder.origins[index]
-            line = lines[index]
-            start, end = hit.span
-            if hit.rule == "private key":
-                _redact_key_block(lines, builder.origins, index)
-            elif end > start:
-                lines[index] = line[:start] + f"[REDACTED:{hit.rule}]" + line[end:]
-            else:
-                lines[index] = f"[REDACTED:{hit.rule}]"
-            entry = Redaction(path or "<prompt>", number or 0, hit.rule)
-            if entry not in redactions:
-                redactions.append(entry)
-    # Should never happen: a rule that still matches after 50 passes. Withhold what it matches.
-    text = "\n".join(lines)
-    for hit in find_secrets(text):
-        lines[hit.line - 1] = "[REDACTED]"
-    return "\n".join(lines)
-
-
-def _redact_key_block(lines: list[str], origins: list[tuple[str, int | None]], start: int) -> None:
-    path = origins[start][0]
-    end = start
-    for index in range(start, min(len(lines), start + 200)):
-        if origins[index][0] != path:
-            break
-        end = index
-        if index > start and "-----END" in lines[index]:
-            break
-    for index in range(start, end + 1):
-        lines[index] = "[REDACTED:private key]"
+    """Scan exactly the text to be sent with the gate's rules (outbound.py), naming each hit's origin."""
+    origins = builder.origins
+    for index, rule in redact_lines(builder.lines, lambda start, index: origins[index][0] == origins[start][0]):
+        path, number = origins[index]
+        entry = Redaction(path or "<prompt>", number or 0, rule)
+        if entry not in redactions:
+            redactions.append(entry)
+    return "\n".join(builder.lines)

@@ -246,7 +246,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
                             }
                             for r in report.runs
                         ]
-                    verifier = await _verify(req, client, lane, diff_text, findings)
+                    verifier = await _verify(req, client, lane, diff_text, findings, attempt.withheld)
                     if verifier is not None:
                         findings.extend(verifier.findings)
                         yield ev.VerifierDone(verifier.confidence, verifier.verdict, verifier.summary, verifier.valid)
@@ -351,7 +351,8 @@ def _test_checks(policy: Policy, lane: str) -> set[str]:
     return {c.name for c in getattr(policy.verification, lane) if c.kind == "tests" or c.parser == "junit"}
 
 
-async def _verify(req: RunRequest, client: Any, lane: Lane, diff: str, findings: list[Finding]) -> VerifierResult | None:
+async def _verify(req: RunRequest, client: Any, lane: Lane, diff: str, findings: list[Finding],
+                  left_out: list[dict[str, Any]]) -> VerifierResult | None:
     policy = req.policy
     spec = policy.models.verifier
     if spec is None or lane not in policy.verifier.lanes:
@@ -362,6 +363,9 @@ async def _verify(req: RunRequest, client: Any, lane: Lane, diff: str, findings:
 
     async def ask(messages: list[dict[str, str]]) -> str:
         reply = await client.complete("verifier", messages)
+        # What the client's gate redacted or withheld from the verifier's request, for the attempt record.
+        left_out.extend({"kind": "redacted", "path": "<verifier request>", "line": None, "rule": note}
+                        for note in reply.redacted)
         return str(reply.text)
 
     return await run_verifier(ask, req.brief, diff, findings, policy.verifier.timeout_s)

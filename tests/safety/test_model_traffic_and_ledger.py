@@ -1,0 +1,61 @@
+"""Issue 12, items 4, 5, 9, 15 and 16: what goes to a model, what is read back from it, and the team
+ledger under faults. Each test meets the hole as a user does (the CLI against the loopback fake model
+server, a real PostgreSQL server per test run) and asserts that nothing was lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from safety_support import PY, Scenario, check, default_checks
+
+from support.repos import FIX_REPLY, SYNC_PY, git
+
+TASK = "fix retry leak in sync worker"
+FIX_DIFF = FIX_REPLY.split("```diff\n", 1)[1].split("```", 1)[0]
+
+
+def reply_with(*diffs: str) -> str:
+    return "Here is the change.\n\n```diff\n" + "".join(diffs) + "```\n"
+
+
+def new_file_diff(path: str, *lines: str) -> str:
+    body = "".join(f"+{line}\n" for line in lines)
+    return f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{len(lines)} @@\n{body}"
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+
+
+# -- item 4: every byte sent to any model goes through the never-send and secret rules ----------------------------------
+
+LEAK = "VRFYLEAK"
+
+
+def test_issue12_item4_the_verifier_request_goes_through_the_secret_and_never_send_rules(scenario: Scenario) -> None:
+    s = scenario
+    aws_key = "AKIA" + LEAK + "12345678"                       # in a context line of the verified diff
+    brief_token = "ghp_" + (LEAK + "abcdefghijklmnopqrstuvwxyz0123456789")[:36]   # in the brief
+    check_token = "xoxb-" + LEAK + "-1234567890-abcdef"          # printed by a failing check
+    env_value = f"plain-{LEAK}-db-password"                      # in a .env file the patch writes: never sent
+    (s.repo / "app" / "sync.py").write_text(SYNC_PY + f'\nAWS_ACCESS_KEY_ID = "{aws_key}"\n')
+    commit_all(s.repo, "add the key")
+    s.snapshot()
+    reply = reply_with(FIX_DIFF, new_file_diff("deploy/.env", f"DB_PASSWORD={env_value}"))
+    s.fake.script("fast-fixer", reply=reply)
+    s.fake.script("strong-fixer", reply=reply)
+    noisy = check("noisy", [PY, "-c", f"print('auth failed with token {check_token}')\nraise SystemExit(1)"], timeout_s=60)
+    policy = s.policy(checks=[*default_checks(), noisy])
+    r = s.route(f"{TASK}; staging uses the token {brief_token}", policy=policy)
+    assert r.out is not None, r.text
+    verifier_requests = [q for q in s.fake.requests if q.model == "verifier-90"]
+    assert verifier_requests, "the verifier was not asked"
+    for request in s.fake.requests:
+        for secret in (aws_key, brief_token, check_token, env_value):
+            at = request.body.find(secret)
+            assert at < 0, f"{secret} reached {request.model}: ...{request.body[max(0, at - 400):at + 60]}"
+    asked = verifier_requests[0].body
+    assert "REDACTED:AWS access key id" in asked and "REDACTED:GitHub token" in asked and "REDACTED:Slack token" in asked, asked
+    assert "deploy/.env" in asked and "never sent" in asked, "the withheld .env section is not named to the verifier"
+    s.assert_nothing_lost()
