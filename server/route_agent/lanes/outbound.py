@@ -215,6 +215,9 @@ def _withhold_never_send_sections(lines: list[str], note: Callable[[int, str], N
 def _withhold_quotes_of_never_send_files(lines: list[str], note: Callable[[int, str], None] | None) -> bool:
     """Withhold lines that quote a never-send file at a line (`deploy/.env:1 ... 'DB_PASSWORD=...'`, as
     findings and risk evidence do); True when any was."""
+    whole = "\n".join(lines).lower()
+    if not any(hint in whole for hint in _NEVER_SEND_HINTS):
+        return False
     changed = False
     for index, line in enumerate(lines):
         lowered = line.lower()
