@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from route_agent.lanes.client import LaneClient
 from route_agent.lanes.errors import LaneError
 from route_agent.lanes.prompt import Prompt, build_prompt
 from route_agent.policy.keys import missing_key as _missing_key
-from route_agent.policy.models import ModelSpec, Policy
+from route_agent.policy.models import ModelSpec
 from route_agent.verify.findings import Finding
 from route_agent.workspace.context import context_paths
 from route_agent.workspace.git import WorkspaceError
@@ -26,7 +25,6 @@ __all__ = [
     "LaneError",
     "PatchRejectedError",
     "apply_reply",
-    "make_client",
     "missing_key",
     "prompt_for",
     "prune_stale_worktrees",
@@ -35,10 +33,6 @@ __all__ = [
 ]
 
 PatchRejectedError = PatchRejected
-
-
-def make_client(policy: Policy, req: RunRequest) -> LaneClient:
-    return LaneClient(policy, environ=req.environ, transport=req.http_transport, spend_source=req.ledger)
 
 
 def missing_key(spec: ModelSpec, environ: Mapping[str, str] | None) -> str | None:

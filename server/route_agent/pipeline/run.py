@@ -15,13 +15,16 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
+from route_agent.lanes.errors import LaneError
 from route_agent.ledger.store import AttemptRow, Ledger
 from route_agent.pipeline import adapters
 from route_agent.pipeline import events as ev
+from route_agent.pipeline.lane_call import LaneCaller, LaneReply, call_lane, open_lane_caller
 from route_agent.policy.models import Policy
 from route_agent.routing.decide import AttemptOutcome, Decision, Lane, NextStep, Router, next_route
 from route_agent.signals.changeset import ChangeSet
@@ -55,8 +58,9 @@ class RunRequest:
     """The ledger's task when this run continues another (an escalation the user started)."""
     first_attempt_no: int = 1
     """The number of this run's first attempt (2 for such an escalation)."""
-    http_transport: Any = None
-    """For tests: an httpx transport for the lane client."""
+    lane_caller: LaneCaller | None = None
+    """Calls the lanes and the verifier instead of the policy's HTTP client (tests, other executors);
+    the run closes it when it ends."""
     carry_findings: Sequence[Finding] = ()
     """Findings of an earlier attempt (another run) for the first attempt's prompt, as an escalation
     carries them: the editor asks before escalating, then starts a strong run with these."""
@@ -116,214 +120,283 @@ def _failure_kind(step: NextStep, tamper: bool, rejected: bool, failed_checks: l
 
 
 async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
-    """Run a routed task to pass, fail or error, yielding events; see the module docstring."""
-    started = time.monotonic()
-    policy = req.policy
+    """Run a routed task to pass, fail or error, yielding events; see the module docstring.
+
+    Each attempt is three pieces: the lane call (`_lane_attempt`), the verification of its patch
+    (`_verify_patch`) and the judgement of the outcome (`_judge`), which names the next step.
+    """
+    run = _RunState(req)
     yield ev.Classified(req.decision, req.run_id)
     await asyncio.to_thread(adapters.prune_stale_worktrees, req.repo)
-    attempts: list[_Attempt] = []
-    all_findings: list[Finding] = []
     carry: list[Finding] = list(req.carry_findings)
     lane: Lane = req.decision.lane
-    total_cost = 0.0
-    client = adapters.make_client(policy, req)
+    caller = open_lane_caller(req.policy, req.environ, req.ledger, req.lane_caller)
     try:
-        for attempt_no in range(req.first_attempt_no, req.first_attempt_no + policy.routing.max_attempts):
-            spec = getattr(policy.models, lane)
+        for attempt_no in range(req.first_attempt_no, req.first_attempt_no + req.policy.routing.max_attempts):
+            spec = getattr(req.policy.models, lane)
             attempt = _Attempt(attempt_no, lane, spec.model)
-            attempts.append(attempt)
+            run.attempts.append(attempt)
             yield ev.AttemptStarted(attempt_no, lane, spec.model)
-            prompt = await asyncio.to_thread(adapters.prompt_for, req, spec, carry)
-            attempt.withheld = prompt.left_out
-            queue: asyncio.Queue[ev.Event] = asyncio.Queue()
-            on_delta = _Progress(queue, lane)
-            call = asyncio.ensure_future(client.complete(lane, prompt.messages, on_delta=on_delta))
-            try:
-                while not call.done():
-                    with contextlib.suppress(TimeoutError):
-                        yield await asyncio.wait_for(queue.get(), 0.2)
-                reply = call.result()
-            except adapters.LaneError as exc:
-                attempt.result, attempt.failure_kind = "error", f"lane_{exc.kind}"
+            call = _LaneCall()
+            async with contextlib.aclosing(_lane_attempt(req, caller, attempt, carry, call)) as lane_events:
+                async for event in lane_events:
+                    yield event
+            if call.reply is None:
                 _record(req, attempt, passed=False)
-                yield ev.RunFinished(
-                    req.run_id,
-                    "error",
-                    f"{lane} lane ({spec.model}): {exc}",
-                    tuple(a.as_dict() for a in attempts),
-                    tuple(all_findings),
-                    total_cost,
-                    time.monotonic() - started,
-                )
+                yield run.finished("error", f"{lane} lane ({spec.model}): {call.error}", run.all_findings)
                 return
-            finally:
-                if not call.done():
-                    call.cancel()
-                    with contextlib.suppress(BaseException):
-                        await call
-            attempt.model = reply.model
-            attempt.cost_usd, attempt.latency_seconds = reply.cost_usd, reply.latency_seconds
-            attempt.input_tokens, attempt.output_tokens = reply.input_tokens, reply.output_tokens
-            total_cost += reply.cost_usd
-            yield ev.LaneReplied(
-                lane, reply.model, reply.input_tokens, reply.output_tokens, reply.cost_usd, reply.latency_seconds, reply.fallback_used
-            )
-
-            findings: list[Finding] = []
-            rejected_reason: str | None = None
-            report: ChecksReport | None = None
-            verifier: VerifierResult | None = None
-            tamper_reasons: tuple[str, ...] = ()
-            scope: tuple[str, ...] = ()
-            snapshot_only = False
-            diff_text = ""
-            worktree = None
-            worktree_base = ""
-            try:
-                try:
-                    worktree, diff_text = await asyncio.to_thread(adapters.apply_reply, req, reply.text)
-                    worktree_base = worktree.base if worktree is not None else ""
-                except adapters.PatchRejectedError as exc:
-                    rejected_reason = str(exc)
-                if rejected_reason is not None or worktree is None:
-                    reason = rejected_reason or "no patch"
-                    findings.append(Finding("patch", reason, "error", rule="patch_rejected", kind="patch"))
-                    yield ev.PatchRejected(reason)
-                else:
-                    try:
-                        patch_cs = change_set_from_diff(diff_text, base=req.repo.head)
-                    except DiffParseError as exc:
-                        patch_cs = ChangeSet()
-                        findings.append(Finding("patch", str(exc), "error", rule="unparsable", kind="patch"))
-                    yield ev.PatchApplied(patch_cs.paths)
-                    tamper = check_tamper(patch_cs, req.router.matcher)
-                    findings.extend(tamper.findings)
-                    tamper_reasons = tamper.reasons
-                    snapshot_only = tamper.snapshot_only
-                    scope_report = rescore_patch(req.router, req.decision, patch_cs)
-                    findings.extend(scope_report.findings)
-                    scope = scope_report.new_conditions
-                    checks = list(getattr(policy.verification, lane))
-                    mode = req.sandbox or policy.verification.sandbox
-                    queue_checks: asyncio.Queue[ev.Event] = asyncio.Queue()
-                    yield ev.ChecksStarted(tuple(c.name for c in checks), mode)
-                    checks_task = asyncio.ensure_future(
-                        run_checks(
-                            checks,
-                            worktree.path,
-                            main_root=req.repo.root,
-                            main_git_dir=req.repo.git_dir,
-                            sandbox_mode=mode,
-                            run_timeout_s=policy.verification.run_timeout_s,
-                            max_output_bytes=policy.verification.max_output_bytes,
-                            environ=req.environ,
-                            on_done=_check_done(queue_checks),
-                        )
-                    )
-                    try:
-                        while not checks_task.done():
-                            with contextlib.suppress(TimeoutError):
-                                yield await asyncio.wait_for(queue_checks.get(), 0.2)
-                        while not queue_checks.empty():
-                            yield queue_checks.get_nowait()
-                        report = checks_task.result()
-                    except SandboxRequired as exc:
-                        findings.append(Finding("sandbox", str(exc), "error", rule="sandbox-required", kind="check"))
-                    finally:
-                        if not checks_task.done():
-                            checks_task.cancel()
-                            with contextlib.suppress(BaseException):
-                                await checks_task
-                    if report is not None:
-                        findings.extend(report.findings)
-                        attempt.checks = [
-                            {
-                                "name": r.name,
-                                "status": r.status,
-                                "exit_code": r.exit_code,
-                                "duration_s": round(r.duration_s, 3),
-                                "sandboxed": r.sandboxed,
-                            }
-                            for r in report.runs
-                        ]
-                    verifier = await _verify(req, client, lane, diff_text, findings, attempt.withheld)
-                    if verifier is not None:
-                        findings.extend(verifier.findings)
-                        yield ev.VerifierDone(verifier.confidence, verifier.verdict, verifier.summary, verifier.valid)
-            finally:
-                if worktree is not None:
-                    await asyncio.to_thread(adapters.remove_worktree, req.repo, worktree)
-
-            failed_checks = [r.name for r in report.runs if not r.passed] if report else []
-            if report is None and rejected_reason is None:
-                failed_checks = ["sandbox"]
-            test_failures = sum(
-                1 for f in findings if f.kind == "check" and f.rule in ("failure", "error") and f.check in _test_checks(policy, lane)
-            )
-            labels = tuple(r.name for r in report.runs) if report else ()
-            if snapshot_only:
-                labels = (*labels, "snapshot-only")
-            if lane == "fast" and rejected_reason is None and not labels and verifier is None:
-                # Nothing looked at this patch: a cheap lane's word alone is not verification.
-                labels = ("unverified",)
-                findings.append(Finding("verification", "no check and no verifier is configured for the fast lane; the patch is unverified",
-                                        "warning", rule="unverified", kind="check"))
-            passed = rejected_reason is None and report is not None and report.passed
-            outcome = AttemptOutcome(
-                lane=lane,
-                passed=passed,
-                confidence=verifier.confidence if verifier else None,
-                checks=labels,
-                failed_checks=tuple(failed_checks),
-                test_failures=test_failures,
-                patch_rejected=rejected_reason is not None,
-                tamper=tamper_reasons,
-                scope_creep=scope,
-            )
-            step = next_route(outcome, policy, attempt_no)
-            if report is not None and report.integrity:
-                # An unsandboxed check changed the user's repository (hooks, config, refs, files): the
-                # repository is hostile. Stop: another attempt would run the same code against the
-                # changed baseline and could pass.
-                step = NextStep("stop", lane, ("integrity",))
-            attempt.passed = step.action == "accept"
-            attempt.confidence = outcome.confidence
-            attempt.result = "pass" if step.action == "accept" else ("patch_rejected" if rejected_reason else "fail")
-            attempt.failure_kind = _failure_kind(step, bool(tamper_reasons), rejected_reason is not None, failed_checks)
-            attempt.escalated = step.action == "escalate"
-            attempt.reasons = step.reasons
-            all_findings.extend(findings)
-            attempt.findings_count = len(findings)
+            run.total_cost += call.reply.cost_usd
+            verification = _Verification()
+            async with contextlib.aclosing(_verify_patch(req, caller, attempt, call.reply.text, verification)) as check_events:
+                async for event in check_events:
+                    yield event
+            step = _judge(req, attempt, verification)
+            findings = verification.findings
+            run.all_findings.extend(findings)
             _record(req, attempt, passed=attempt.passed)
             _remember(req, findings, attempt)
             yield ev.AttemptFinished(attempt.as_dict(), step.action, step.reasons, tuple(findings))
             if step.action == "accept":
-                await asyncio.to_thread(adapters.save_run_for, req, worktree_base, diff_text, [a.as_dict() for a in attempts])
-                yield ev.RunFinished(
-                    req.run_id,
-                    "pass",
-                    "verified patch ready: route-agent apply " + req.run_id,
-                    tuple(a.as_dict() for a in attempts),
-                    tuple(findings),
-                    total_cost,
-                    time.monotonic() - started,
-                    diff_text,
+                await asyncio.to_thread(
+                    adapters.save_run_for, req, verification.worktree_base, verification.diff_text, [a.as_dict() for a in run.attempts]
                 )
+                yield run.finished("pass", "verified patch ready: route-agent apply " + req.run_id, findings, verification.diff_text)
                 return
-            if step.action == "escalate":
-                failed = len(failed_checks) + len(tamper_reasons) + len(scope) + (1 if rejected_reason else 0)
-                yield ev.Escalating(lane, step.lane, step.reasons, failed)
-                carry = findings
-                lane = step.lane
-                continue
-            break
-        last = attempts[-1]
+            if step.action != "escalate":
+                break
+            yield ev.Escalating(lane, step.lane, step.reasons, verification.failed_count())
+            carry = findings
+            lane = step.lane
+        last = run.attempts[-1]
         message = f"{last.lane} lane failed: {', '.join(last.reasons) or 'verification failed'}; nothing was applied"
-        yield ev.RunFinished(
-            req.run_id, "fail", message, tuple(a.as_dict() for a in attempts), tuple(all_findings), total_cost, time.monotonic() - started
-        )
+        yield run.finished("fail", message, run.all_findings)
     finally:
-        await client.aclose()
+        await caller.aclose()
+
+
+@dataclass
+class _RunState:
+    """What a run accumulates across attempts, and the closing event it builds from it."""
+
+    req: RunRequest
+    started: float = field(default_factory=time.monotonic)
+    attempts: list[_Attempt] = field(default_factory=list)
+    all_findings: list[Finding] = field(default_factory=list)
+    total_cost: float = 0.0
+
+    def finished(
+        self, result: Literal["pass", "fail", "error"], message: str, findings: Sequence[Finding], patch: str | None = None
+    ) -> ev.RunFinished:
+        attempts = tuple(a.as_dict() for a in self.attempts)
+        elapsed = time.monotonic() - self.started
+        return ev.RunFinished(self.req.run_id, result, message, attempts, tuple(findings), self.total_cost, elapsed, patch)
+
+
+@dataclass
+class _LaneCall:
+    """The outcome of one lane call: a reply, or the lane error that ended the run."""
+
+    reply: LaneReply | None = None
+    error: LaneError | None = None
+
+
+async def _lane_attempt(
+    req: RunRequest, caller: LaneCaller, attempt: _Attempt, carry: Sequence[Finding], out: _LaneCall
+) -> AsyncGenerator[ev.Event, None]:
+    """Build the prompt and call the lane, yielding progress; the reply (or the error) lands in `out`."""
+    lane = attempt.lane
+    spec = getattr(req.policy.models, lane)
+    prompt = await asyncio.to_thread(adapters.prompt_for, req, spec, carry)
+    attempt.withheld = prompt.left_out
+    queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+    call = asyncio.ensure_future(call_lane(caller, lane, prompt.messages, _Progress(queue, lane)))
+    try:
+        async with contextlib.aclosing(_pump(call, queue)) as progress:
+            async for event in progress:
+                yield event
+        reply = call.result()
+    except adapters.LaneError as exc:
+        attempt.result, attempt.failure_kind = "error", f"lane_{exc.kind}"
+        out.error = exc
+        return
+    out.reply = reply
+    attempt.model = reply.model
+    attempt.cost_usd, attempt.latency_seconds = reply.cost_usd, reply.latency_seconds
+    attempt.input_tokens, attempt.output_tokens = reply.input_tokens, reply.output_tokens
+    yield ev.LaneReplied(
+        lane, reply.model, reply.input_tokens, reply.output_tokens, reply.cost_usd, reply.latency_seconds, reply.fallback_used
+    )
+
+
+async def _pump(task: asyncio.Future[Any], queue: asyncio.Queue[ev.Event]) -> AsyncGenerator[ev.Event, None]:
+    """Yield `queue`'s events while `task` runs, then the ones left; cancel `task` if abandoned.
+
+    The caller reads `task.result()` afterwards. Use it under `contextlib.aclosing` so that closing
+    the run cancels the task at once rather than when the generator is collected.
+    """
+    try:
+        while not task.done():
+            with contextlib.suppress(TimeoutError):
+                yield await asyncio.wait_for(queue.get(), 0.2)
+        while not queue.empty():
+            yield queue.get_nowait()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+@dataclass
+class _Verification:
+    """What verifying one attempt's patch found; `_judge` reads it."""
+
+    findings: list[Finding] = field(default_factory=list)
+    rejected_reason: str | None = None
+    report: ChecksReport | None = None
+    verifier: VerifierResult | None = None
+    tamper_reasons: tuple[str, ...] = ()
+    scope: tuple[str, ...] = ()
+    snapshot_only: bool = False
+    diff_text: str = ""
+    worktree_base: str = ""
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def failed_checks(self) -> list[str]:
+        if self.report is not None:
+            return [r.name for r in self.report.runs if not r.passed]
+        return ["sandbox"] if self.rejected_reason is None else []
+
+    def failed_count(self) -> int:
+        rejected = 1 if self.rejected_reason else 0
+        return len(self.failed_checks()) + len(self.tamper_reasons) + len(self.scope) + rejected
+
+
+async def _verify_patch(
+    req: RunRequest, caller: LaneCaller, attempt: _Attempt, reply_text: str, out: _Verification
+) -> AsyncGenerator[ev.Event, None]:
+    """Apply the reply's patch in a fresh worktree and verify it there (tamper, scope, checks,
+    verifier), yielding events; the worktree is removed before this returns."""
+    lane = attempt.lane
+    worktree = None
+    try:
+        try:
+            worktree, out.diff_text = await asyncio.to_thread(adapters.apply_reply, req, reply_text)
+            out.worktree_base = worktree.base if worktree is not None else ""
+        except adapters.PatchRejectedError as exc:
+            out.rejected_reason = str(exc)
+        if out.rejected_reason is not None or worktree is None:
+            reason = out.rejected_reason or "no patch"
+            out.findings.append(Finding("patch", reason, "error", rule="patch_rejected", kind="patch"))
+            yield ev.PatchRejected(reason)
+            return
+        yield ev.PatchApplied(_inspect_patch(req, out))
+        async with contextlib.aclosing(_run_lane_checks(req, lane, worktree.path, out)) as check_events:
+            async for event in check_events:
+                yield event
+        out.verifier = await _verify(req, caller, lane, out.diff_text, out.findings, attempt.withheld)
+        if out.verifier is not None:
+            out.findings.extend(out.verifier.findings)
+            yield ev.VerifierDone(out.verifier.confidence, out.verifier.verdict, out.verifier.summary, out.verifier.valid)
+    finally:
+        if worktree is not None:
+            await asyncio.to_thread(adapters.remove_worktree, req.repo, worktree)
+
+
+def _inspect_patch(req: RunRequest, out: _Verification) -> tuple[str, ...]:
+    """Parse the applied diff and look for tampering and scope creep; returns the patch's paths."""
+    try:
+        patch_cs = change_set_from_diff(out.diff_text, base=req.repo.head)
+    except DiffParseError as exc:
+        patch_cs = ChangeSet()
+        out.findings.append(Finding("patch", str(exc), "error", rule="unparsable", kind="patch"))
+    tamper = check_tamper(patch_cs, req.router.matcher)
+    out.findings.extend(tamper.findings)
+    out.tamper_reasons = tamper.reasons
+    out.snapshot_only = tamper.snapshot_only
+    scope_report = rescore_patch(req.router, req.decision, patch_cs)
+    out.findings.extend(scope_report.findings)
+    out.scope = scope_report.new_conditions
+    return patch_cs.paths
+
+
+async def _run_lane_checks(req: RunRequest, lane: Lane, worktree_path: Path, out: _Verification) -> AsyncGenerator[ev.Event, None]:
+    """Run the lane's checks in the worktree, yielding each as it finishes; the report lands in `out`."""
+    policy = req.policy
+    checks = list(getattr(policy.verification, lane))
+    mode = req.sandbox or policy.verification.sandbox
+    queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+    yield ev.ChecksStarted(tuple(c.name for c in checks), mode)
+    task = asyncio.ensure_future(
+        run_checks(
+            checks,
+            worktree_path,
+            main_root=req.repo.root,
+            main_git_dir=req.repo.git_dir,
+            sandbox_mode=mode,
+            run_timeout_s=policy.verification.run_timeout_s,
+            max_output_bytes=policy.verification.max_output_bytes,
+            environ=req.environ,
+            on_done=_check_done(queue),
+        )
+    )
+    try:
+        async with contextlib.aclosing(_pump(task, queue)) as finished:
+            async for event in finished:
+                yield event
+        out.report = task.result()
+    except SandboxRequired as exc:
+        out.findings.append(Finding("sandbox", str(exc), "error", rule="sandbox-required", kind="check"))
+        return
+    out.findings.extend(out.report.findings)
+    out.checks = [
+        {"name": r.name, "status": r.status, "exit_code": r.exit_code, "duration_s": round(r.duration_s, 3), "sandboxed": r.sandboxed}
+        for r in out.report.runs
+    ]
+
+
+def _judge(req: RunRequest, attempt: _Attempt, v: _Verification) -> NextStep:
+    """Turn what verification found into the attempt's outcome and the next step; fills `attempt`."""
+    policy, lane = req.policy, attempt.lane
+    report = v.report
+    failed_checks = v.failed_checks()
+    test_failures = sum(
+        1 for f in v.findings if f.kind == "check" and f.rule in ("failure", "error") and f.check in _test_checks(policy, lane)
+    )
+    labels = tuple(r.name for r in report.runs) if report else ()
+    if v.snapshot_only:
+        labels = (*labels, "snapshot-only")
+    if lane == "fast" and v.rejected_reason is None and not labels and v.verifier is None:
+        # Nothing looked at this patch: a cheap lane's word alone is not verification.
+        labels = ("unverified",)
+        v.findings.append(Finding("verification", "no check and no verifier is configured for the fast lane; the patch is unverified",
+                                  "warning", rule="unverified", kind="check"))
+    outcome = AttemptOutcome(
+        lane=lane,
+        passed=v.rejected_reason is None and report is not None and report.passed,
+        confidence=v.verifier.confidence if v.verifier else None,
+        checks=labels,
+        failed_checks=tuple(failed_checks),
+        test_failures=test_failures,
+        patch_rejected=v.rejected_reason is not None,
+        tamper=v.tamper_reasons,
+        scope_creep=v.scope,
+    )
+    step = next_route(outcome, policy, attempt.no)
+    if report is not None and report.integrity:
+        # An unsandboxed check changed the user's repository (hooks, config, refs, files): the
+        # repository is hostile. Stop: another attempt would run the same code against the
+        # changed baseline and could pass.
+        step = NextStep("stop", lane, ("integrity",))
+    attempt.checks = v.checks
+    attempt.passed = step.action == "accept"
+    attempt.confidence = outcome.confidence
+    attempt.result = "pass" if step.action == "accept" else ("patch_rejected" if v.rejected_reason else "fail")
+    attempt.failure_kind = _failure_kind(step, bool(v.tamper_reasons), v.rejected_reason is not None, failed_checks)
+    attempt.escalated = step.action == "escalate"
+    attempt.reasons = step.reasons
+    attempt.findings_count = len(v.findings)
+    return step
 
 
 class _Progress:
@@ -351,7 +424,7 @@ def _test_checks(policy: Policy, lane: str) -> set[str]:
     return {c.name for c in getattr(policy.verification, lane) if c.kind == "tests" or c.parser == "junit"}
 
 
-async def _verify(req: RunRequest, client: Any, lane: Lane, diff: str, findings: list[Finding],
+async def _verify(req: RunRequest, client: LaneCaller, lane: Lane, diff: str, findings: list[Finding],
                   left_out: list[dict[str, Any]]) -> VerifierResult | None:
     policy = req.policy
     spec = policy.models.verifier
