@@ -84,3 +84,53 @@ def test_issue12_item01_committed_temp_file_symlink_is_never_written_through(sce
     assert not [p.name for p in (s.repo / "app").iterdir() if p.name.endswith(".route-agent-tmp") and not p.is_symlink()]
     s.assert_nothing_lost(applied=True)
 
+
+
+# -- 13: diff format settings in the repository's .git/config; numbers a policy cannot hold ------------------------
+
+@pytest.mark.parametrize("settings", [
+    pytest.param({"diff.noprefix": "true"}, id="noprefix"),
+    pytest.param({"diff.mnemonicPrefix": "true"}, id="mnemonicprefix"),
+    pytest.param({"diff.noprefix": "true", "diff.mnemonicPrefix": "true", "diff.context": "0", "color.diff": "always",
+                  "diff.relative": "true", "diff.suppressBlankEmpty": "true", "diff.orderFile": "missing.txt"},
+                 id="all-at-once"),
+])
+def test_issue12_item13_diff_format_settings_in_git_config_do_not_break_a_run(scenario: Scenario, settings: dict[str, str]) -> None:
+    s = scenario
+    for key, value in settings.items():
+        git(s.repo, "config", key, value)
+    s.snapshot()
+    r = s.route(TASK, policy=s.policy())
+    assert r.out is not None, r.text
+    assert "Traceback" not in r.text
+    assert r.out["result"] == "pass", r.text
+    assert r.out["signals"]["files_touched"] >= 1, r.out["signals"]  # the pending README change was seen
+    s.assert_nothing_lost()
+    applied = s.cli("apply", r.out["run_id"])
+    assert applied.code == 0, applied.text
+    assert "pool.release()" in (s.repo / "app" / "sync.py").read_text()
+    assert git(s.repo, "-c", "diff.orderFile=/dev/null", "status", "--porcelain") == " M README.md\n M app/sync.py\n"
+    s.assert_nothing_lost(applied=True)
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param("1" * 5000, id="5000-digit-integer"),
+    pytest.param("-" + "9" * 40, id="40-digit-negative-integer"),
+    pytest.param(".inf", id="infinity"),
+    pytest.param(".nan", id="not-a-number"),
+    pytest.param("0x" + "f" * 4000, id="4000-digit-hex"),
+])
+def test_issue12_item13_policy_number_out_of_range_is_a_file_line_col_error(scenario: Scenario, value: str) -> None:
+    s = scenario
+    policy = s.policy(extra={"routing": {"fast_max_score": 123454321}})
+    text = policy.read_text()
+    at = text.index("123454321")
+    line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+    policy.write_text(text.replace("123454321", value))
+    for args in (("policy", "check", str(policy)), ("route", "--task", TASK, "--json", "--policy", str(policy))):
+        r = s.cli(*args)
+        assert r.code == 2, r.text
+        assert "Traceback" not in r.text
+        assert f"{policy}:{line}:{col}: routing.fast_max_score: " in r.text, r.text
+    assert not s.fake.requests
+    s.assert_nothing_lost()

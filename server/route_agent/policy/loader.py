@@ -12,6 +12,7 @@ the file and position it came from, so a validation error points at the line the
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from route_agent.policy.models import Policy
 
 MAX_POLICY_BYTES = 64 * 1024
+MAX_POLICY_INT = 2**63 - 1
 
 try:  # pragma: no cover - depends on how PyYAML was built
     from yaml import CSafeLoader as _Loader
@@ -142,7 +144,24 @@ class _Builder:
                 self.layer.positions[here] = _pos(item.start_mark)
                 items.append(self.build(item, here))
             return items
-        return self.loader.construct_object(node, deep=True)
+        return self._scalar(node, loc)
+
+    def _scalar(self, node: yaml.Node, loc: Loc) -> Any:
+        """A scalar's value; a number no policy key can hold (over 64 bits, infinite, not a number,
+        or too long for Python to convert) is a FILE:LINE:COL error, never a traceback."""
+        where = ".".join(str(p) for p in loc if p != "<key>") or "(top level)"
+        shown = node.value if len(node.value) <= 24 else f"{node.value[:12]}...({len(node.value)} characters)"
+        try:
+            value = self.loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError, ArithmeticError) as exc:
+            raise self.fail(node.start_mark, f"{where}: {shown} cannot be read as a {_tag_name(node.tag)[2:]} "
+                                             f"({exc.__class__.__name__}); write a smaller number") from None
+        if isinstance(value, int) and not isinstance(value, bool) and not -MAX_POLICY_INT <= value <= MAX_POLICY_INT:
+            raise self.fail(node.start_mark, f"{where}: {shown} is out of range; numbers in a policy are at most "
+                                             f"{MAX_POLICY_INT:,} in size")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(node.start_mark, f"{where}: {shown} is not a finite number; write a number")
+        return value
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 Every call runs with `core.fsmonitor=false` and `core.hooksPath=/dev/null` (a repository-local
 fsmonitor runs any command on a plain `git status`), without external diff drivers or textconv, with
+every diff format setting pinned (a `.git/config` with `diff.noprefix` cannot change what we parse), with
 `GIT_OPTIONAL_LOCKS=0` so that reading never takes the index lock from the user, and with no prompt.
 """
 
@@ -29,7 +30,21 @@ HARDENING = (
     "-c", "core.pager=cat",
     "-c", "color.ui=false",
     "-c", "protocol.file.allow=user",
+    # Diff output is parsed and applied again: a repository's .git/config may not change its format
+    # (noprefix/mnemonicPrefix headers, zero context, a relative root, colour, blank-line trimming).
+    "-c", "color.diff=false",
+    "-c", "diff.noprefix=false",
+    "-c", "diff.mnemonicPrefix=false",
+    "-c", "diff.srcPrefix=a/",
+    "-c", "diff.dstPrefix=b/",
+    "-c", "diff.relative=false",
+    "-c", "diff.context=3",
+    "-c", "diff.interHunkContext=0",
+    "-c", "diff.suppressBlankEmpty=false",
+    "-c", "diff.orderFile=/dev/null",
 )
+DIFF_FORMAT = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
+"""Flags every `git diff` route-agent parses passes besides the pinned configuration above."""
 MAX_FILE_BYTES = 1024 * 1024
 """Files larger than this are not read whole for signals (they are marked truncated)."""
 MAX_LINE_CHARS = 4096
@@ -336,8 +351,7 @@ Lines = tuple[tuple[int, str], ...]
 
 
 def _diff_hunks(repo: Repo, paths: list[str]) -> dict[str, tuple[Lines, Lines, bool]]:
-    args = ["diff", "HEAD", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames", "-U0",
-            "--src-prefix=a/", "--dst-prefix=b/", "--"]
+    args = ["diff", "HEAD", *DIFF_FORMAT, "--no-renames", "-U0", "--"]
     proc = run_git(repo.root, [*args, *(":(literal)" + p for p in paths)], config=repo.config)
     try:
         parsed = parse_diff_lines(proc.stdout.decode("utf-8", "surrogateescape"))

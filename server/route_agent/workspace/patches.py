@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
-from route_agent.workspace.git import WorkspaceError, filter_overrides, run_git
+from route_agent.workspace.git import DIFF_FORMAT, WorkspaceError, filter_overrides, run_git
 from route_agent.workspace.safefs import LinkRefused, write_file
 
 if TYPE_CHECKING:
@@ -266,8 +266,7 @@ def worktree_diff(root: Path) -> str:
     """Everything changed in a worktree against its HEAD, new files included (its own index only)."""
     cfg = filter_overrides(root)  # the repository's filter drivers never run (see git.py)
     run_git(root, ["add", "-A", "--", "."], config=cfg)
-    proc = run_git(root, ["diff", "--cached", "--no-color", "--no-ext-diff", "--no-textconv", "--no-renames",
-                          "--full-index", "HEAD"], config=cfg)
+    proc = run_git(root, ["diff", "--cached", *DIFF_FORMAT, "--no-renames", "--full-index", "HEAD"], config=cfg)
     return proc.stdout.decode("utf-8", "surrogateescape")
 
 
