@@ -336,7 +336,8 @@ export async function approvePolicyCommands(server: ServerManager, context: vsco
 
 export function registerCommands(context: vscode.ExtensionContext, server: ServerManager, risk: RiskStatus): void {
   context.subscriptions.push(
-    vscode.commands.registerCommand('routeAgent.restartServer', () => server.restart()),
+    vscode.commands.registerCommand('routeAgent.restartServer', () => server.restart(true)),
+    vscode.commands.registerCommand('routeAgent.selectInterpreter', () => server.selectInterpreter()),
     vscode.commands.registerCommand('routeAgent.routeTask', () => routeTask(server, context)),
     vscode.commands.registerCommand('routeAgent.escalate', () => escalate(server)),
     vscode.commands.registerCommand('routeAgent.showLedgerReport', () => showLedgerReport(server)),

@@ -147,6 +147,7 @@ export class RiskStatus implements vscode.Disposable {
     const view = statusView(this.current(), this.server.currentState);
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
+    this.item.command = view.command;
     this.item.accessibilityInformation = { label: view.tooltip.split('\n')[0] };
     this.item.backgroundColor =
       view.severity === 'error'

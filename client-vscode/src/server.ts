@@ -1,16 +1,23 @@
 /**
  * Starting, restarting and stopping the language server (`<python> -m route_agent serve`).
  *
- * Before each start the chosen interpreter is asked `-m route_agent --version`; when route-agent is
- * missing or too old the user gets one message with the exact install command instead of a crash
- * loop. Restarts go through a queue, so a burst of requests restarts once more, not once each.
+ * Before each start the chosen interpreter is asked `-m route_agent --version`. When route-agent is
+ * missing or too old there, the server shipped inside the .vsix is installed into the extension's own
+ * environment (made from that interpreter) with a progress notification, and runs from there; a
+ * `routeAgent.python.path` that already has route-agent wins. When nothing can run, the user gets
+ * one message saying why (again on every Restart Server they ask for) instead of a crash loop.
+ * Restarts go through a queue, so a burst of requests restarts once more, not once each. A server
+ * that crashes is restarted up to four times in three minutes; at the fifth crash the message says
+ * so and offers Restart Server.
  */
 import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import {
+  CloseAction,
   DidChangeConfigurationNotification,
+  ErrorAction,
   ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
@@ -20,7 +27,21 @@ import {
   Trace,
 } from 'vscode-languageclient/node';
 
-import { checkServer, chooseInterpreter, describeInterpreter, installCommand, Interpreter, problemMessage, serverCommand, VersionProbe } from './logic/interpreter';
+import { findBundle, ensureBundledServer } from './install';
+import { chooseServer } from './logic/bundle';
+import { CrashWindow, MAX_CRASHES } from './logic/crashes';
+import {
+  checkServer,
+  chooseInterpreter,
+  describeInterpreter,
+  installCommand,
+  Interpreter,
+  interpreterCandidates,
+  problemMessage,
+  serverCommand,
+  spawnProblem,
+  VersionProbe,
+} from './logic/interpreter';
 import { RestartQueue } from './logic/restartQueue';
 import { KNOWN_PROVIDERS, redact, secretKey, serverEnvironment } from './logic/secrets';
 import { needsRestart, ResolvedSettings, resolveSettings, SECTION, serverOptions, traceLevel } from './logic/settings';
@@ -46,6 +67,7 @@ export class ServerManager implements vscode.Disposable {
   private settings: ResolvedSettings;
   private secretsInUse: string[] = [];
   private lastProblem: string | undefined;
+  private readonly crashes = new CrashWindow();
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -103,7 +125,15 @@ export class ServerManager implements vscode.Disposable {
     return this.queue.request();
   }
 
-  restart(): Promise<void> {
+  /**
+   * `byUser`: the user asked (Restart Server, a notification's button): a problem that still stands
+   * is said again, and the crash count starts afresh.
+   */
+  restart(byUser = false): Promise<void> {
+    if (byUser) {
+      this.lastProblem = undefined;
+      this.crashes.reset();
+    }
     return this.queue.request();
   }
 
@@ -149,8 +179,10 @@ export class ServerManager implements vscode.Disposable {
 
     const probe = await probeVersion(interpreter);
     const check = checkServer(probe);
-    const message = problemMessage(check, interpreter, findCheckout());
-    if (message !== undefined) {
+    const bundle = findBundle(this.context);
+    const choice = chooseServer(check, interpreter, bundle?.manifest);
+    if (choice.kind === 'problem') {
+      const message = problemMessage(check, interpreter, findCheckout()) ?? `Route Agent: cannot start the server with ${describeInterpreter(interpreter)}.`;
       this.setState('failed');
       this.log.error(message);
       if (probe.stderr.trim()) {
@@ -159,16 +191,34 @@ export class ServerManager implements vscode.Disposable {
       void this.showProblem(message, interpreter, check.kind !== 'no-python');
       return;
     }
-    this.lastProblem = undefined;
-    if (check.kind === 'ok') {
-      this.log.info(`route-agent ${check.version}`);
+    if (choice.kind === 'install' && bundle !== undefined) {
+      this.log.info(check.kind === 'too-old'
+        ? `route-agent ${check.version} in ${describeInterpreter(interpreter)} is too old: using the bundled server`
+        : `route-agent is not installed in ${describeInterpreter(interpreter)}: using the bundled server`);
+      try {
+        this.interpreter = await ensureBundledServer(bundle, interpreter, this.log);
+      } catch (error) {
+        const message = `Route Agent: could not install the bundled language server with ${describeInterpreter(interpreter)}: ${
+          error instanceof Error ? error.message : String(error)}. Set routeAgent.python.path to a Python 3.11+ interpreter.`;
+        this.setState('failed');
+        this.log.error(message);
+        void this.showProblem(message, interpreter, false);
+        return;
+      }
+      this.log.info(`Python: ${describeInterpreter(this.interpreter)}`);
+    } else {
+      this.lastProblem = undefined;
+      if (check.kind === 'ok') {
+        this.log.info(`route-agent ${check.version}`);
+      }
     }
+    const running = this.interpreter ?? interpreter;
 
     const keys = await this.readKeys();
     this.secretsInUse = [...keys.values()];
     const env = serverEnvironment(process.env, keys, this.settings.stateDir);
     this.log.info(`API keys handed to the server: ${[...keys.keys()].join(', ') || 'none'}`);
-    const { command, args } = serverCommand(interpreter);
+    const { command, args } = serverCommand(running);
     const serverOptionsSpec: ServerOptions = {
       command,
       args,
@@ -181,6 +231,19 @@ export class ServerManager implements vscode.Disposable {
       traceOutputChannel: this.log,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       initializationOptions: this.optionsFor(folder?.uri),
+      errorHandler: {
+        error: () => ({ action: ErrorAction.Continue, handled: true }),
+        closed: () => {
+          if (this.crashes.record(Date.now()) === 'restart') {
+            this.log.warn(`The server stopped unexpectedly (${this.crashes.recent} time(s) in three minutes): restarting it.`);
+            return { action: CloseAction.Restart, handled: true };
+          }
+          const message = `Route Agent: the server crashed ${MAX_CRASHES} times in three minutes and was not restarted again.`;
+          this.log.error(`${message} The log above shows why.`);
+          void this.offerRestart(message);
+          return { action: CloseAction.DoNotRestart, handled: true };
+        },
+      },
       middleware: {
         workspace: {
           configuration: (params, token, next) => {
@@ -230,14 +293,73 @@ export class ServerManager implements vscode.Disposable {
       return;
     }
     this.lastProblem = message;
-    const actions = offerInstall ? ['Copy Install Command', 'Select Interpreter', 'Show Log'] : ['Select Interpreter', 'Show Log'];
+    const actions = offerInstall ? ['Select Interpreter', 'Copy Install Command', 'Show Log'] : ['Select Interpreter', 'Show Log'];
     const pick = await vscode.window.showErrorMessage(message, ...actions);
     if (pick === 'Copy Install Command') {
       await vscode.env.clipboard.writeText(installCommand(interpreter, findCheckout(), message.includes('older')));
     } else if (pick === 'Select Interpreter') {
-      await vscode.commands.executeCommand('workbench.action.openSettings', `${SECTION}.python.path`);
+      await this.selectInterpreter();
     } else if (pick === 'Show Log') {
       this.log.show();
+    }
+  }
+
+  private async offerRestart(message: string): Promise<void> {
+    const pick = await vscode.window.showErrorMessage(message, 'Restart Server', 'Show Log');
+    if (pick === 'Restart Server') {
+      await this.restart(true);
+    } else if (pick === 'Show Log') {
+      this.log.show();
+    }
+  }
+
+  /**
+   * A real picker (the settings page hides a machine-overridable setting in a remote window): the
+   * workspace's environments and the Pythons on PATH, the Python extension's own picker when it is
+   * installed, or a file. The choice goes to the user's `routeAgent.python.path`; the server
+   * restarts with it.
+   */
+  async selectInterpreter(): Promise<void> {
+    type Item = vscode.QuickPickItem & { value?: string; action?: 'python-extension' | 'browse' | 'clear' };
+    const folders = (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath);
+    const found = interpreterCandidates(process.env.PATH, folders, (file) => {
+      try {
+        return fs.statSync(file).isFile();
+      } catch {
+        return false;
+      }
+    }, (dir) => fs.readdirSync(dir));
+    const current = this.settings.pythonPath;
+    const items: Item[] = found.map((file) => ({ label: file, description: file === current ? 'current setting' : undefined, value: file }));
+    if (vscode.extensions.getExtension('ms-python.python')) {
+      items.push({ label: "$(python) Use the Python extension's interpreter…", action: 'python-extension' });
+    }
+    items.push({ label: '$(folder-opened) Browse…', action: 'browse' });
+    if (current) {
+      items.push({ label: '$(discard) Clear routeAgent.python.path', description: 'the Python extension, else python3, else the bundled server', action: 'clear' });
+    }
+    const pick = await vscode.window.showQuickPick(items, { title: 'Route Agent: Python interpreter for the language server', placeHolder: 'Python 3.11+' });
+    if (!pick) {
+      return;
+    }
+    let value = pick.value;
+    if (pick.action === 'python-extension') {
+      await vscode.commands.executeCommand('python.setInterpreter');
+      value = '';
+    } else if (pick.action === 'browse') {
+      const chosen = await vscode.window.showOpenDialog({ canSelectMany: false, openLabel: 'Use this Python', title: 'Python interpreter' });
+      if (!chosen?.[0]) {
+        return;
+      }
+      value = chosen[0].fsPath;
+    } else if (pick.action === 'clear') {
+      value = '';
+    }
+    this.lastProblem = undefined;
+    await vscode.workspace.getConfiguration(SECTION).update('python.path', value, vscode.ConfigurationTarget.Global);
+    this.log.info(`routeAgent.python.path set to ${value || '(empty)'} in the user settings`);
+    if (value === current) {
+      await this.restart(true);
     }
   }
 
@@ -302,8 +424,8 @@ function probeVersion(interpreter: Interpreter): Promise<VersionProbe> {
       { timeout: VERSION_TIMEOUT_MS, windowsHide: true, env: { ...process.env, PYTHONUNBUFFERED: '1' } },
       (error, stdout, stderr) => {
         const code = (error as NodeJS.ErrnoException | null)?.code;
-        if (error && (code === 'ENOENT' || code === 'EACCES')) {
-          resolve({ spawnError: `${code}: ${error.message}`, exitCode: null, stdout: '', stderr: '' });
+        if (error && (code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR')) {
+          resolve({ spawnError: spawnProblem(code), exitCode: null, stdout: '', stderr: '' });
           return;
         }
         const exitCode = error ? (typeof (error as { code?: unknown }).code === 'number' ? ((error as { code: number }).code) : 1) : 0;

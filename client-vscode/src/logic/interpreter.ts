@@ -6,7 +6,7 @@
 export const MIN_SERVER_VERSION = '0.1.0';
 export const MODULE = 'route_agent';
 
-export type InterpreterSource = 'setting' | 'python-extension' | 'default';
+export type InterpreterSource = 'setting' | 'python-extension' | 'default' | 'bundled';
 
 export interface Interpreter {
   /** The executable; `args` come before `-m route_agent ...` (e.g. `conda run -n env python`). */
@@ -36,6 +36,7 @@ export function describeInterpreter(interpreter: Interpreter): string {
     setting: 'from the routeAgent.python.path setting',
     'python-extension': "the Python extension's active interpreter",
     default: 'python3 from PATH',
+    bundled: "the extension's own environment, installed from the bundled server",
   }[interpreter.source];
   return `${full} (${from})`;
 }
@@ -95,16 +96,30 @@ function quoteArg(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
+/** What a failed spawn means, in words (Node's `spawn x ENOENT` says it in a code). */
+export function spawnProblem(code: string | undefined): string {
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+      return 'permission denied (not an executable file)';
+    case 'ENOTDIR':
+      return 'a part of the path is not a folder';
+    default:
+      return code ? `it could not be started (${code})` : 'it could not be started';
+  }
+}
+
 /**
  * The exact command that installs or upgrades route-agent into `interpreter`: from a checkout when
- * one is open (editable), else from PyPI.
+ * one is open (editable), else from a checkout the user has (route-agent is not on PyPI).
  */
 export function installCommand(interpreter: Interpreter, checkout: string | undefined, upgrade: boolean): string {
   const python = [interpreter.command, ...interpreter.args].map(quoteArg).join(' ');
   if (checkout) {
     return `${python} -m pip install -e ${quoteArg(checkout)}`;
   }
-  return `${python} -m pip install ${upgrade ? '--upgrade ' : ''}route-agent`;
+  return `${python} -m pip install ${upgrade ? '--upgrade ' : ''}/path/to/route-agent`;
 }
 
 /** The one message shown when the server cannot start, with the command that fixes it. */
@@ -116,10 +131,43 @@ export function problemMessage(check: ServerCheck, interpreter: Interpreter, che
     case 'no-python':
       return `Route Agent: cannot run ${who}: ${check.detail}. Set routeAgent.python.path to a Python 3.11+ interpreter.`;
     case 'missing':
-      return `Route Agent: route-agent is not installed in ${who}. Install it with: ${installCommand(interpreter, checkout, false)}`;
+      return `Route Agent: route-agent is not installed in ${who}, and this build of the extension carries no server to install. Install it from a checkout: ${installCommand(interpreter, checkout, false)}`;
     case 'too-old':
       return `Route Agent: route-agent ${check.version} in ${who} is older than ${MIN_SERVER_VERSION}. Upgrade it with: ${installCommand(interpreter, checkout, true)}`;
   }
+}
+
+/**
+ * Interpreters to offer in the picker: the workspace folders' virtual environments first, then every
+ * `python3` / `python3.N` on PATH; each path once, only those `exists` says are there.
+ */
+export function interpreterCandidates(pathEnv: string | undefined, folders: readonly string[], exists: (file: string) => boolean,
+  listDir: (dir: string) => string[], platform: NodeJS.Platform = process.platform): string[] {
+  const sep = platform === 'win32' ? '\\' : '/';
+  const bin = platform === 'win32' ? ['Scripts', 'python.exe'] : ['bin', 'python'];
+  const found: string[] = [];
+  const add = (file: string) => {
+    if (!found.includes(file) && exists(file)) {
+      found.push(file);
+    }
+  };
+  for (const folder of folders) {
+    for (const env of ['.venv', 'venv', 'env']) {
+      add([folder, env, ...bin].join(sep));
+    }
+  }
+  for (const dir of (pathEnv ?? '').split(platform === 'win32' ? ';' : ':').filter((d) => d !== '')) {
+    let names: string[];
+    try {
+      names = listDir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names.filter((n) => /^python3(\.\d+)?(\.exe)?$/.test(n)).sort()) {
+      add(`${dir}${sep}${name}`);
+    }
+  }
+  return found;
 }
 
 /** The server's command line. */

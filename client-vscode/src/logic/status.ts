@@ -101,7 +101,11 @@ export interface StatusView {
   tooltip: string;
   /** 'warning' | 'error' map to the status bar's theme background colours. */
   severity: 'none' | 'warning' | 'error';
+  /** What a click runs: the log while the server is down (the tooltip says so), else the breakdown. */
+  command: 'routeAgent.showLog' | 'routeAgent.showRiskBreakdown';
 }
+
+const BREAKDOWN = 'routeAgent.showRiskBreakdown' as const;
 
 export function laneLabel(lane: RiskSummary['lane']): string {
   return lane === null ? 'no lane' : `${lane} lane`;
@@ -110,22 +114,27 @@ export function laneLabel(lane: RiskSummary['lane']): string {
 /** The status bar item for one folder's summary and the server's state. */
 export function statusView(summary: RiskSummary | undefined, state: ServerState): StatusView {
   if (state === 'failed') {
-    return { text: '$(error) Route Agent', tooltip: 'Route Agent: the server is not running. Click for the log.', severity: 'error' };
+    return { text: '$(error) Route Agent', tooltip: 'Route Agent: the server is not running. Click for the log.', severity: 'error', command: 'routeAgent.showLog' };
   }
   if (state === 'starting') {
-    return { text: '$(sync~spin) Route Agent', tooltip: 'Route Agent: starting the server…', severity: 'none' };
+    return { text: '$(sync~spin) Route Agent', tooltip: 'Route Agent: starting the server…', severity: 'none', command: BREAKDOWN };
   }
   if (state === 'stopped') {
-    return { text: '$(circle-slash) Route Agent', tooltip: 'Route Agent: the server is stopped.', severity: 'none' };
+    return { text: '$(circle-slash) Route Agent', tooltip: 'Route Agent: the server is stopped.', severity: 'none', command: BREAKDOWN };
   }
   if (summary === undefined) {
-    return { text: '$(shield) Route Agent', tooltip: 'Route Agent: no change set yet.', severity: 'none' };
+    return { text: '$(shield) Route Agent', tooltip: 'Route Agent: no change set yet.', severity: 'none', command: BREAKDOWN };
   }
   if (summary.error !== null && summary.riskScore === null) {
-    return { text: '$(warning) Risk ?', tooltip: `Route Agent: ${summary.error}`, severity: 'warning' };
+    return { text: '$(warning) Risk ?', tooltip: `Route Agent: ${summary.error}`, severity: 'warning', command: BREAKDOWN };
+  }
+  if (summary.riskScore === null) {
+    // A server that has not finished its first refresh (just started or restarted): no score yet,
+    // which is not the same as "no change".
+    return { text: '$(sync~spin) Route Agent', tooltip: 'Route Agent: computing the risk of the change set…', severity: 'none', command: BREAKDOWN };
   }
   const spin = summary.refreshing ? '$(sync~spin) ' : '';
-  const score = summary.riskScore === null ? '–' : String(summary.riskScore);
+  const score = String(summary.riskScore);
   const icon = summary.lane === 'strong' ? '$(shield)' : '$(zap)';
   const text = `${spin}${icon} Risk ${score} · ${summary.lane ?? 'no change'}`;
   const lines = [`Route Agent: risk ${score}, ${laneLabel(summary.lane)}`];
@@ -143,7 +152,7 @@ export function statusView(summary: RiskSummary | undefined, state: ServerState)
   }
   lines.push('Click for the breakdown and actions.');
   const warn = summary.lane === 'strong' || summary.policyWarnings.length > 0;
-  return { text, tooltip: lines.join('\n'), severity: warn ? 'warning' : 'none' };
+  return { text, tooltip: lines.join('\n'), severity: warn ? 'warning' : 'none', command: BREAKDOWN };
 }
 
 export interface PickEntry {

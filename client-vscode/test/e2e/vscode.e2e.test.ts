@@ -9,10 +9,15 @@
  * patch applied, and the file's new content on disk. A screenshot is saved at each step into
  * tests/e2e/screenshots/.
  *
+ * The editor starts from a Python without route-agent (a bare venv of python3, set as
+ * `routeAgent.python.path`), as a new user's would: the extension installs the server it ships into
+ * its own environment, with a progress notification, and runs it from there.
+ *
  * Needs: code-server installed by scripts/setup-system.sh, /usr/bin/chromium, the repository's
- * .venv with route-agent, and `npm run package` run first.
+ * .venv (the fake model server and the policy's checks run with it), and `npm run package` run first.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -47,6 +52,8 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
   let page: Page;
   let fakeUrl: string;
   let userData: string;
+  let bareVenv: string;
+  let barePython: string;
   let failedStep: string | undefined;
   const shots = new Screenshots('flow');
 
@@ -88,10 +95,15 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
     fake = startProcess(PYTHON, [FAKE_SERVER, '--port', '0'], {});
     fakeUrl = `http://127.0.0.1:${await firstLine(fake, 20_000)}`;
     fixture.makeRepository(workspace, `${fakeUrl}/v1`);
+    // A Python without route-agent: a bare venv of the system's python3 (no pip, no packages).
+    bareVenv = path.join(scratch, 'bare-python');
+    execFileSync('python3', ['-m', 'venv', '--without-pip', bareVenv]);
+    barePython = path.join(bareVenv, 'bin', 'python');
+    assert.throws(() => execFileSync(barePython, ['-c', 'import route_agent'], { stdio: 'pipe' }), 'the bare Python must lack route-agent');
     editor = await launchEditor(
       scratch,
       workspace,
-      { 'routeAgent.python.path': PYTHON, 'routeAgent.stateDir': path.join(scratch, 'state'), 'editor.hover.delay': 100 },
+      { 'routeAgent.python.path': barePython, 'routeAgent.stateDir': path.join(scratch, 'state'), 'editor.hover.delay': 100 },
       true,
     );
     page = editor.page;
@@ -190,6 +202,28 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
     await page.locator('.statusbar').waitFor();
     await screenshot('workbench-opened');
   });
+
+  step('from a Python without route-agent, the bundled server is installed with a progress notification', async () => {
+    const stamp = path.join(userData, 'User', 'globalStorage', 'route-agent.route-agent', 'server-env', 'route-agent-bundle.json');
+    const installing = toast(/installing the language server/);
+    const seen = await waitFor('the install notification or its result', async () => {
+      if (await installing.isVisible().catch(() => false)) {
+        return 'notification';
+      }
+      return fs.existsSync(stamp) ? 'installed' : undefined;
+    }, RUN_TIMEOUT_MS, 100);
+    if (seen === 'notification') {
+      await screenshot('installing-bundled-server');
+    }
+    await waitFor('the bundled server installed', async () => (fs.existsSync(stamp) ? true : undefined), RUN_TIMEOUT_MS, 250);
+    assert.match(fs.readFileSync(stamp, 'utf8'), /"version":"\d+\.\d+\.\d+"/);
+    assert.ok(fs.readFileSync(stamp, 'utf8').includes(barePython), 'made from the routeAgent.python.path interpreter');
+    const log = await waitFor('the log to name the bundled environment', async () => {
+      const text = findLogs(userData, /Route Agent/i).map((f) => fs.readFileSync(f, 'utf8')).join('\n');
+      return text.includes("Python: ") && text.includes("the extension's own environment") ? text : undefined;
+    }, STEP_TIMEOUT_MS);
+    assert.match(log, /route-agent is not installed in .*bare-python.*: using the bundled server/);
+  }, RUN_TIMEOUT_MS);
 
   step('the status bar shows the risk of the pending auth change and the strong lane', async () => {
     await quickOpen(fixture.TOKENS_PATH);

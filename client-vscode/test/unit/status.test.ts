@@ -63,6 +63,18 @@ describe('statusView', () => {
     assert.match(statusView(undefined, 'starting').text, /sync~spin/);
     assert.match(statusView(undefined, 'running').tooltip, /no change set/);
   });
+  test('a failed server: the click opens the log, as the tooltip says', () => {
+    const view = statusView(summary, 'failed');
+    assert.match(view.tooltip, /Click for the log/);
+    assert.equal(view.command, 'routeAgent.showLog');
+    assert.equal(statusView(summary, 'running').command, 'routeAgent.showRiskBreakdown');
+  });
+  test('no score yet after a (re)start says it is computing, not "no change"', () => {
+    const view = statusView({ ...summary, riskScore: null, lane: null, contributions: [], refreshing: true }, 'running');
+    assert.doesNotMatch(view.text, /Risk|no change/);
+    assert.match(view.text, /sync~spin/);
+    assert.match(view.tooltip, /computing the risk/);
+  });
   test('an error without a score', () => {
     const view = statusView({ ...summary, riskScore: null, lane: null, error: 'policy error: line 3' }, 'running');
     assert.equal(view.text, '$(warning) Risk ?');
