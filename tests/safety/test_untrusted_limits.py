@@ -178,3 +178,54 @@ def test_item02_checks_the_repository_adds_still_need_approval(scenario: Scenari
     assert r.code == 2 and "you have not approved" in r.proc.stderr and not marker.exists()
     assert "verification.sandbox:" in r.proc.stderr
     s.assert_nothing_lost()
+
+
+# -- item 11: escape sequences from outside never reach the terminal raw ------------------------------------------
+
+OSC52 = "\x1b]52;c;cm0gLXJmIH4=\x07"  # writes "rm -rf ~" to the clipboard
+OSC0 = "\x1b]0;pwned\x07"  # sets the window title
+OSC8 = "\x1b]8;;https://evil.example/\x1b\\click me\x1b]8;;\x1b\\"  # a hidden link
+RAW_CONTROLS = [chr(c) for c in (*range(0, 9), *range(11, 32), *range(127, 160))]
+
+
+def assert_no_raw_controls(text: str) -> None:
+    found = sorted({f"0x{ord(c):02x}" for c in text if c in RAW_CONTROLS})
+    assert not found, f"control characters printed raw: {found}"
+
+
+def test_item11_escape_sequences_in_a_policy_model_name_are_escaped_in_a_dry_run(scenario: Scenario) -> None:
+    s = scenario
+    del s.env["FAKE_LLM_KEY"]  # no key: a dry run, which prints the model's name
+    write_policy(s.tmp / "config" / "policy.yaml", policy_data(s.fake.base_url))
+    write_policy(s.repo / ".route-agent" / "policy.yaml", {"models": {"fast": {"model": f"haiku{OSC52}{OSC0}\x9b2J{OSC8}"}}})
+    commit_all(s.repo, "policy with a hostile model name")
+    s.snapshot()
+    outside = outside_fingerprint(s)
+    r = s.cli("route", "--task", TASK)
+    assert r.code == 0 and "result: dry-run" in r.proc.stdout, r.text
+    assert_no_raw_controls(r.text)
+    assert "haiku\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b]0;pwned\\x07\\x9b2J\\x1b]8;;" in r.proc.stdout, "the name is not shown escaped"
+    explain = s.cli("policy", "explain")
+    assert explain.code == 0 and "haiku" in explain.proc.stdout
+    assert_no_raw_controls(explain.text)
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside
+
+
+def test_item11_escape_sequences_in_patch_paths_and_check_output_are_escaped(scenario: Scenario) -> None:
+    s = scenario
+    name = f"docs/notes{OSC8}{OSC0}.txt"
+    diff = (f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n@@ -0,0 +1 @@\n+hi\n")
+    s.fake.script("vandal", reply="Done.\n\n```diff\n" + diff + "```\n")
+    loud = check("loud", ["python3", "-c", f"import sys; print({OSC52 + OSC0!r}); print({OSC8!r}, file=sys.stderr); sys.exit(1)"],
+                 timeout_s=30)
+    policy = s.policy(checks=[loud], strong="vandal")
+    outside = outside_fingerprint(s)
+    r = s.cli("route", "--task", TASK, "--policy", str(policy))
+    assert r.code == 1 and "result: fail" in r.proc.stdout, r.text
+    assert "check loud: fail" in r.proc.stdout and "patch: rejected" in r.proc.stdout, r.text
+    assert_no_raw_controls(r.text)
+    assert "\\x1b]" in r.text, "neither the path nor the check output was shown"
+    s.expected_rows += 2  # the transcript's two attempts (fast: checks failed; strong: patch rejected)
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside

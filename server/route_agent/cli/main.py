@@ -17,6 +17,7 @@ import click
 
 from route_agent import __version__
 from route_agent.cli.errors import EXIT_CONFIG, EXIT_OK, fail
+from route_agent.cli.terminal import protect_streams
 from route_agent.policy import (
     LoadedPolicy,
     PolicyCache,
@@ -331,6 +332,7 @@ def configure_logging() -> None:
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] != "serve":  # the language server logs to the editor, never to stdio
+        protect_streams()  # text from outside never drives the terminal (terminal.py)
         configure_logging()
     # `route-agent --task TEXT ...` is `route-agent route --task TEXT ...`.
     if args and args[0] not in cli.commands and args[0] not in ("-h", "--help", "--version") and any(
