@@ -70,6 +70,6 @@ def protect_streams() -> None:
     import sys
 
     if not isinstance(sys.stdout, SafeTextStream):
-        sys.stdout = SafeTextStream(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = SafeTextStream(sys.stdout)
     if not isinstance(sys.stderr, SafeTextStream):
-        sys.stderr = SafeTextStream(sys.stderr)  # type: ignore[assignment]
+        sys.stderr = SafeTextStream(sys.stderr)
