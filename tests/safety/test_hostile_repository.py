@@ -10,7 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from safety_support import Scenario
+from safety_support import LspProcess, Scenario
 
 from support.repos import FIX_REPLY, git
 
@@ -133,4 +133,35 @@ def test_issue12_item13_policy_number_out_of_range_is_a_file_line_col_error(scen
         assert "Traceback" not in r.text
         assert f"{policy}:{line}:{col}: routing.fast_max_score: " in r.text, r.text
     assert not s.fake.requests
+    s.assert_nothing_lost()
+
+
+# -- 14: a buffer under .git/ open in the editor ----------------------------------------------------------------------
+
+def test_issue12_item14_a_git_config_buffer_open_in_the_editor_is_not_part_of_the_change_set(scenario: Scenario) -> None:
+    s = scenario
+    policy = s.policy()
+    config = s.repo / ".git" / "config"
+    lsp = LspProcess(s.repo, s.env)
+    try:
+        lsp.initialize(s.repo, {"policyPath": str(policy)})
+        for n, path in enumerate((config, s.repo / ".git" / "info" / "exclude")):
+            lsp.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+                "uri": path.as_uri(), "languageId": "ini", "version": 1,
+                "text": path.read_text() + f"\n# unsaved edit {n} in the editor\n"}}})
+        lsp.request(2, "workspace/executeCommand", {"command": "route-agent.routeFix", "arguments": [{"brief": TASK, "wait": True}]})
+        reply = lsp.wait_reply(2, 120)
+        assert reply is not None and "result" in reply, reply
+        run = reply["result"]
+        assert run["status"] == "passed" and run["has_patch"], run
+        lsp.request(3, "workspace/executeCommand", {"command": "route-agent.status", "arguments": [{}]})
+        status = lsp.wait_reply(3, 30)
+        assert status is not None and "result" in status, status
+        paths = [p for folder in status["result"]["folders"] for p in folder["paths"]]
+        assert paths and not [p for p in paths if p.startswith(".git/")], paths
+    finally:
+        lsp.close()
+    assert not [r for r in s.fake.requests if "unsaved edit" in r.body], "a .git/ buffer was sent to the model"
+    assert len(s.fake.requests) == 2  # the fast lane and the verifier: no second, paid attempt
+    s.expected_rows = 1
     s.assert_nothing_lost()

@@ -29,7 +29,7 @@ from route_agent.lsp.state.documents import DocumentStore, LineDocument
 from route_agent.lsp.state.folders import FolderState, RiskSnapshot, compute_snapshot
 from route_agent.lsp.state.runs import RunRegistry
 from route_agent.policy import PolicyError
-from route_agent.workspace.git import WorkspaceError
+from route_agent.workspace.git import WorkspaceError, is_git_internal
 
 logger = logging.getLogger("route_agent.lsp")
 
@@ -106,8 +106,8 @@ class RouteAgentServer(LanguageServer):
         out: dict[str, str] = {}
         for doc in self.documents:
             where = self.locate(doc.uri)
-            if where is not None and where[0] is folder:
-                out[where[1]] = doc.text
+            if where is not None and where[0] is folder and not is_git_internal(where[1]):
+                out[where[1]] = doc.text  # a buffer under .git/ (an open .git/config) is never part of a change
         return out
 
     # --- refresh -------------------------------------------------------------------------------

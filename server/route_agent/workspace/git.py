@@ -100,6 +100,18 @@ class Repo:
     `filter_overrides`."""
 
 
+def is_git_dir_name(part: str) -> bool:
+    """A path component git (or the filesystem) would take for `.git`: any case, trailing dots or
+    spaces, the 8.3 short name `git~1`."""
+    folded = part.lower().rstrip(". ")
+    return folded == ".git" or folded.startswith(".git~") or folded.startswith("git~")
+
+
+def is_git_internal(rel: str) -> bool:
+    """A repository-relative path inside git's own directory; never part of a change set."""
+    return any(is_git_dir_name(part) for part in rel.replace("\\", "/").split("/"))
+
+
 def filter_overrides(cwd: Path) -> tuple[str, ...]:
     """`-c` settings that switch off every configured clean/smudge filter.
 
@@ -275,6 +287,7 @@ def collect_change_set(repo: Repo, buffers: Mapping[str, str] | None = None,
         files.append(ChangedFile(path=entry.path, status=entry.status, added=added, removed=removed,
                                  old_path=entry.old_path, old_mode=entry.head_mode,
                                  new_mode=entry.work_mode, binary=binary, truncated=truncated))
+    buffers = {rel: text for rel, text in (buffers or {}).items() if not is_git_internal(rel)}  # .git/ is git's, not a change
     if buffers:
         known = {f.path for f in files if f.status != "untracked"}
         files = _apply_buffers(repo, files, {rel: text for rel, text in buffers.items()

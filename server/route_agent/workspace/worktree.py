@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from route_agent.workspace.git import Repo, WorkspaceError, filter_overrides, read_blobs, run_git
+from route_agent.workspace.git import Repo, WorkspaceError, filter_overrides, is_git_internal, read_blobs, run_git
 from route_agent.workspace.patches import (
     PatchRejected,
     PatchRejectedError,
@@ -139,6 +139,8 @@ def _stash_snapshot(repo: Repo, cfg: tuple[str, ...] = ()) -> str | None:
 
 def _write_buffers(dest: Path, buffers: Mapping[str, str]) -> None:
     for rel, text in buffers.items():
+        if is_git_internal(rel):
+            continue  # an open .git/config is not part of the change (issue 12, item 14)
         check_path(rel)
         check_no_symlink(dest, rel)
         write_file(dest, rel, text.encode("utf-8", "surrogateescape"))
