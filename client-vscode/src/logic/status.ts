@@ -107,6 +107,14 @@ export interface StatusView {
 
 const BREAKDOWN = 'routeAgent.showRiskBreakdown' as const;
 
+/**
+ * Server text for a plain-text place (a tooltip, a quick pick row): Markdown code spans become
+ * quotes (`git init` -> 'git init'), bold markers go; a tooltip shows them literally otherwise.
+ */
+export function plainText(text: string): string {
+  return text.replace(/`([^`\n]*)`/g, "'$1'").replace(/`/g, "'").replace(/\*\*/g, '');
+}
+
 export function laneLabel(lane: RiskSummary['lane']): string {
   return lane === null ? 'no lane' : `${lane} lane`;
 }
@@ -126,7 +134,7 @@ export function statusView(summary: RiskSummary | undefined, state: ServerState)
     return { text: '$(shield) Route Agent', tooltip: 'Route Agent: no change set yet.', severity: 'none', command: BREAKDOWN };
   }
   if (summary.error !== null && summary.riskScore === null) {
-    return { text: '$(warning) Risk ?', tooltip: `Route Agent: ${summary.error}`, severity: 'warning', command: BREAKDOWN };
+    return { text: '$(warning) Risk ?', tooltip: plainText(`Route Agent: ${summary.error}`), severity: 'warning', command: BREAKDOWN };
   }
   if (summary.riskScore === null) {
     // A server that has not finished its first refresh (just started or restarted): no score yet,
@@ -152,7 +160,7 @@ export function statusView(summary: RiskSummary | undefined, state: ServerState)
   }
   lines.push('Click for the breakdown and actions.');
   const warn = summary.lane === 'strong' || summary.policyWarnings.length > 0;
-  return { text, tooltip: lines.join('\n'), severity: warn ? 'warning' : 'none', command: BREAKDOWN };
+  return { text, tooltip: plainText(lines.join('\n')), severity: warn ? 'warning' : 'none', command: BREAKDOWN };
 }
 
 export interface PickEntry {
@@ -180,12 +188,12 @@ export function breakdownEntries(summary: RiskSummary | undefined): PickEntry[] 
     for (const c of summary.contributions) {
       entries.push({
         label: `+${c.points} ${c.signal}`,
-        description: c.reason,
-        detail: c.evidence.length > 0 ? c.evidence.slice(0, 3).join('; ') : undefined,
+        description: plainText(c.reason),
+        detail: c.evidence.length > 0 ? plainText(c.evidence.slice(0, 3).join('; ')) : undefined,
       });
     }
     if (summary.error !== null) {
-      entries.push({ label: `$(warning) ${summary.error}` });
+      entries.push({ label: `$(warning) ${plainText(summary.error)}` });
     }
     for (const warning of summary.policyWarnings) {
       entries.push({ label: "$(warning) Ignored in the repository's policy", detail: warning });

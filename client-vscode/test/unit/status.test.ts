@@ -75,6 +75,14 @@ describe('statusView', () => {
     assert.match(view.text, /sync~spin/);
     assert.match(view.tooltip, /computing the risk/);
   });
+  test('no literal backticks in the plain-text tooltip', () => {
+    const error = 'HEAD is detached in /r; Check out a branch first (`git switch -c my-branch`)';
+    const view = statusView({ ...summary, riskScore: null, lane: null, error }, 'running');
+    assert.ok(!view.tooltip.includes('`'), view.tooltip);
+    assert.match(view.tooltip, /'git switch -c my-branch'/);
+    const noted = statusView({ ...summary, error: 'policy `x.yaml`: **bold**' }, 'running');
+    assert.ok(!noted.tooltip.includes('`') && !noted.tooltip.includes('**'), noted.tooltip);
+  });
   test('an error without a score', () => {
     const view = statusView({ ...summary, riskScore: null, lane: null, error: 'policy error: line 3' }, 'running');
     assert.equal(view.text, '$(warning) Risk ?');
