@@ -192,7 +192,7 @@ def test_cost_target_and_undefined_resamples_in_text(synthetic: list[str]) -> No
 
 def test_without_the_eval_extra_one_line_with_the_install_command(synthetic: list[str]) -> None:
     code = "import sys; sys.modules['numpy'] = None\nfrom route_agent.cli.main import main; main()"
-    for command in (["eval"], ["policy", "calibrate", "--target", "quality=1"]):
+    for command in (["eval"], ["policy", "calibrate", "--target", "quality=1"], ["policy", "learn"]):
         proc = subprocess.run([sys.executable, "-c", code, *command, *synthetic], capture_output=True, text=True, timeout=60, check=False)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "pip install 'route-agent[eval]'" in proc.stderr

@@ -330,3 +330,79 @@ def register(cli: click.Group, policy_group: click.Group) -> None:
     cli.add_command(eval_command)
     policy_group.add_command(calibrate_command)
     policy_group.add_command(diff_command)
+    policy_group.add_command(learn_command)
+
+
+@click.command("learn")
+@_inputs
+@click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The policy to start from (layered over the default); its floor and thresholds still come first.")
+@click.option("--target", "target_text", default="quality=1.0", show_default=True,
+              help="quality=Q (the cheapest plan rule with resolve rate >= Q x all-strong's on the tuning predictions) "
+                   "or cost-weight=W (resolve probability given up per strong attempt saved).")
+@click.option("--holdout-repos", "holdout_text", default=None,
+              help="Comma-separated repositories the shipped predictor never sees, reported apart "
+                   "(default: the one with the most tasks; `none`: no hold-out, cross-validation only).")
+@click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the learned policy here and its predictor next to it (OUT with .predictor.json).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--bootstrap", "resamples", type=click.IntRange(0, 100_000), default=1000, show_default=True,
+              help="Bootstrap resamples for the APGR interval.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write a PNG of the cross-validated frontier: resolve rate against cost for every plan and cost weight.")
+def learn_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: str | None, fast_model: str | None,
+                  strong_model: str | None, mode: str, recall: float, fpr: float, price: str | None, as_json: bool,
+                  list_models: bool, policy_path: Path | None, target_text: str, holdout_text: str | None,
+                  out_path: Path | None, seed: int, resamples: int, plot_path: Path | None) -> None:
+    """Learn which plan each task should get (cascade, strong only, fast only, stop after a failed fast
+    attempt) from recorded outcomes; report leave-one-repository-out and held-out figures."""
+    require_eval_extra("policy learn")
+    from route_agent.eval.classify import classify_tasks
+    from route_agent.eval.data import EvalInputError
+    from route_agent.eval.learn import MIN_LEDGER_TASKS, learn, parse_learn_target, write_learned_policy
+
+    if mode == "gold":
+        _fail("policy learn uses pre-task signals only (a router cannot see the reference patch); drop --signals gold")
+    try:
+        target = parse_learn_target(target_text)
+    except EvalInputError as exc:
+        _fail(str(exc))
+    dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
+    if ledger_path is not None and len(dataset.tasks) < MIN_LEDGER_TASKS:
+        _fail(f"{ledger_path}: {len(dataset.tasks)} task(s) have outcomes in both lanes; learning needs at least {MIN_LEDGER_TASKS}: "
+              f"record {MIN_LEDGER_TASKS - len(dataset.tasks)} more (or learn from --tasks/--outcomes)")
+    loaded = _load_policy(policy_path)
+    base = loaded.policy
+    if base.routing.learned is not None:
+        base = base.model_copy(update={"routing": base.routing.model_copy(update={"learned": None})})
+    try:
+        decisions = classify_tasks(dataset.tasks, base, "pre-task", str(tasks_path))
+        result, predictor = learn(dataset, decisions, target, recall, fpr, _holdout(holdout_text), resamples, seed)
+    except EvalInputError as exc:
+        _fail(str(exc))
+    if out_path is not None:
+        try:
+            written = write_learned_policy(out_path, policy_path, predictor, result, str(tasks_path or ledger_path))
+        except OSError as exc:
+            _fail(f"{out_path}: cannot write: {exc.strerror}")
+        try:
+            PolicyCache().load(out_path)
+        except PolicyError as exc:  # pragma: no cover - the writer produces valid policies
+            _fail(f"{out_path}: the written policy does not validate: {exc}")
+        result["out"] = str(out_path)
+        result["predictor_file"] = str(written)
+    if plot_path is not None:
+        from route_agent.eval.report import plot_learn
+
+        try:
+            plot_learn(result, plot_path)
+        except OSError as exc:
+            _fail(f"{plot_path}: cannot write the plot: {exc.strerror}")
+        result["plot"] = str(plot_path)
+    if as_json:
+        click.echo(json.dumps(_round(result), indent=2))
+        return
+    from route_agent.eval.report import render_learn
+
+    for line in render_learn(result):
+        click.echo(line)

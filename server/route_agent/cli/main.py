@@ -157,7 +157,9 @@ def route_command(task: str | None, task_file: BinaryIO | None, workspace: Path 
         change_set = collect_change_set(repo)
     except WorkspaceError as exc:
         fail(str(exc))
-    router = Router(policy)
+    from route_agent.pipeline.economics import read_economics
+
+    router = Router(policy, repo=str(repo.root), economics=read_economics(policy, ledger_location, change_set))
     try:
         decision = router.classify(change_set, task, failures, requested_lane=lane)  # type: ignore[arg-type]
     except LaneRefused as exc:
@@ -285,6 +287,23 @@ def policy_explain(workspace: Path | None, policy_path: Path | None, as_json: bo
     data["floor_globs"] = {k: list(v) for k, v in FLOOR_GLOBS.items()}
     data["sources"] = list(loaded.sources)
     data["policy_warnings"] = [str(w) for w in loaded.warnings]
+    learned = loaded.policy.routing.learned
+    if learned is not None:
+        from route_agent.routing.learned import load_predictor
+
+        predictor = load_predictor(learned.predictor)
+        data["learned_predictor"] = {
+            "file": learned.predictor,
+            "trained": dict(predictor.meta),
+            "typical_cost": dict(predictor.cost),
+            "models": {
+                target: {"intercept": round(model.intercept, 4), "trained_on": model.trained_on, "positives": model.positives,
+                         "coefficients": {k: round(v, 4) for k, v in sorted(model.coef.items(), key=lambda kv: -abs(kv[1]))
+                                          if abs(v) > 1e-6}}
+                for target, model in predictor.models.items()
+            },
+            "note": "logit = intercept + sum(coefficient x (feature - mean) / scale); features: route_agent/routing/learned.py",
+        }
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return

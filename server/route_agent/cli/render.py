@@ -27,6 +27,12 @@ def human_decision(decision: Decision) -> list[str]:
         lines.append(f"hidden_characters: {total} stripped from the brief ({kinds}); they cannot lower the risk")
     lines.append(f"selected_lane: {decision.lane}")
     lines.append(f"lane_reason: {decision.lane_reason}")
+    if decision.plan is not None:
+        lines.append(f"plan: {decision.plan.plan} ({decision.plan.reason})")
+        p = decision.plan.prediction
+        if p is not None:
+            lines.append(f"predicted: P(fast passes) {p.fast:.2f}, P(strong passes) {p.strong:.2f}, "
+                         f"P(strong passes | fast failed) {p.strong_after_fast_failed:.2f}")
     return lines
 
 

@@ -31,6 +31,7 @@ def classify_tasks(tasks: Sequence[Task], policy: Policy, mode: SignalMode, task
     router = Router(policy)
     decisions: list[Decision] = []
     for task in tasks:
+        router.repo = task.repo  # a learned policy's repository feature
         if mode == "pre-task":
             change_set = pretask_change_set(task.repo, task.problem_statement)
         else:

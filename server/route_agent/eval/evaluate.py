@@ -83,6 +83,27 @@ def routing_block(inputs: Any, boot: Any) -> dict[str, Any]:
     return out
 
 
+def learned_plans_row(inputs: Any, decisions: Sequence[Decision], policy: Policy) -> dict[str, Any]:
+    """Every task under its own plan (a learned policy's choice; the floor's tasks strong only)."""
+    import numpy as np
+
+    from route_agent.eval.learn import Outcomes, learned_outcome
+
+    learned = policy.routing.learned
+    catch = learned.catch_rate if learned is not None else inputs.recall
+    alarm = learned.false_alarm_rate if learned is not None else inputs.fpr
+    plans = [d.plan_name for d in decisions]
+    o = Outcomes(inputs.fast, inputs.strong, inputs.fast_cost, inputs.strong_cost)
+    res, cost = learned_outcome(plans, o, catch, alarm)  # type: ignore[arg-type]
+    n = max(1, len(plans))
+    escalate = inputs.fast * alarm + (1 - inputs.fast) * catch
+    strong_calls = np.asarray([1.0 if p == "strong-only" else (escalate[i] if p == "cascade" else 0.0) for i, p in enumerate(plans)])
+    return {"resolve_rate": float(res.sum()) / n, "resolved": float(res.sum()), "total_cost": float(cost.sum()),
+            "cost_per_task": float(cost.sum()) / n, "strong_share": float(strong_calls.sum()) / n,
+            "description": "each task under the plan the learned policy chose (routing.learned)",
+            "plan_mix": {name: plans.count(name) for name in sorted(set(plans))}}
+
+
 def cascade_check(table: dict[str, Any], cost_target: float = CASCADE_TARGET_COST) -> dict[str, Any]:
     strong = table["all-strong"]
     out: dict[str, Any] = {"target": f"resolve rate >= all-strong's at <= {cost_target:.0%} of all-strong's cost",
@@ -177,6 +198,8 @@ def evaluate(dataset: Dataset, policy: Policy, settings: EvalSettings, sources: 
     router_only = per_task_strategies(inputs)["all-fast"]
     routing["router_curve"] = threshold_curve(inputs, router_only)
     routing["cascade_curve"] = threshold_curve(inputs, fast_first)
+    if any(d.plan is not None for d in decisions):
+        table["learned-plans"] = learned_plans_row(inputs, decisions, policy)
     repos = sorted({t.repo for t in dataset.tasks})
     result: dict[str, Any] = {
         "signals_mode": settings.mode,

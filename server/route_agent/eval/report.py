@@ -150,3 +150,88 @@ def plot_eval(result: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
+
+
+PLAN_LABELS = {
+    "cascade": "cascade (fast, then strong)",
+    "strong-only": "strong only (all-strong)",
+    "fast-only": "fast only / stop after failed fast",
+    "all-fast (no verification)": "all-fast, no verification",
+    "learned": "learned plan choice",
+}
+
+
+def render_learn(result: dict[str, Any]) -> list[str]:
+    ver = result["verifier"]
+    lines = [
+        f"policy learn: {result['tasks']} tasks in {result['repos']} repositories; fast={result['fast_model']} "
+        f"strong={result['strong_model']}; target {result['target']}",
+        f"verification: catch rate {ver['catch_rate']:g}, false-alarm rate {ver['false_alarm_rate']:g}; "
+        f"a fast attempt costs {result['fast_cost_vs_strong'] * 100:.1f}% of a strong one",
+        f"predictor: {result['features']} features, 3 regularised logistic models; rule chosen by leave-one-repository-out "
+        f"on the training repositories: {result['rule']}"
+        + ("" if result["target_reached_on_tuning"] else " (the target was NOT reachable on the tuning predictions: closest shown)"),
+    ]
+    for note in result["notes"]:
+        lines.append(f"note: {note}")
+    blocks = [("leave-one-repository-out (every task predicted by a model that never saw its repository)", result["cross_validation"])]
+    if result["holdout"]:
+        blocks.append((f"held out: {', '.join(result['holdout_repos'])} ({result['holdout_tasks']} task(s), never seen in training)",
+                       result["holdout"]))
+    for title, block in blocks:
+        lines += ["", f"{title}:"]
+        rows = [[PLAN_LABELS.get(name, name), _pct(row["resolve_rate"]), _pct(row["resolve_vs_all_strong"]),
+                 _pct(row["cost_vs_all_strong"])] for name, row in block["plans"].items()]
+        lines += _table(["plan", "resolve", "vs all-strong", "cost vs all-strong"], rows)
+        mix = ", ".join(f"{name} {share * 100:.0f}%" for name, share in block["plan_mix"].items() if share)
+        lines.append(f"learned plan mix: {mix}")
+        undefined = block.get("apgr_undefined_resamples")
+        lines.append(f"predictor APGR (ordered by P(strong) - P(fast)): {_num(block['apgr'])} {_ci_num(block['apgr_ci95'])} "
+                     f"(random 0.500; undefined resamples: {undefined if undefined is not None else 'n/a'} "
+                     f"of {block['bootstrap_resamples']})")
+        auc = block.get("auc")
+        if auc:
+            lines.append("predictor AUC (does it rank outcomes?): " + ", ".join(f"{k} {_num(v)}" for k, v in auc.items()))
+        meets = block["meets"]
+        lines.append("goals: " + "; ".join([
+            f"all-strong's resolve rate at <= 50% of its cost: {'MET' if meets['quality_at_half_cost'] else 'NOT MET'}",
+            f"APGR interval above 0.5: {'MET' if meets['apgr_above_random'] else 'NOT MET'}",
+            f"cost no more than all-strong: {'MET' if meets['no_more_than_all_strong'] else 'NOT MET'}",
+        ]))
+    if result.get("out"):
+        lines += ["", f"wrote {result['out']} and {result['predictor_file']}"]
+    return lines
+
+
+def plot_learn(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cv = result["cross_validation"]
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    front = cv["frontier"]
+    ax.plot([p["cost_vs_all_strong"] * 100 for p in front], [p["resolve_vs_all_strong"] * 100 for p in front], "-o", ms=3,
+            color="tab:blue", label="learned plan choice, every cost weight (LORO)")
+    markers = {"cascade": ("D", "tab:purple"), "strong-only": ("o", "tab:red"), "fast-only": ("o", "tab:green"),
+               "all-fast (no verification)": ("x", "tab:green"), "learned": ("*", "gold")}
+    for name, row in cv["plans"].items():
+        marker, color = markers.get(name, ("o", "black"))
+        ax.scatter([row["cost_vs_all_strong"] * 100], [row["resolve_vs_all_strong"] * 100], marker=marker, color=color, s=90,
+                   zorder=3, label=PLAN_LABELS.get(name, name), edgecolors=None if marker == "x" else "black", linewidths=0.5)
+    ax.axvline(50, color="tab:red", ls="--", lw=0.8)
+    ax.axhline(100, color="tab:red", ls="--", lw=0.8)
+    ax.text(50, ax.get_ylim()[0], " goal: 100% at <= 50% of the cost", color="tab:red", fontsize=8, va="bottom")
+    ax.set_xlabel("cost (% of all-strong's)")
+    ax.set_ylabel("resolve rate (% of all-strong's)")
+    ci = cv.get("apgr_ci95")
+    ci_text = f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
+    ax.set_title(f"{result['fast_model']} vs {result['strong_model']}, fast = {result['fast_cost_vs_strong'] * 100:.0f}% of strong's cost\n"
+                 f"leave-one-repository-out; predictor APGR {cv['apgr']:.3f}{ci_text}; catch {result['verifier']['catch_rate']:g}, "
+                 f"false alarm {result['verifier']['false_alarm_rate']:g}", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)

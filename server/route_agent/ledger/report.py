@@ -81,6 +81,53 @@ def lane_figures(rows: Sequence[AttemptRow]) -> list[LaneFigures]:
     return out
 
 
+CALIBRATION_BINS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0001))
+
+
+def calibration(rows: Sequence[AttemptRow]) -> list[dict[str, Any]]:
+    """Predicted against observed per lane: for attempts a learned policy predicted, the mean
+    predicted probability of passing and the observed pass rate, overall and per probability bin.
+    The strong lane after a failed fast attempt in the same task is compared with
+    P(strong | fast failed), a first strong attempt with P(strong)."""
+    by_task: dict[str, list[AttemptRow]] = {}
+    for row in rows:
+        by_task.setdefault(row.task, []).append(row)
+    pairs: dict[str, list[tuple[float, bool]]] = {"fast": [], "strong": []}
+    for attempts in by_task.values():
+        items = sorted(attempts, key=lambda r: r.attempt_no)
+        fast_failed = any(r.lane == "fast" and not r.passed for r in items)
+        for row in items:
+            if not row.predicted or row.lane not in pairs:
+                continue
+            key = "fast" if row.lane == "fast" else ("strong_after_fast_failed" if fast_failed else "strong")
+            if key in row.predicted:
+                pairs[row.lane].append((row.predicted[key], row.passed))
+    out = []
+    for lane, values in pairs.items():
+        if not values:
+            continue
+        bins = []
+        for lo, hi in CALIBRATION_BINS:
+            inside = [(p, ok) for p, ok in values if lo <= p < hi]
+            if inside:
+                bins.append({"from": lo, "to": min(hi, 1.0), "attempts": len(inside),
+                             "predicted": round(sum(p for p, _ in inside) / len(inside), 4),
+                             "observed": round(sum(1 for _, ok in inside if ok) / len(inside), 4)})
+        out.append({"lane": lane, "attempts": len(values),
+                    "predicted": round(sum(p for p, _ in values) / len(values), 4),
+                    "observed": round(sum(1 for _, ok in values if ok) / len(values), 4),
+                    "bins": bins})
+    return out
+
+
+def plan_counts(rows: Sequence[AttemptRow]) -> dict[str, int]:
+    tasks: dict[str, str] = {}
+    for row in rows:
+        if row.plan:
+            tasks.setdefault(row.task, row.plan)
+    return dict(sorted(Counter(tasks.values()).items()))
+
+
 def report_json(rows: Sequence[AttemptRow], location: str) -> dict[str, Any]:
     runs: dict[str, list[AttemptRow]] = {}
     for row in rows:
@@ -93,6 +140,8 @@ def report_json(rows: Sequence[AttemptRow], location: str) -> dict[str, Any]:
         "tasks_passed": final_pass,
         "cost_usd": round(sum(r.cost_usd for r in rows), 6),
         "lanes": [asdict(f) for f in lane_figures(rows)],
+        "plans": plan_counts(rows),
+        "calibration": calibration(rows),
     }
 
 
@@ -135,6 +184,14 @@ def report_table(rows: Sequence[AttemptRow], location: str) -> str:
     lines = [f"ledger {location}"]
     for row in [head, *body]:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    plans = plan_counts(rows)
+    if plans:
+        lines.append("plans (tasks): " + ", ".join(f"{name} {count}" for name, count in plans.items()))
+    for lane in calibration(rows):
+        bins = "; ".join(f"{b['from']:.1f}-{b['to']:.1f}: {b['predicted']:.0%} vs {b['observed']:.0%} ({b['attempts']})"
+                         for b in lane["bins"])
+        lines.append(f"predicted vs observed, {lane['lane']} lane: {lane['predicted']:.0%} predicted, {lane['observed']:.0%} passed "
+                     f"over {lane['attempts']} attempt(s) [{bins}]")
     return "\n".join(lines) + "\n"
 
 

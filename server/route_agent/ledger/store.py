@@ -35,6 +35,8 @@ COLUMNS = (
     "findings_count",
     "review",
     "task_id",
+    "plan",
+    "predicted",
 )
 
 
@@ -69,6 +71,10 @@ class AttemptRow:
     task_id: str | None = None
     """The task this attempt belongs to when one task spans runs (an escalation the user started
     from the editor); None means the run is the task."""
+    plan: str | None = None
+    """The task's plan: cascade, strong-only, fast-only or stop-after-fast."""
+    predicted: dict[str, float] = field(default_factory=dict)
+    """A learned policy's predicted probabilities (fast, strong, strong_after_fast_failed); empty without one."""
     attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -79,6 +85,7 @@ class AttemptRow:
         data["escalated"] = int(self.escalated)
         data["brief"] = self.brief[:500]
         data["task_id"] = self.task_id or self.run_id
+        data["predicted"] = json.dumps(self.predicted, sort_keys=True) if self.predicted else None
         return tuple(data[c] for c in COLUMNS)
 
     @property
@@ -92,6 +99,11 @@ class AttemptRow:
             data["signals"] = json.loads(data["signals"] or "{}")
         except ValueError:
             data["signals"] = {}
+        try:
+            predicted = json.loads(data.get("predicted") or "{}")
+        except ValueError:
+            predicted = {}
+        data["predicted"] = {k: float(v) for k, v in predicted.items() if isinstance(v, int | float)} if isinstance(predicted, dict) else {}
         data["passed"] = bool(data["passed"])
         data["escalated"] = bool(data["escalated"])
         if isinstance(data["created_at"], datetime):
@@ -149,6 +161,8 @@ def _migrations(real: str, if_not_exists: str) -> tuple[str, ...]:
         f"CREATE INDEX {if_not_exists} attempts_time ON attempts(created_at); CREATE INDEX {if_not_exists} attempts_lane ON attempts(lane)",
         # 3: one task may span runs (an escalation started from the editor is a new run of the same task)
         f"ALTER TABLE attempts ADD COLUMN {if_not_exists} task_id TEXT; UPDATE attempts SET task_id = run_id WHERE task_id IS NULL",
+        # 4: the plan a task ran under and a learned policy's predictions (ledger report: predicted vs observed)
+        f"ALTER TABLE attempts ADD COLUMN {if_not_exists} plan TEXT; ALTER TABLE attempts ADD COLUMN {if_not_exists} predicted TEXT",
     )
 
 

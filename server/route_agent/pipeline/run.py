@@ -382,7 +382,7 @@ def _judge(req: RunRequest, attempt: _Attempt, v: _Verification) -> NextStep:
         tamper=v.tamper_reasons,
         scope_creep=v.scope,
     )
-    step = next_route(outcome, policy, attempt.no)
+    step = next_route(outcome, policy, attempt.no, req.decision.plan_name)
     if report is not None and report.integrity:
         # An unsandboxed check changed the user's repository (hooks, config, refs, files): the
         # repository is hostile. Stop: another attempt would run the same code against the
@@ -469,6 +469,8 @@ def _record(req: RunRequest, attempt: _Attempt, *, passed: bool) -> None:
             output_tokens=attempt.output_tokens,
             cost_usd=attempt.cost_usd,
             findings_count=attempt.findings_count,
+            plan=req.decision.plan_name,
+            predicted=req.decision.plan.prediction.as_dict() if req.decision.plan and req.decision.plan.prediction else {},
         )
     )
 

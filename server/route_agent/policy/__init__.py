@@ -111,6 +111,8 @@ class PolicyCache:
         layers = [self.default_layer(), *(self.layer(p) for p in paths)]
         merged = merge_layers(layers)
         policy = validate(merged, str(paths[-1]) if paths else DEFAULT_POLICY_NAME)
+        if policy.routing.learned is not None:
+            _check_predictor(policy.routing.learned.predictor, merged.origin.get(("routing", "learned", "predictor")))
         loaded = LoadedPolicy(policy=policy, sources=tuple(layer.path for layer in layers))
         self._validated[key] = loaded
         return loaded
@@ -146,6 +148,17 @@ class PolicyCache:
             loaded = LoadedPolicy(policy, full.sources, tuple(lowered_issues(lowered, self.layer(repo_path))))
         self._restricted = (full, trusted, loaded)
         return loaded
+
+
+def _check_predictor(path: str, origin: tuple[str, int, int] | None) -> None:
+    """A policy that names a predictor is valid only if the predictor reads (at the key's line)."""
+    from route_agent.routing.learned import PredictorError, load_predictor
+
+    try:
+        load_predictor(path)
+    except PredictorError as exc:
+        file, line, column = origin or (path, 1, 1)
+        raise PolicyError([PolicyIssue(file, line, column, f"routing.learned.predictor: {exc}")]) from None
 
 
 def check_policy_file(path: Path) -> LoadedPolicy:

@@ -220,7 +220,20 @@ def read_layer(path: Path) -> Layer:
         column = exc.start - line_start + 1
         message = f"policy file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})"
         raise PolicyError([PolicyIssue(shown, line, column, message)]) from None
-    return parse_layer(text, shown)
+    layer = parse_layer(text, shown)
+    _anchor_predictor(layer, path)
+    return layer
+
+
+def _anchor_predictor(layer: Layer, path: Path) -> None:
+    """`routing.learned.predictor` is relative to the policy file that names it: make it absolute."""
+    routing = layer.data.get("routing")
+    learned = routing.get("learned") if isinstance(routing, dict) else None
+    if not isinstance(learned, dict):
+        return
+    predictor = learned.get("predictor")
+    if isinstance(predictor, str) and predictor and not Path(predictor).expanduser().is_absolute():
+        learned["predictor"] = str(path.absolute().parent / predictor)
 
 
 Origin = tuple[str, int, int]

@@ -181,6 +181,37 @@ class Models(StrictModel):
         return self
 
 
+PlanName = Literal["cascade", "strong-only", "fast-only", "stop-after-fast"]
+
+
+def _all_plans() -> list[PlanName]:
+    return ["cascade", "strong-only", "fast-only", "stop-after-fast"]
+
+
+class LearnedRouting(StrictModel):
+    """A learned plan choice (written by `route-agent policy learn`) for tasks the risk rules send to
+    the fast lane; the always-strong floor and the strong threshold still come first."""
+
+    predictor: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
+        description="The predictor JSON file; a relative path is relative to the policy file that names it."
+    )
+    cost_weight: Annotated[float, Field(ge=0, le=100)] = Field(
+        description="Resolve probability given up per strong attempt saved: the plan maximises expected resolve - cost_weight x cost."
+    )
+    catch_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.8, description="P(verification fails an attempt | the fast attempt did not resolve the task)."
+    )
+    false_alarm_rate: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.1, description="P(verification fails an attempt | the fast attempt resolved the task)."
+    )
+    plans: Annotated[list[PlanName], Field(min_length=1)] = Field(default_factory=_all_plans)
+    fixed_plan: PlanName | None = Field(
+        default=None,
+        description="Every task the rules leave open gets this plan: what `policy learn` writes when the per-task "
+        "predictions did no better than one plan for all on repositories they had not seen. Predictions are still shown.",
+    )
+
+
 class Routing(StrictModel):
     fast_max_score: NonNegativeInt = 6
     strong_min_score: NonNegativeInt = 7
@@ -192,6 +223,12 @@ class Routing(StrictModel):
     escalate_on: list[EscalateCondition] = Field(default_factory=_default_escalate_on)
     confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.65
     max_attempts: Annotated[int, Field(ge=1, le=5)] = 2
+    skip_fast_when_it_cannot_pay: bool = Field(
+        default=True,
+        description="Send work to the strong lane when fast-first costs no less than strong alone "
+        "(the models' prices and the ledger's typical tokens and escalation rate per lane).",
+    )
+    learned: LearnedRouting | None = None
 
     @model_validator(mode="after")
     def _thresholds(self) -> Routing:

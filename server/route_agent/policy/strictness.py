@@ -78,6 +78,10 @@ _SCALARS: dict[tuple[str, ...], Callable[[Any, Any], Any]] = {
     ("routing", "escalate_on"): _superset,
     ("routing", "confidence_threshold"): _at_least,
     ("routing", "max_attempts"): _at_least,
+    ("routing", "skip_fast_when_it_cannot_pay"): _at_least,
+    # A learned plan may stop after a failed fast attempt instead of escalating: only your own
+    # policy (or --policy) may choose one.
+    ("routing", "learned"): lambda kept, proposed: kept,
     ("budgets", "per_task_usd"): _limit,
     ("budgets", "per_day_usd"): _limit,
     ("verification", "sandbox"): _ordered(_SANDBOX_ORDER),

@@ -7,12 +7,18 @@ Lane choice, in order:
 4. a score strictly between the two thresholds => `routing.between` (strong by default: when the
    policy leaves a gap, the task defaults upward).
 A lane the user asks for may raise the lane, never lower it below what the floor requires.
+
+Then the plan (`routing/learned.py`), only for a task the rules above send to the fast lane and the
+user did not ask a lane for: with `routing.learned`, the predicted outcomes choose among the
+cascade, strong only, fast only and stop after a failed fast attempt; without it, the cascade,
+unless the fast lane cannot pay (`LaneEconomics`: fast-first costs no less than strong alone), when
+the task goes to the strong lane. A lane the rules choose strong stays strong (plan strong only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from route_agent.policy import FLOOR_REASONS, effective_always_strong
 from route_agent.policy.models import Policy
@@ -20,6 +26,9 @@ from route_agent.signals.changeset import ChangeSet
 from route_agent.signals.compute import Evidence, Signals, TestFailures, compute_signals
 from route_agent.signals.paths import PathMatcher
 from route_agent.signals.taint import CleanText
+
+if TYPE_CHECKING:
+    from route_agent.routing.learned import PlanChoice, Predictor
 
 Lane = Literal["fast", "strong"]
 
@@ -77,16 +86,38 @@ class Decision:
     lane: Lane
     lane_reason: str
     requested_lane: Literal["auto", "fast", "strong"] = "auto"
+    plan: PlanChoice | None = None
+    """The plan for the task (cascade, strong-only, fast-only, stop-after-fast) and, with a learned
+    policy, the predicted probabilities behind it."""
+
+    @property
+    def plan_name(self) -> str:
+        return self.plan.plan if self.plan is not None else ("strong-only" if self.lane == "strong" else "cascade")
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "signals": self.signals.as_dict(),
             "risk_score": self.risk_score,
             "contributions": [c.as_dict() for c in self.contributions],
             "always_strong": [str(a) for a in self.always_strong],
             "lane": self.lane,
             "lane_reason": self.lane_reason,
+            "plan": self.plan_name,
         }
+        if self.plan is not None:
+            out["plan_detail"] = self.plan.as_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class LaneEconomics:
+    """What one attempt per lane typically costs here, for the rule that skips a fast lane that cannot pay."""
+
+    fast_cost_vs_strong: float
+    """A fast attempt's typical cost as a fraction of a strong attempt's."""
+    escalation_rate: float | None = None
+    """The share of fast attempts that escalated (the ledger's), None when not measured."""
+    source: str = "prices"
 
 
 class LaneRefused(Exception):
@@ -96,11 +127,18 @@ class LaneRefused(Exception):
 class Router:
     """Everything derived from one policy that scoring needs; build once, reuse per keystroke."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, repo: str | None = None, economics: LaneEconomics | None = None) -> None:
         self.policy = policy
         self.matcher = PathMatcher(policy)
         self.always_strong_conditions = effective_always_strong(policy)
         self._custom = {f"custom:{rule.name}": rule for rule in policy.custom_rules}
+        self.repo = repo
+        self.economics = economics
+        self.predictor: Predictor | None = None
+        if policy.routing.learned is not None:
+            from route_agent.routing.learned import load_predictor
+
+            self.predictor = load_predictor(policy.routing.learned.predictor)
 
     def classify(
         self,
@@ -170,7 +208,36 @@ class Router:
             lane, reason = "strong", "requested by the user (--lane strong)"
         elif requested_lane == "fast" and lane == "strong":
             raise LaneRefused(f"the policy requires the strong lane for this task ({reason}); a request for the fast lane cannot lower it")
-        return Decision(signals, risk_score, contributions, hits, lane, reason, requested_lane)
+        plan = self._plan(signals, risk_score, lane, requested_lane)
+        if plan is not None and plan.lane != lane:
+            lane, reason = plan.lane, f"{reason}; {plan.reason}"
+        return Decision(signals, risk_score, contributions, hits, lane, reason, requested_lane, plan)
+
+    def _plan(self, signals: Signals, risk_score: int, lane: Lane, requested_lane: str) -> PlanChoice | None:
+        from route_agent.routing.learned import PlanChoice, choose_plan, fast_lane_pays, task_features
+
+        learned = self.policy.routing.learned
+        if lane == "strong" or requested_lane != "auto":
+            return None
+        economics = self.economics
+        if learned is not None and self.predictor is not None:
+            ratio = economics.fast_cost_vs_strong if economics is not None else self.predictor.cost_ratio
+            prediction = self.predictor.predict(task_features(signals, risk_score, self.repo))
+            if learned.fixed_plan is not None:
+                fixed = learned.fixed_plan
+                return PlanChoice(fixed, "strong" if fixed == "strong-only" else "fast",
+                                  f"{fixed}: the learned policy found no per-task choice better than {fixed} for every task "
+                                  "on repositories it had not seen (routing.learned.fixed_plan)", prediction, cost_ratio=ratio)
+            return choose_plan(prediction, ratio, learned.cost_weight, learned.catch_rate, learned.false_alarm_rate,
+                               tuple(learned.plans))
+        if economics is not None and self.policy.routing.skip_fast_when_it_cannot_pay and \
+                not fast_lane_pays(economics.fast_cost_vs_strong, economics.escalation_rate):
+            esc = f" + {economics.escalation_rate:.0%} escalations" if economics.escalation_rate is not None else ""
+            return PlanChoice("strong-only", "strong",
+                              f"the fast lane cannot pay here: a fast attempt costs {economics.fast_cost_vs_strong:.0%} of a strong one"
+                              f"{esc} ({economics.source}), so fast-first costs more than the strong lane alone",
+                              cost_ratio=economics.fast_cost_vs_strong)
+        return None
 
 
 @dataclass(frozen=True)
@@ -199,13 +266,14 @@ class NextStep:
     reasons: tuple[str, ...] = field(default=())
 
 
-def next_route(outcome: AttemptOutcome, policy: Policy, attempts_made: int) -> NextStep:
+def next_route(outcome: AttemptOutcome, policy: Policy, attempts_made: int, plan: str | None = None) -> NextStep:
     """After an attempt: accept it, escalate to the strong lane, or stop with a failure.
 
     Never routes back to the same cheap lane; a failed strong attempt stops with its findings.
     Tamper findings and scope creep always escalate; the policy's `escalate_on` decides whether the
     other failures escalate (listed) or stop the run (not listed), and whether low confidence and
-    snapshot-only checks count at all.
+    snapshot-only checks count at all. Under the plans `fast-only` and `stop-after-fast` a fast
+    attempt that would escalate stops instead, with its findings and the plan named among the reasons.
     """
     routing = policy.routing
     escalate_on = set(routing.escalate_on)
@@ -234,6 +302,8 @@ def next_route(outcome: AttemptOutcome, policy: Policy, attempts_made: int) -> N
     can_escalate = outcome.lane == "fast" and attempts_made < routing.max_attempts
     reasons = tuple(forced + hard + [s for s in soft if s in escalate_on])
     if forced or any(h in escalate_on for h in hard) or any(s in escalate_on for s in soft):
+        if can_escalate and plan in ("fast-only", "stop-after-fast"):
+            return NextStep("stop", outcome.lane, (*reasons, f"plan:{plan}"))
         if can_escalate:
             return NextStep("escalate", "strong", reasons)
         return NextStep("stop", outcome.lane, reasons)
