@@ -16,13 +16,17 @@ names the process that owns it; `prune_stale_worktrees` removes worktrees of thi
 owner is gone, then runs `git worktree prune`.
 
 A run stores `patch.diff`, `meta.json` and, for every touched path, its base and patched text
-(`files/<n>.base`, `files/<n>.after`). `apply_to_user_tree` writes a file whose current text still
+(`files/<n>.base`, `files/<n>.after`), with a SHA-256 `digest` of all of them taken when it was
+verified. `apply_to_user_tree` first checks the stored run is what was verified (paths exactly the
+patch's, patched text = patch applied to base, digest equal) and refuses otherwise, naming the run
+and the file; then it writes a file whose current text still
 equals the base; a file the user changed since is merged three ways with `git merge-file`; any
 conflict (or a path that became a symlink) is reported and nothing at all is written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -246,9 +250,11 @@ def save_run(repo: Repo, run_id: str, diff_text: str, base_commit: str, meta: di
         if after.get(path) is not None:
             (tmp / "files" / f"{n}.after").write_bytes(after[path] or b"")
         files[path] = entry
-    (tmp / "patch.diff").write_bytes(diff_text.encode("utf-8", "surrogateescape"))
-    record = {"run_id": run_id, "repo": str(repo.root), "base_commit": base_commit, "user_head": repo.head,
-              "paths": paths, "files": files, "saved": time.time(), **(meta or {})}
+    patch_bytes = diff_text.encode("utf-8", "surrogateescape")
+    (tmp / "patch.diff").write_bytes(patch_bytes)
+    record = {**(meta or {}), "run_id": run_id, "repo": str(repo.root), "base_commit": base_commit, "user_head": repo.head,
+              "paths": paths, "files": files, "saved": time.time(),
+              "digest": run_digest(patch_bytes, {path: (base.get(path), after.get(path)) for path in paths})}
     (tmp / "meta.json").write_text(json.dumps(record, indent=2))
     if target.exists():
         shutil.rmtree(target)
@@ -278,6 +284,62 @@ def _patched(base: dict[str, bytes | None], diff_text: str) -> dict[str, bytes |
         return out
 
 
+def run_digest(patch: bytes, files: Mapping[str, tuple[bytes | None, bytes | None]]) -> str:
+    """SHA-256 over what was verified: the patch, and every path with its base and patched text."""
+    digest = hashlib.sha256(b"route-agent verified run v1\0" + hashlib.sha256(patch).digest())
+    for path in sorted(files):
+        digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+        for data in files[path]:
+            digest.update(b"-" if data is None else b"+" + hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
+def _verified_images(folder: Path, meta: dict[str, Any], run_id: str) -> dict[str, tuple[bytes | None, bytes | None]]:
+    """The stored base and patched text of every path, after checking they are what was verified:
+    the paths are exactly the patch's, the patched text is the patch applied to the base, and the
+    digest stored at verification matches. Anything else names the run and the file (WorkspaceError)."""
+    def refuse(what: str) -> WorkspaceError:
+        return WorkspaceError(f"run {run_id} does not match what was verified: {what}; nothing was written "
+                              f"(route the task again; the stored run is in {folder})")
+
+    digest = meta.get("digest")
+    if not isinstance(digest, str):
+        raise refuse("it has no digest of the verified patch (stored by an older route-agent, or edited)")
+    try:
+        patch = (folder / "patch.diff").read_bytes()
+        named = diff_paths(patch.decode("utf-8", "surrogateescape"))
+    except (OSError, PatchRejected) as exc:
+        raise refuse(f"patch.diff cannot be read ({exc})") from None
+    files = meta.get("files")
+    listed = [*(files if isinstance(files, dict) else ()), *(meta.get("paths") or ())]
+    for path in listed:
+        if path not in named:
+            raise refuse(f"{path} is not named by the verified patch")
+    if not isinstance(files, dict) or meta.get("paths") != named:
+        raise refuse("meta.json does not list the paths its patch names")
+    images: dict[str, tuple[bytes | None, bytes | None]] = {}
+    for path in named:
+        entry = files.get(path)
+        if not isinstance(entry, dict) or not isinstance(entry.get("n"), int) or isinstance(entry.get("n"), bool):
+            raise refuse(f"{path} has no stored entry")
+        try:
+            base = (folder / "files" / f"{entry['n']}.base").read_bytes() if entry.get("base") else None
+            after = (folder / "files" / f"{entry['n']}.after").read_bytes() if entry.get("after") else None
+        except OSError:
+            raise refuse(f"the stored text of {path} is missing") from None
+        images[path] = (base, after)
+    try:
+        expected = _patched({path: base for path, (base, _) in images.items()}, patch.decode("utf-8", "surrogateescape"))
+    except PatchRejected:
+        raise refuse("patch.diff does not apply to the stored base texts") from None
+    for path, (_, after) in images.items():
+        if expected.get(path) != after:
+            raise refuse(f"the stored text of {path} is not the verified patch applied to its base")
+    if run_digest(patch, images) != digest:
+        raise refuse("patch.diff or a stored base text differs from the digest taken at verification")
+    return images
+
+
 def apply_to_user_tree(repo: Repo, run_id: str) -> ApplyResult:
     """Move a stored run's patch into the user's files (never their index); see the module docstring."""
     folder = run_path(run_id)
@@ -285,12 +347,13 @@ def apply_to_user_tree(repo: Repo, run_id: str) -> ApplyResult:
         meta = json.loads((folder / "meta.json").read_text("utf-8"))
     except (OSError, ValueError):
         raise WorkspaceError(f"no stored run {run_id} (looked in {folder})") from None
-    if meta.get("repo") != str(repo.root):
-        raise WorkspaceError(f"run {run_id} belongs to {meta.get('repo')}, not {repo.root}")
+    if not isinstance(meta, dict) or meta.get("repo") != str(repo.root):
+        raise WorkspaceError(f"run {run_id} belongs to {meta.get('repo') if isinstance(meta, dict) else '?'}, not {repo.root}")
+    images = _verified_images(folder, meta, run_id)
     planned: dict[str, bytes | None] = {}
     merged: list[str] = []
     conflicts: list[str] = []
-    for path, entry in meta["files"].items():
+    for path, (base, after) in images.items():
         check_path(path)
         try:
             check_no_symlink(repo.root, path)
@@ -298,8 +361,6 @@ def apply_to_user_tree(repo: Repo, run_id: str) -> ApplyResult:
             conflicts.append(path)
             meta.setdefault("_why", {})[path] = exc.reason
             continue
-        base = (folder / "files" / f"{entry['n']}.base").read_bytes() if entry["base"] else None
-        after = (folder / "files" / f"{entry['n']}.after").read_bytes() if entry["after"] else None
         target = repo.root / path
         ours = target.read_bytes() if target.is_file() else None
         if ours in (base, after):
