@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from safety_support import LspProcess, Scenario, check, policy_data, write_policy
+from safety_support import BAIT, LspProcess, Scenario, check, policy_data, write_policy
 
 from support.repos import git
 
@@ -227,5 +227,56 @@ def test_item11_escape_sequences_in_patch_paths_and_check_output_are_escaped(sce
     assert_no_raw_controls(r.text)
     assert "\\x1b]" in r.text, "neither the path nor the check output was shown"
     s.expected_rows += 2  # the transcript's two attempts (fast: checks failed; strong: patch rejected)
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside
+
+
+# -- item 12: private state, briefs redacted in the ledger, the key scrubbed in any encoding, URL credentials --------
+
+def test_item12_private_state_redacted_brief_and_no_url_credentials_in_checks(scenario: Scenario) -> None:
+    s = scenario
+    s.state.mkdir(mode=0o755)
+    s.state.chmod(0o755)  # as an older route-agent left it
+    s.env["PIP_INDEX_URL"] = f"https://__token__:pypi-{BAIT}@pypi.example.com/simple"
+    s.env["LC_PROXY_URL"] = f"http://alice:{BAIT}@proxy.example.com:3128"  # allowlisted by prefix, carries user:pass
+    s.env["PYTHONPATH"] = f"/opt/libs?access_token={BAIT}://"
+    token = f"ghp_{BAIT}{'d' * 26}"
+    policy = s.policy()
+    outside = outside_fingerprint(s)
+    r = s.route(f"{TASK}; the deploy token is {token}, keep it working", policy=policy)
+    assert r.out is not None and r.code == 0, r.text
+    statuses = {c["name"]: c["status"] for c in r.out["attempts"][0]["checks"]}
+    assert statuses == {"envcheck": "pass", "tests": "pass"}, "a credential in a URL variable reached a check"
+    assert (s.state.stat().st_mode & 0o777) == 0o700, oct(s.state.stat().st_mode)
+    loose = [f"{p} {oct(p.stat().st_mode & 0o777)}" for p in [*s.state.rglob("*"), s.ledger]
+             if p.is_file() and "worktrees" not in p.parts and p.stat().st_mode & 0o077]
+    assert not loose, f"files others can read: {loose}"
+    briefs = [row["brief"] for row in s.ledger_rows()]
+    assert briefs and all("[REDACTED:GitHub token]" in b and token not in b for b in briefs), briefs
+    s.assert_nothing_lost()  # no BAIT in any request, output, state file or the ledger
+    assert outside_fingerprint(s) == outside
+
+
+def test_item12_a_server_that_echoes_the_key_encoded_never_gets_it_printed(scenario: Scenario) -> None:
+    import base64
+    from urllib.parse import quote
+
+    from safety_support import KEY
+
+    s = scenario
+    echoes = [KEY.upper(), KEY.lower().replace("sk-", "SK-"), base64.b64encode(KEY.encode()).decode(),
+              base64.urlsafe_b64encode(b"x" + KEY.encode()).decode(), base64.b64encode(f"user:{KEY}".encode()).decode(),
+              quote(KEY + "/+", safe="")]
+    s.fake.script("echo-key", status=401, error="Incorrect API key provided: " + " | ".join(echoes))
+    policy = s.policy(fast="echo-key", strong="echo-key")
+    outside = outside_fingerprint(s)
+    r = s.route(TASK, policy=policy)
+    assert r.code == 2 and "401" in r.text, r.text
+    assert "Incorrect API key provided" in r.text and "[redacted]" in r.text
+    stored = b"".join(p.read_bytes() for p in [*s.state.rglob("*"), s.ledger] if p.is_file())
+    for echo in echoes:
+        core = echo[2:-4]  # what stays the same whatever surrounds it
+        assert core not in r.text, f"the key was printed encoded: {echo}"
+        assert core.encode() not in stored, f"the key was stored encoded: {echo}"
     s.assert_nothing_lost()
     assert outside_fingerprint(s) == outside

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import json
 import logging
 import os
@@ -502,12 +503,18 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)[:limit]
 
 
+# A server's error text is scrubbed first and shortened after (`_scrub`): cut first, a key that
+# straddled the cut would be printed in part.
+_RAW_ERROR_CHARS = 8192
+_SHOWN_ERROR_CHARS = 300
+
+
 def _error_text(payload: dict[str, Any]) -> str:
     error = payload.get("error")
     if isinstance(error, dict):
-        message = error.get("message") or error.get("code") or json.dumps(error)[:300]
-        return str(message)[:300]
-    return str(error)[:300]
+        message = error.get("message") or error.get("code") or json.dumps(error)[:_RAW_ERROR_CHARS]
+        return str(message)[:_RAW_ERROR_CHARS]
+    return str(error)[:_RAW_ERROR_CHARS]
 
 
 def _error_text_from_bytes(raw: bytes) -> str:
@@ -515,18 +522,48 @@ def _error_text_from_bytes(raw: bytes) -> str:
     try:
         payload = json.loads(text)
     except ValueError:
-        return " ".join(text.split())[:200]
-    return _error_text(payload) if isinstance(payload, dict) else text[:200]
+        return " ".join(text.split())[:_RAW_ERROR_CHARS]
+    return _error_text(payload) if isinstance(payload, dict) else text[:_RAW_ERROR_CHARS]
 
 
 _BEARER = re.compile(r"(?i)(bearer\s+|api[_ -]?key[\"'=: ]+)[A-Za-z0-9._\-]{16,}")
 
 
 def _scrub(text: str, key: str | None) -> str:
-    """Text from a server or an exception, with the key (or anything shaped like one) removed."""
+    """Text from a server or an exception, with the key (or anything shaped like one) removed: as
+    sent, in any letter case, base64 (standard or URL-safe, at any alignment, also inside a Basic
+    credential) and URL-encoded (issue 12, item 12: a server that echoes the key encoded)."""
     if key and len(key) >= 4:
-        text = text.replace(key, "[redacted]")
-    return _BEARER.sub(lambda m: m.group(1) + "[redacted]", text)
+        text = _key_pattern(key).sub("[redacted]", text)
+        # The text may end in the first part of the key (a server that cut its own message).
+        folded = text.casefold()
+        for n in range(len(key) - 1, 7, -1):
+            if folded.endswith(key[:n].casefold()):
+                text = text[:-n] + "[redacted]"
+                break
+    text = _BEARER.sub(lambda m: m.group(1) + "[redacted]", text)
+    return text if len(text) <= _SHOWN_ERROR_CHARS else text[: _SHOWN_ERROR_CHARS - 1] + "…"
+
+
+@functools.lru_cache(maxsize=8)
+def _key_pattern(key: str) -> re.Pattern[str]:
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    variants = {key, quote(key, safe=""), quote_plus(key)}
+    case_insensitive = "|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True))
+    raw = key.encode("utf-8")
+    encoded: set[str] = set()
+    for shift in range(3):
+        # The base64 characters that depend on the key's bytes only, whatever comes before or after.
+        text = base64.b64encode(b"\0" * shift + raw).decode("ascii")
+        first = -(-8 * shift // 6)
+        last = (8 * (shift + len(raw))) // 6
+        core = text[first:last]
+        if len(core) >= 8:
+            encoded.update({core, core.replace("+", "-").replace("/", "_")})
+    exact = "|".join(re.escape(v) for v in sorted(encoded, key=len, reverse=True))
+    return re.compile(f"(?i:{case_insensitive})" + (f"|{exact}" if exact else ""))
 
 
 def _host(url: str) -> str:

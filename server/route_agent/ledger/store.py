@@ -40,6 +40,21 @@ COLUMNS = (
 )
 
 
+def _redacted(value: Any) -> Any:
+    """`value` with every secret in its strings redacted as in a prompt (`[REDACTED:<rule>]`): a
+    brief or an excerpt of it may carry a key, and the ledger is kept and shared (issue 12, item 12)."""
+    if isinstance(value, str):
+        from route_agent.lanes.outbound import redact_lines
+
+        lines = value.split("\n")
+        return "\n".join(lines) if redact_lines(lines) else value
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
 class LedgerError(Exception):
     """The ledger cannot be opened or written; the message says where and why."""
 
@@ -80,10 +95,10 @@ class AttemptRow:
 
     def values(self) -> tuple[Any, ...]:
         data = asdict(self)
-        data["signals"] = json.dumps(self.signals, sort_keys=True)
+        data["signals"] = json.dumps(_redacted(self.signals), sort_keys=True)
         data["passed"] = int(self.passed)
         data["escalated"] = int(self.escalated)
-        data["brief"] = self.brief[:500]
+        data["brief"] = _redacted(self.brief)[:500]  # redacted whole, then cut: a cut secret would not match
         data["task_id"] = self.task_id or self.run_id
         data["predicted"] = json.dumps(self.predicted, sort_keys=True) if self.predicted else None
         return tuple(data[c] for c in COLUMNS)
@@ -170,12 +185,25 @@ _SQLITE_MIGRATIONS = _migrations("REAL", "")
 _PG_MIGRATIONS = _migrations("DOUBLE PRECISION", "IF NOT EXISTS")
 
 
+def _make_private(path: Path, created: bool) -> None:
+    """A ledger route-agent created, or the one in the state directory, is the user's only (0600);
+    a team's existing file elsewhere keeps the mode its owners gave it."""
+    from route_agent.workspace.state import make_private, state_dir
+
+    if created or path.parent.resolve() == state_dir().resolve():
+        for part in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if part.exists():
+                make_private(part)
+
+
 class SqliteLedger:
     def __init__(self, path: Path) -> None:
         self.location = str(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            created = not path.exists()
             self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            _make_private(path, created)  # before WAL mode: SQLite gives -wal and -shm the database's mode
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from route_agent.lanes.errors import LaneError
-from route_agent.lanes.prompt import Prompt, build_prompt
+from route_agent.lanes.prompt import Prompt, build_prompt, redact_text
 from route_agent.policy.keys import missing_key as _missing_key
 from route_agent.policy.models import ModelSpec
 from route_agent.verify.findings import Finding
@@ -73,7 +73,7 @@ def save_run_for(req: RunRequest, worktree_base: str, diff: str, attempts: list[
         diff,
         worktree_base,
         {
-            "brief": req.decision.signals.brief[:2000],
+            "brief": redact_text(req.decision.signals.brief, "brief")[0][:2000],  # stored: no secret in clear
             "attempts": attempts,
             "risk_score": req.decision.risk_score,
             "lane": req.decision.lane,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -70,6 +71,18 @@ _ENV_DENY_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PASSWD", "_CRE
 _ENV_DENY_PREFIXES = ("AWS_", "GITHUB_", "GH_", "OPENAI_", "OPENROUTER_", "ANTHROPIC_", "AZURE_", "GOOGLE_", "GCP_", "NPM_", "ROUTE_AGENT_")
 
 
+# A URL with a user (`https://user:pass@host`, `https://__token__:pypi-...@host`) or a credential in
+# its query (`?token=...`): PIP_INDEX_URL and friends often carry one.
+_URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]+@")
+_URL_CREDENTIAL_PARAM = re.compile(r"[?&;](?:[A-Za-z0-9_.-]*(?:token|key|secret|password|passwd|auth|sig|signature|credential)s?)=[^&\s]",
+                                   re.IGNORECASE)
+
+
+def carries_credential(value: str) -> bool:
+    """True when an environment value holds a URL with a user and password or a token in it."""
+    return "://" in value and bool(_URL_USERINFO.search(value) or _URL_CREDENTIAL_PARAM.search(value))
+
+
 def check_environment(environ: Mapping[str, str], marker: str) -> dict[str, str]:
     """The environment a check sees: an allowlist, with anything key-like removed even if allowed."""
     env: dict[str, str] = {}
@@ -78,6 +91,8 @@ def check_environment(environ: Mapping[str, str], marker: str) -> dict[str, str]
         if name not in _ENV_ALLOW and not upper.startswith("LC_"):
             continue
         if upper.endswith(_ENV_DENY_SUFFIXES) or upper.startswith(_ENV_DENY_PREFIXES) or upper == "SSH_AUTH_SOCK":
+            continue
+        if carries_credential(value):
             continue
         env[name] = value
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")

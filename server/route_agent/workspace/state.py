@@ -6,6 +6,7 @@ on a shared disk).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,10 +20,24 @@ from route_agent.signals.compute import Evidence, TestFailures
 
 
 def state_dir() -> Path:
+    """The state directory, created private (0700): it holds the ledger, approvals, stored runs and
+    worktrees of the user's code. One made more open earlier (0755) is tightened when it is ours."""
     override = os.environ.get("ROUTE_AGENT_STATE_DIR")
     path = Path(override) if override else Path(platformdirs.user_state_dir("route-agent", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        st = path.stat()
+        if st.st_mode & 0o077 and st.st_uid == os.getuid():
+            path.chmod(0o700)
+    except OSError:
+        pass  # a read-only or foreign directory: the files written into it are still 0600
     return path
+
+
+def make_private(path: Path) -> None:
+    """Make a file route-agent wrote readable by the user only (0600)."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600, follow_symlinks=False)
 
 
 def user_policy_path() -> Path:

@@ -51,7 +51,7 @@ from route_agent.workspace.patches import (
     extract_patch,
 )
 from route_agent.workspace.safefs import make_symlink, remove_file, write_file
-from route_agent.workspace.state import state_dir
+from route_agent.workspace.state import make_private, state_dir
 
 _COMMIT_CONFIG = ("-c", "user.name=route-agent", "-c", "user.email=route-agent@localhost", "-c", "commit.gpgsign=false")
 MAX_UNTRACKED_COPY = 5000
@@ -256,6 +256,9 @@ def save_run(repo: Repo, run_id: str, diff_text: str, base_commit: str, meta: di
               "paths": paths, "files": files, "saved": time.time(),
               "digest": run_digest(patch_bytes, {path: (base.get(path), after.get(path)) for path in paths})}
     (tmp / "meta.json").write_text(json.dumps(record, indent=2))
+    for written in tmp.rglob("*"):  # the user's code and the model's patch: the user's only
+        if written.is_file():
+            make_private(written)
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)

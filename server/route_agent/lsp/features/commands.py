@@ -240,11 +240,12 @@ def show_patch(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
         raise JsonRpcInvalidParams.of(ValueError(f"run {parsed.run_id} has no patch"))
     from pygls import uris
 
-    from route_agent.workspace.state import state_dir
+    from route_agent.workspace.state import make_private, state_dir
 
     target = state_dir() / "patches" / f"{record.run_id}.diff"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(record.patch, "utf-8")
+    make_private(target)
     uri = uris.from_fs_path(str(target)) or ""
     if ls.client.show_document:
         ls.window_show_document(types.ShowDocumentParams(uri=uri, take_focus=True))
