@@ -297,3 +297,20 @@ async def test_truncated_stream_applies_nothing(fake_llm: FakeLLMServer, user_re
         assert (user_repo / "hello.txt").read_text() == "hello\n"
     finally:
         remove_worktree(repo, worktree)
+
+
+@pytest.mark.parametrize(("delta_bytes", "what"), [
+    pytest.param(64 * 1024, "content passed 4 MiB", id="many-deltas"),
+    pytest.param(24 << 20, "stream passed 16 MiB", id="one-endless-line"),
+])
+async def test_a_huge_reply_stops_at_the_cap_and_is_booked_estimated(fake_llm: FakeLLMServer, delta_bytes: int, what: str) -> None:
+    fake_llm.script("huge", mode="endless", total=64 << 20, delta_bytes=delta_bytes)
+    task = TaskSpend()
+    async with LaneClient(policy(fake_llm, "huge", idle_timeout_s=20), environ=ENV) as client:
+        with pytest.raises(LaneError) as caught:
+            await client.complete("fast", MESSAGES, task=task)
+    error = caught.value
+    assert error.kind == "too_large" and what in error.message and "stopped reading" in error.message
+    assert error.cost_estimated and error.output_tokens == 4096 and error.cost_usd > 0
+    assert task.spent_usd == pytest.approx(error.cost_usd), "the paid call was not counted against the task budget"
+    assert len(fake_llm.requests) == 1, "a refused reply was retried"

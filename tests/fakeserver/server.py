@@ -24,6 +24,10 @@ Behaviour is chosen per model name. Built-in names:
                         (records the disconnect; used by cancellation tests)
     length              content, then finish_reason "length"
 
+Script `mode="endless"` to stream `delta_bytes` (default 65536) of content per event until `total`
+bytes (default 1 GiB) were sent or the client goes away (recorded in `.disconnects`), and
+`no_usage=True` to leave out the usage event a client asks for.
+
 Script `mode="json"` to answer a streaming request with a plain JSON completion.
 
 Any other name answers "Hello from the fake model." A test scripts a model with
@@ -320,6 +324,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._keepalives(model, float(b.get("duration", 3.0)))
             self._end_chunks()
             return
+        if mode == "endless":
+            self._endless(model, base, int(b.get("total", 1 << 30)), int(b.get("delta_bytes", 65536)))
+            return
         pieces = _split(reply, int(b.get("chunks", 4)))
         if mode == "hang":
             self._event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": pieces[0]}, "finish_reason": None}]})
@@ -347,10 +354,26 @@ class _Handler(BaseHTTPRequestHandler):
         self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         wants_usage = (isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage")) or (
             isinstance(body.get("usage"), dict) and body["usage"].get("include"))
-        if wants_usage:
+        if wants_usage and not b.get("no_usage"):
             self._event({**base, "choices": [], "usage": usage})
         if mode != "no-done":
             self._chunk(b"data: [DONE]\n\n")
+        self._end_chunks()
+
+    def _endless(self, model: str, base: dict[str, Any], total: int, delta_bytes: int) -> None:
+        event = b"data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"content": "x" * delta_bytes},
+                                                               "finish_reason": None}]}).encode() + b"\n\n"
+        sent = 0
+        try:
+            while sent < total and not self.fake.stopping.is_set():
+                self._chunk(event)
+                sent += delta_bytes
+        except (BrokenPipeError, ConnectionResetError):
+            self.fake.record_disconnect(model)
+            self.close_connection = True
+            return
+        self._event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        self._chunk(b"data: [DONE]\n\n")
         self._end_chunks()
 
     def _keepalives(self, model: str, duration: float) -> None:

@@ -4,7 +4,10 @@ server, a real PostgreSQL server per test run) and asserts that nothing was lost
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from safety_support import PY, Scenario, check, default_checks
@@ -88,3 +91,51 @@ def test_issue12_item5_a_verdict_quoted_from_the_patch_is_never_read_as_a_pass(s
     assert "low_confidence_summary" in first["escalation_reasons"], first
     assert r.out["result"] == "fail" and r.code == 1, "a patch was offered on a verdict the patch wrote"
     s.assert_nothing_lost()
+
+
+# -- item 9: a huge reply stops at the cap; a reply without usage is booked from what was received -----------------------
+
+RUSAGE_WRAPPER = ("import resource, subprocess, sys\n"
+                  "proc = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL)\n"
+                  "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+                  "sys.exit(proc.returncode)\n")
+
+
+def test_issue12_item9_a_huge_streamed_reply_stops_at_the_cap_with_memory_bounded(scenario: Scenario) -> None:
+    s = scenario
+    s.fake.script("fast-fixer", mode="endless", total=256 << 20, no_usage=True)
+    policy = s.policy()
+    proc = subprocess.run([PY, "-c", RUSAGE_WRAPPER, PY, "-m", "route_agent", "route", "--task", TASK, "--json", "--policy", str(policy)],
+                          capture_output=True, text=True, env=s.env, cwd=s.repo, timeout=300, check=False)
+    s.outputs.append(proc.stdout + proc.stderr)
+    out = json.loads(proc.stdout)
+    s.expected_rows += len(out["attempts"])
+    peak_mb = int(proc.stderr.rsplit("peak_rss_kb", 1)[1].split()[0]) / 1024
+    assert peak_mb < 200, f"reading a 256 MB reply peaked at {peak_mb:.0f} MB"
+    assert proc.returncode == 2 and out["result"] == "error", (proc.returncode, out["result"], out.get("message"))
+    assert "stopped reading" in out["message"] and "nothing from it is used" in out["message"], out["message"]
+    assert [a["lane"] for a in out["attempts"]] == ["fast"], "the run went on after the refused reply"
+    assert s.fake.disconnects, "the client read the reply to its end instead of stopping at the cap"
+    (row,) = s.ledger_rows()
+    fast = policy_model(policy, "fast")
+    most = (row["input_tokens"] * fast["price_per_mtok"]["input"] + 4096 * fast["price_per_mtok"]["output"]) / 1e6
+    assert row["cost_estimated"] == 1 and 0 < row["cost_usd"] <= most, dict(row)
+    assert out["attempts"][0]["cost_estimated"] is True and out["attempts"][0]["cost_usd"] == pytest.approx(row["cost_usd"])
+    s.assert_nothing_lost()
+
+
+def test_issue12_item9_a_reply_without_usage_is_booked_from_what_was_received_marked_estimated(scenario: Scenario) -> None:
+    s = scenario
+    s.fake.script("fast-fixer", reply=FIX_REPLY, no_usage=True)
+    r = s.route(TASK, policy=s.policy())
+    assert r.out is not None and r.out["result"] == "pass", r.text
+    first = r.out["attempts"][0]
+    assert first["cost_estimated"] is True and first["output_tokens"] == -(-len(FIX_REPLY) // 4), first
+    (row,) = s.ledger_rows()
+    assert row["cost_estimated"] == 1 and row["output_tokens"] == first["output_tokens"]
+    assert row["cost_usd"] == pytest.approx(first["cost_usd"]) and row["cost_usd"] > 0
+    s.assert_nothing_lost()
+
+
+def policy_model(path: Path, lane: str) -> dict[str, Any]:
+    return dict(json.loads(path.read_text())["models"][lane])

@@ -26,6 +26,10 @@ Rules (safety.md, "Talking to model APIs"):
   content is retried once. Then the model's `fallback` is tried, only of the same or a stronger tier.
 - Budgets (budget.py) are checked before each request (estimate) and after it (actual); a spent
   budget raises `LaneError(kind="budget")` and nothing falls back to a cheaper model.
+- Size: reading stops once a reply's content passes MAX_REPLY_CHARS or its raw stream passes
+  MAX_STREAM_CHARS (`too_large`, no retry, no fallback; memory stays bounded whatever the server
+  sends). Such a call is booked at what was received, as is a reply without `usage`: 4 characters
+  a token, output at most the `max_tokens` asked for (a provider bills no more), marked estimated.
 - Cancelling the awaiting task closes the HTTP stream at once (the connection is dropped).
 - API keys are read from the environment at request time and never appear in logs, errors or reprs.
 - Every request body is built by `_request_body`, which passes it through the never-send and secret
@@ -45,7 +49,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 import stamina
@@ -74,6 +78,13 @@ MAX_RETRY_AFTER_S = 60.0
 INCOMPLETE_RETRIES = 1
 COMPLETE_FINISH_REASONS = frozenset({"stop", "end_turn", "stop_sequence", "eos"})
 MAX_ERROR_BODY = 4096
+MAX_REPLY_CHARS = 4 * 1024 * 1024
+"""The cap on a reply's content, the size of the largest patch route-agent applies (MAX_PATCH_BYTES):
+reading stops there, so a reply of any size costs bounded memory."""
+MAX_STREAM_CHARS = 16 * 1024 * 1024
+STREAM_CHARS_PER_TOKEN = 512
+"""The cap on a stream's raw text, event framing included: MAX_STREAM_CHARS, or 512 characters per
+output token asked for when that is more (a provider sends a few hundred per token at worst)."""
 MAX_JSON_BODY = 16 * 1024 * 1024
 TIER_ORDER = {"fast": 0, "strong": 1}
 
@@ -100,6 +111,11 @@ class LaneReply:
     redacted: tuple[str, ...] = ()
     """What the never-send and secret gate changed in the request (outbound.py), e.g.
     "message 2 line 14: AWS access key id"; empty when the caller had already left it all out."""
+
+    @property
+    def cost_estimated(self) -> bool:
+        """True when the cost is not the provider's figure and the tokens are estimated (no `usage`)."""
+        return self.cost_source != "provider" and not self.usage_reported
 
 
 @dataclass
@@ -150,7 +166,7 @@ class LaneClient:
             except LaneError as exc:
                 exc.model = spec.model
                 last = index == len(chain) - 1
-                if last or exc.kind in ("budget", "config", "cancelled"):
+                if last or exc.kind in ("budget", "config", "cancelled", "too_large"):
                     if errors:
                         exc.message = f"{exc.message} (after {len(errors)} failed model(s): {'; '.join(errors)})"
                         exc.args = (exc.message,)
@@ -212,18 +228,27 @@ class LaneClient:
                      f" (Retry-After {exc.retry_after:g} s)" if exc.retry_after is not None else "")
             return exc.retry_after if exc.retry_after is not None else True
 
-        async for attempt in stamina.retry_context(on=retry_hook, attempts=MAX_ATTEMPTS, timeout=spec.timeout_s,
-                                                   wait_initial=0.5, wait_max=8.0, wait_jitter=0.5):
-            with attempt:
-                state.retries = attempt.num - 1
-                self.guard.check_before(task, estimate, spec.model)
-                result = await self._stream_once(spec, url, key, request, on_delta, deadline)
-                break
-        else:  # pragma: no cover - stamina raises the last error instead
-            raise LaneError("server", f"{spec.model}: no attempt was made")
+        try:
+            async for attempt in stamina.retry_context(on=retry_hook, attempts=MAX_ATTEMPTS, timeout=spec.timeout_s,
+                                                       wait_initial=0.5, wait_max=8.0, wait_jitter=0.5):
+                with attempt:
+                    state.retries = attempt.num - 1
+                    self.guard.check_before(task, estimate, spec.model)
+                    result = await self._stream_once(spec, url, key, request, on_delta, deadline)
+                    break
+            else:  # pragma: no cover - stamina raises the last error instead
+                raise LaneError("server", f"{spec.model}: no attempt was made")
+        except LaneError as exc:
+            if exc.kind == "too_large":
+                # The model was paid for what it sent: book that, estimated, before the error goes up.
+                exc.input_tokens, exc.output_tokens, _ = _tokens(None, prompt_chars, exc.received_chars, out_tokens)
+                exc.cost_usd = round(cost_usd(spec, exc.input_tokens, exc.output_tokens), 10)
+                exc.cost_estimated = True
+                self.guard.record_after(task, exc.cost_usd, spec.model)
+            raise
         text, finish, usage = result
         latency = loop.time() - started
-        input_tokens, output_tokens, reported = _tokens(usage, prompt_chars, len(text))
+        input_tokens, output_tokens, reported = _tokens(usage, prompt_chars, len(text), out_tokens)
         provider_cost = usage.get("cost") if usage else None
         if isinstance(provider_cost, int | float) and not isinstance(provider_cost, bool):
             actual, source = float(provider_cost), "provider"
@@ -294,7 +319,10 @@ class LaneClient:
             raise LaneError("html", f"{spec.model}: {_host(str(response.url))} answered 200 with an HTML page, not a chat "
                             "completion; check the model's base_url (it should end in /v1)", status)
         if content_type == "application/json":
-            return _parse_json_completion(spec, await _read_capped(response, MAX_JSON_BODY), key)
+            raw = await _read_capped(response, MAX_JSON_BODY + 1)
+            if len(raw) > MAX_JSON_BODY:
+                raise _too_large(spec, f"its JSON body passed {MAX_JSON_BODY >> 20} MiB", MAX_JSON_BODY)
+            return _parse_json_completion(spec, raw, key)
         if content_type != "text/event-stream":
             head = await _read_capped(response, 512)
             if head.lstrip()[:1] == b"<":
@@ -307,7 +335,9 @@ class LaneClient:
         done = False
         idle = spec.idle_timeout_s
         timer.reschedule(min(loop.time() + idle, deadline))
-        events = EventSource(response).aiter_sse()
+        stream = _CappedText(spec, response, max(MAX_STREAM_CHARS, STREAM_CHARS_PER_TOKEN * spec.max_output_tokens))
+        events = EventSource(cast(httpx.Response, stream)).aiter_sse()
+        received = 0
         async for event in events:
             data = event.data
             if not data.strip():
@@ -332,6 +362,9 @@ class LaneClient:
                 delta = choice.get("delta") or {}
                 piece = delta.get("content") if isinstance(delta, dict) else None
                 if isinstance(piece, str) and piece:
+                    received += len(piece)
+                    if received > MAX_REPLY_CHARS:
+                        raise _too_large(spec, f"its content passed {MAX_REPLY_CHARS >> 20} MiB", received)
                     parts.append(piece)
                     if on_delta is not None:
                         on_delta(piece)
@@ -483,13 +516,43 @@ def _err(kind: LaneErrorKind, message: str, parts: list[str], *, retryable: bool
     return error
 
 
-def _tokens(usage: dict[str, Any] | None, prompt_chars: int, reply_chars: int) -> tuple[int, int, bool]:
+def _tokens(usage: dict[str, Any] | None, prompt_chars: int, reply_chars: int, max_output: int) -> tuple[int, int, bool]:
+    """Tokens from `usage`, else estimated from what was sent and received (4 characters a token, output
+    at most the `max_tokens` asked for: a provider stops, and bills, there); the flag says which."""
     if usage:
         prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
         completion = usage.get("completion_tokens", usage.get("output_tokens"))
         if isinstance(prompt, int) and isinstance(completion, int):
             return prompt, completion, True
-    return (prompt_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN, (reply_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN, False
+    output = min(max_output, (reply_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
+    return (prompt_chars + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN, output, False
+
+
+def _too_large(spec: ModelSpec, what: str, received_chars: int) -> LaneError:
+    error = LaneError("too_large", f"{spec.model}: the reply is too large ({what}); route-agent stopped reading it "
+                      "and nothing from it is used")
+    error.content_started = True
+    error.received_chars = received_chars
+    return error
+
+
+class _CappedText:
+    """The part of an `httpx.Response` that `EventSource` reads, failing once `limit` characters have
+    come: an SSE line is buffered whole until its newline, so the cap must sit below the parser."""
+
+    def __init__(self, spec: ModelSpec, response: httpx.Response, limit: int) -> None:
+        self._spec = spec
+        self._response = response
+        self.headers = response.headers
+        self.limit = limit
+        self.received = 0
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        async for text in self._response.aiter_text():
+            self.received += len(text)
+            if self.received > self.limit:
+                raise _too_large(self._spec, f"its stream passed {self.limit >> 20} MiB", self.received)
+            yield text
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:

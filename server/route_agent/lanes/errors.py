@@ -1,7 +1,8 @@
 """`LaneError`: every way a lane call fails, as a kind plus a message a user can act on.
 
 Kinds: config, auth, payment, bad_request, rate_limited, server, incomplete, html, timeout, budget,
-cancelled. Messages never contain an API key (the client scrubs server text before quoting it).
+cancelled, too_large (a reply past the reply cap: reading stopped there). Messages never contain an
+API key (the client scrubs server text before quoting it).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Literal
 
 LaneErrorKind = Literal[
     "config", "auth", "payment", "bad_request", "rate_limited", "server", "incomplete", "html", "timeout", "budget",
-    "cancelled",
+    "cancelled", "too_large",
 ]
 
 
@@ -24,6 +25,12 @@ class LaneError(Exception):
         self.retryable = False
         self.content_started = False
         self.model: str | None = None
+        # What a call that failed after content arrived is booked at (estimated from what was received).
+        self.cost_usd = 0.0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_estimated = False
+        self.received_chars = 0
 
     def __str__(self) -> str:
         return self.message

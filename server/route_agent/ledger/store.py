@@ -37,6 +37,7 @@ COLUMNS = (
     "task_id",
     "plan",
     "predicted",
+    "cost_estimated",
 )
 
 
@@ -90,6 +91,9 @@ class AttemptRow:
     """The task's plan: cascade, strong-only, fast-only or stop-after-fast."""
     predicted: dict[str, float] = field(default_factory=dict)
     """A learned policy's predicted probabilities (fast, strong, strong_after_fast_failed); empty without one."""
+    cost_estimated: bool = False
+    """True when the cost is estimated from what was sent and received (the reply had no usage data,
+    or reading stopped at the reply cap), not the provider's figure."""
     attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -98,6 +102,7 @@ class AttemptRow:
         data["signals"] = json.dumps(_redacted(self.signals), sort_keys=True)
         data["passed"] = int(self.passed)
         data["escalated"] = int(self.escalated)
+        data["cost_estimated"] = int(self.cost_estimated)
         data["brief"] = _redacted(self.brief)[:500]  # redacted whole, then cut: a cut secret would not match
         data["task_id"] = self.task_id or self.run_id
         data["predicted"] = json.dumps(self.predicted, sort_keys=True) if self.predicted else None
@@ -121,6 +126,7 @@ class AttemptRow:
         data["predicted"] = {k: float(v) for k, v in predicted.items() if isinstance(v, int | float)} if isinstance(predicted, dict) else {}
         data["passed"] = bool(data["passed"])
         data["escalated"] = bool(data["escalated"])
+        data["cost_estimated"] = bool(data["cost_estimated"])
         if isinstance(data["created_at"], datetime):
             data["created_at"] = data["created_at"].isoformat(timespec="seconds")
         known = {f.name for f in fields(cls)}
@@ -178,6 +184,8 @@ def _migrations(real: str, if_not_exists: str) -> tuple[str, ...]:
         f"ALTER TABLE attempts ADD COLUMN {if_not_exists} task_id TEXT; UPDATE attempts SET task_id = run_id WHERE task_id IS NULL",
         # 4: the plan a task ran under and a learned policy's predictions (ledger report: predicted vs observed)
         f"ALTER TABLE attempts ADD COLUMN {if_not_exists} plan TEXT; ALTER TABLE attempts ADD COLUMN {if_not_exists} predicted TEXT",
+        # 5: a cost estimated from what was received (no usage data, or a reply stopped at the cap)
+        f"ALTER TABLE attempts ADD COLUMN {if_not_exists} cost_estimated INTEGER NOT NULL DEFAULT 0",
     )
 
 

@@ -75,6 +75,7 @@ class _Attempt:
     confidence: float | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     cost_usd: float = 0.0
+    cost_estimated: bool = False
     latency_seconds: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -94,6 +95,7 @@ class _Attempt:
             "confidence": self.confidence,
             "checks": self.checks,
             "cost_usd": round(self.cost_usd, 6),
+            "cost_estimated": self.cost_estimated,
             "latency_seconds": round(self.latency_seconds, 3),
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
@@ -142,6 +144,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
                 async for event in lane_events:
                     yield event
             if call.reply is None:
+                run.total_cost += attempt.cost_usd
                 _record(req, attempt, passed=False)
                 yield run.finished("error", f"{lane} lane ({spec.model}): {call.error}", run.all_findings)
                 return
@@ -217,11 +220,15 @@ async def _lane_attempt(
         reply = call.result()
     except adapters.LaneError as exc:
         attempt.result, attempt.failure_kind = "error", f"lane_{exc.kind}"
+        # A call that failed after content arrived was paid for: it is booked at what was received.
+        attempt.cost_usd, attempt.cost_estimated = exc.cost_usd, exc.cost_estimated
+        attempt.input_tokens, attempt.output_tokens = exc.input_tokens, exc.output_tokens
         out.error = exc
         return
     out.reply = reply
     attempt.model = reply.model
     attempt.cost_usd, attempt.latency_seconds = reply.cost_usd, reply.latency_seconds
+    attempt.cost_estimated = reply.cost_estimated
     attempt.input_tokens, attempt.output_tokens = reply.input_tokens, reply.output_tokens
     yield ev.LaneReplied(
         lane, reply.model, reply.input_tokens, reply.output_tokens, reply.cost_usd, reply.latency_seconds, reply.fallback_used
@@ -468,6 +475,7 @@ def _record(req: RunRequest, attempt: _Attempt, *, passed: bool) -> None:
             input_tokens=attempt.input_tokens,
             output_tokens=attempt.output_tokens,
             cost_usd=attempt.cost_usd,
+            cost_estimated=attempt.cost_estimated,
             findings_count=attempt.findings_count,
             plan=req.decision.plan_name,
             predicted=req.decision.plan.prediction.as_dict() if req.decision.plan and req.decision.plan.prediction else {},
