@@ -65,3 +65,48 @@ def test_policy_layer_is_valid(tmp_path: Path) -> None:
     loaded = PolicyCache().load(path).policy
     assert loaded.routing.fast_max_score == result["recommended"]["fast_max_score"]
     assert loaded == with_changes(policy, result["recommended"])
+
+
+def priced(fast_cost: float) -> Dataset:
+    ds = dataset()
+    n = len(ds.tasks)
+    return Dataset(ds.tasks, "f", "s", ds.fast_resolved, ds.strong_resolved, [fast_cost] * n, [4.0] * n, "price")
+
+
+@pytest.mark.parametrize("target", [Target("quality", 1.0), Target("quality", 0.9)], ids=str)
+def test_an_expensive_fast_lane_is_never_recommended_when_all_strong_dominates(target: Target, tmp_path: Path) -> None:
+    ds = priced(3.6)  # a fast attempt costs 90% of a strong one: every cascade costs more than all-strong
+    policy = PolicyCache().load().policy
+    signals = [d.signals for d in classify_tasks(ds.tasks, policy, "pre-task")]
+    result = calibrate(ds, policy, signals, target, "cascade", 0.8, 0.1, [])
+    assert result["recommended"]["plan"] == "strong-only" and not result["fast_lane_pays"]
+    assert result["verdict"].startswith("send everything to the strong lane; the fast lane costs 90% of the strong lane here")
+    assert result["dominated_candidates"] > 0
+    out = tmp_path / "p.yaml"
+    out.write_text(policy_layer(result, None, ["test"]))
+    written = PolicyCache().load(out).policy
+    assert written.routing.plan == "strong-only"
+
+
+def test_a_cheap_fast_lane_pays_and_no_dominated_choice_is_recommended() -> None:
+    from route_agent.eval.calibrate import dominated_by_all_strong
+
+    ds = priced(0.5)
+    policy = PolicyCache().load().policy
+    signals = [d.signals for d in classify_tasks(ds.tasks, policy, "pre-task")]
+    result = calibrate(ds, policy, signals, Target("quality", 1.0), "cascade", 0.8, 0.1, [])
+    assert result["fast_lane_pays"] and result["recommended"]["plan"] == "auto"
+    assert result["verdict"].startswith("the fast lane pays here: it costs 12% of the strong lane")
+    assert not dominated_by_all_strong(result["tuning"]["recommended"])
+
+
+def test_a_strong_share_target_on_an_expensive_fast_lane_gets_a_choice_all_strong_does_not_dominate() -> None:
+    from route_agent.eval.calibrate import dominated_by_all_strong
+
+    ds = priced(3.6)
+    policy = PolicyCache().load().policy
+    signals = [d.signals for d in classify_tasks(ds.tasks, policy, "pre-task")]
+    result = calibrate(ds, policy, signals, Target("strong-share", 0.2), "cascade", 0.8, 0.1, [])
+    assert result["dominated_candidates"] > 0
+    assert result["recommended"]["plan"] == "fast-only"  # cheaper than all-strong, at a lower resolve rate: a real trade-off
+    assert not dominated_by_all_strong(result["tuning"]["recommended"])

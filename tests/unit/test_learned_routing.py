@@ -174,3 +174,16 @@ def test_repository_policy_cannot_choose_a_learned_plan(tmp_path: Path) -> None:
     learned = PolicyCache().load(write_learned(tmp_path, {"fast": 0.0, "strong": 0.0, "strong_after_fast_failed": 0.0})).policy
     kept, lowered = restrict(DEFAULT, learned)
     assert kept.routing.learned is None and [lw.key for lw in lowered] == ["routing.learned"]
+
+
+def test_routing_plan_sends_open_tasks_by_the_policy_and_a_repository_cannot_lower_it() -> None:
+    from route_agent.policy.strictness import restrict
+
+    strong = DEFAULT.model_copy(update={"routing": DEFAULT.routing.model_copy(update={"plan": "strong-only"})})
+    fast = DEFAULT.model_copy(update={"routing": DEFAULT.routing.model_copy(update={"plan": "fast-only"})})
+    assert Router(strong).classify(readme_change(), "fix the typo").lane == "strong"
+    decision = Router(fast).classify(readme_change(), "fix the typo")
+    assert decision.lane == "fast" and decision.plan_name == "fast-only"
+    kept, lowered = restrict(DEFAULT, fast)
+    assert kept.routing.plan == "auto" and [lw.key for lw in lowered] == ["routing.plan"]
+    assert restrict(DEFAULT, strong) == (strong, [])

@@ -281,6 +281,10 @@ def _render_calibration(result: dict[str, Any]) -> list[str]:
     lines.append(f"searched {result['candidates_searched']} candidates (thresholds x weights {result['weight_grid']})")
     if not result["feasible_on_tuning"]:
         lines.append("the target is NOT reachable on the tuning repositories; the closest candidate is shown")
+    lines.append(f"verdict: {result['verdict']}")
+    if result["dominated_candidates"]:
+        lines.append(f"{result['dominated_candidates']} candidate(s) cost at least as much as all-strong for no better resolve rate; "
+                     "none of them is recommended")
     rec = result["recommended"]
     lines.append("recommended: " + ", ".join(f"{k}={v}" for k, v in rec.items()))
     lines.append("changed: " + (", ".join(f"{k} {c['from']}->{c['to']}" for k, c in result["changed"].items()) or "nothing"))

@@ -87,11 +87,11 @@ def split_repos(dataset: Dataset, holdout: Sequence[str] | None) -> tuple[list[i
     return tune, hold, list(holdout)
 
 
-def with_changes(policy: Policy, changes: dict[str, int]) -> Policy:
+def with_changes(policy: Policy, changes: dict[str, Any]) -> Policy:
     weights = policy.weights.model_dump()
     routing = policy.routing.model_dump()
     for key, value in changes.items():
-        if key in ("fast_max_score", "strong_min_score"):
+        if key in ("fast_max_score", "strong_min_score", "plan"):
             routing[key] = value
         elif key.startswith("files."):
             weights["files"][key.split(".", 1)[1]] = value
@@ -103,10 +103,11 @@ def with_changes(policy: Policy, changes: dict[str, int]) -> Policy:
     return Policy.model_validate(data)
 
 
-def current_values(policy: Policy) -> dict[str, int]:
+def current_values(policy: Policy) -> dict[str, Any]:
     w = policy.weights
     return {"files.per": w.files.per, "files.max": w.files.max, "new_code": w.new_code, "dependency_change": w.dependency_change,
-            "fast_max_score": policy.routing.fast_max_score, "strong_min_score": policy.routing.strong_min_score}
+            "fast_max_score": policy.routing.fast_max_score, "strong_min_score": policy.routing.strong_min_score,
+            "plan": policy.routing.plan}
 
 
 @dataclass
@@ -135,6 +136,39 @@ def _score(x: Any, strategy: Strategy) -> dict[str, float]:
     }
 
 
+def _score_plan(x: Any, plan: str) -> dict[str, float]:
+    """`strong-only`: every task strong. `fast-only`: tasks routed fast are accepted when verification
+    passes them and never escalated (resolved f (1 - F), cost c_f); tasks routed strong stay strong."""
+    from route_agent.eval.metrics import PerTask, per_task_strategies, summarize
+
+    pt = per_task_strategies(x)
+    strong, fast = summarize(pt["all-strong"]), summarize(pt["all-fast"])
+    if plan == "strong-only":
+        chosen = strong
+        initial = 1.0
+    else:
+        keep = 1.0 - x.lane_strong
+        per = PerTask(x.lane_strong * x.strong + keep * x.fast * (1.0 - x.fpr), x.lane_strong * x.strong_cost + keep * x.fast_cost,
+                      x.lane_strong.copy())
+        chosen = summarize(per)
+        initial = float(x.lane_strong.mean()) if x.n else 0.0
+    return {
+        "resolve_rate": chosen["resolve_rate"], "total_cost": chosen["total_cost"], "strong_share": chosen["strong_share"],
+        "initial_strong_share": initial,
+        "all_strong_resolve_rate": strong["resolve_rate"], "all_strong_cost": strong["total_cost"],
+        "all_fast_resolve_rate": fast["resolve_rate"], "all_fast_cost": fast["total_cost"],
+        "resolve_vs_all_strong": chosen["resolve_rate"] / strong["resolve_rate"] if strong["resolve_rate"] else float("nan"),
+        "cost_vs_all_strong": chosen["total_cost"] / strong["total_cost"] if strong["total_cost"] else float("nan"),
+        "tasks": float(x.n),
+    }
+
+
+def dominated_by_all_strong(result: dict[str, float]) -> bool:
+    """More (or equal) cost than all-strong at no better resolve rate."""
+    return bool(result["total_cost"] >= result["all_strong_cost"] - 1e-9
+                and result["resolve_rate"] <= result["all_strong_resolve_rate"] + 1e-12)
+
+
 def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], target: Target, strategy: Strategy,
               recall: float, fpr: float, holdout: Sequence[str] | None) -> dict[str, Any]:
     import numpy as np
@@ -147,7 +181,23 @@ def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], targ
     tune_idx = np.asarray(tune, dtype=np.int64)
     current = current_values(policy)
     names = list(WEIGHT_GRID)
-    candidates: list[tuple[tuple[float, ...], dict[str, int], dict[str, float]]] = []
+    candidates: list[tuple[tuple[float, ...], dict[str, Any], dict[str, float]]] = []
+
+    def rank_of(result: dict[str, float], full: dict[str, Any], t: int) -> tuple[float, ...]:
+        distance = sum(1 for k, v in full.items() if current.get(k) != v)
+        # A choice all-strong dominates is never recommended: it ranks after every other one.
+        dominated = full.get("plan") != "strong-only" and dominated_by_all_strong(result)
+        if target.kind == "quality":
+            feasible = not dominated and result["resolve_rate"] >= target.value * result["all_strong_resolve_rate"] - 1e-12
+            first = result["total_cost"] if feasible else -result["resolve_rate"]
+            rank = (0.0 if feasible else 2.0 if dominated else 1.0, first, -result["resolve_rate"], float(distance), -t)
+        else:
+            feasible = not dominated and result["initial_strong_share"] <= target.value + 1e-12
+            first = -result["resolve_rate"] if feasible else result["initial_strong_share"]
+            rank = (0.0 if feasible else 2.0 if dominated else 1.0, first, result["total_cost"], float(distance), -t)
+        result["feasible"] = float(feasible)
+        result["dominated"] = float(dominated)
+        return rank
     seen_variants: set[tuple[int, ...]] = set()
     for combo in itertools.product(*(WEIGHT_GRID[n] for n in names)):
         changes = dict(zip(names, combo, strict=True))
@@ -170,19 +220,18 @@ def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], targ
             lane = always | (scores > t)
             x = base.__class__(base.fast, base.strong, base.fast_cost, base.strong_cost, scores + ALWAYS_STRONG_KEY * always,
                                lane.astype(np.float64), recall, fpr).take(tune_idx)
-            full = {**changes, "fast_max_score": t, "strong_min_score": t + 1}
+            full = {**changes, "fast_max_score": t, "strong_min_score": t + 1, "plan": "auto"}
             result = _score(x, strategy)
-            distance = sum(1 for k, v in full.items() if current.get(k) != v)
-            if target.kind == "quality":
-                feasible = result["resolve_rate"] >= target.value * result["all_strong_resolve_rate"] - 1e-12
-                first = result["total_cost"] if feasible else -result["resolve_rate"]
-                rank = (0.0 if feasible else 1.0, first, -result["resolve_rate"], float(distance), -t)
-            else:
-                feasible = result["initial_strong_share"] <= target.value + 1e-12
-                first = -result["resolve_rate"] if feasible else result["initial_strong_share"]
-                rank = (0.0 if feasible else 1.0, first, result["total_cost"], float(distance), -t)
-            result["feasible"] = float(feasible)
-            candidates.append((rank, full, result))
+            candidates.append((rank_of(result, full, t), full, result))
+            if (changes == {k: current[k] for k in changes}) and t == current["fast_max_score"]:
+                fast_only = {**full, "plan": "fast-only"}
+                scored = _score_plan(x, "fast-only")
+                candidates.append((rank_of(scored, fast_only, t), fast_only, scored))
+    # Every task to the strong lane: a candidate whatever the thresholds (they no longer matter).
+    everything_strong = {**current, "plan": "strong-only"}
+    x_all = base.__class__(base.fast, base.strong, base.fast_cost, base.strong_cost, base.key, np.ones(base.n), recall, fpr).take(tune_idx)
+    scored_strong = _score_plan(x_all, "strong-only")
+    candidates.append((rank_of(scored_strong, everything_strong, current["fast_max_score"]), everything_strong, scored_strong))
     candidates.sort(key=lambda c: c[0])
     best_rank, best, best_tune = candidates[0]
     chosen = with_changes(policy, best)
@@ -195,10 +244,28 @@ def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], targ
         x = make_inputs(dataset.fast_resolved, dataset.strong_resolved, dataset.fast_cost, dataset.strong_cost,
                         [d.risk_score + (ALWAYS_STRONG_KEY if d.always_strong else 0.0) for d in decisions],
                         [d.lane == "strong" for d in decisions], recall, fpr).take(np.asarray(index, dtype=np.int64))
+        if pol.routing.plan != "auto":
+            return _score_plan(x, pol.routing.plan)
         return _score(x, strategy)
 
     everything = list(range(len(signals)))
+    tune_fast = float(np.mean([dataset.fast_cost[i] for i in tune])) if tune else 0.0
+    tune_strong = float(np.mean([dataset.strong_cost[i] for i in tune])) if tune else 0.0
+    ratio = tune_fast / tune_strong if tune_strong > 0 else float("nan")
+    using_fast = [c for c in candidates if c[1].get("plan") != "strong-only"]
+    all_dominated = bool(using_fast) and all(c[2]["dominated"] for c in using_fast)
+    if best.get("plan") == "strong-only":
+        why = ("every choice that uses it costs at least as much as all-strong for no better resolve rate" if all_dominated
+               else "no choice that uses it reaches the target for less")
+        verdict = f"send everything to the strong lane; the fast lane costs {ratio:.0%} of the strong lane here, and {why}"
+    else:
+        verdict = (f"the fast lane pays here: it costs {ratio:.0%} of the strong lane; the recommendation reaches "
+                   f"{best_tune['resolve_vs_all_strong']:.1%} of all-strong's resolve rate at {best_tune['cost_vs_all_strong']:.1%} of its cost")
     return {
+        "verdict": verdict,
+        "fast_lane_pays": best.get("plan") != "strong-only",
+        "fast_cost_vs_strong": ratio,
+        "dominated_candidates": sum(1 for c in candidates if c[2]["dominated"]),
         "target": str(target),
         "strategy": strategy,
         "verifier": {"recall": recall, "false_positive_rate": fpr},
@@ -234,6 +301,8 @@ def policy_layer(result: dict[str, Any], base_layer: dict[str, Any] | None, head
     weights["files"] = files
     weights["new_code"] = rec["new_code"]
     weights["dependency_change"] = rec["dependency_change"]
+    if rec.get("plan", "auto") != "auto":
+        routing["plan"] = rec["plan"]
     data["routing"], data["weights"] = routing, weights
     body = yaml.safe_dump(data, sort_keys=False, width=100)
     return "".join(f"# {line}\n" if line else "#\n" for line in header) + body

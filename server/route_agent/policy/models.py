@@ -228,6 +228,11 @@ class Routing(StrictModel):
         description="Send work to the strong lane when fast-first costs no less than strong alone "
         "(the models' prices and the ledger's typical tokens and escalation rate per lane).",
     )
+    plan: Literal["auto", "strong-only", "fast-only"] = Field(
+        default="auto",
+        description="auto: the cascade (or routing.learned's choice); strong-only: every task to the strong lane; "
+        "fast-only: tasks the rules send fast are never escalated (a failed attempt stops with its findings).",
+    )
     learned: LearnedRouting | None = None
 
     @model_validator(mode="after")

@@ -79,6 +79,7 @@ _SCALARS: dict[tuple[str, ...], Callable[[Any, Any], Any]] = {
     ("routing", "confidence_threshold"): _at_least,
     ("routing", "max_attempts"): _at_least,
     ("routing", "skip_fast_when_it_cannot_pay"): _at_least,
+    ("routing", "plan"): _ordered({"fast-only": 0, "auto": 1, "strong-only": 2}),
     # A learned plan may stop after a failed fast attempt instead of escalating: only your own
     # policy (or --policy) may choose one.
     ("routing", "learned"): lambda kept, proposed: kept,

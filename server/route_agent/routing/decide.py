@@ -219,6 +219,9 @@ class Router:
         learned = self.policy.routing.learned
         if lane == "strong" or requested_lane != "auto":
             return None
+        policy_plan = self.policy.routing.plan
+        if policy_plan != "auto":
+            return PlanChoice(policy_plan, "strong" if policy_plan == "strong-only" else "fast", f"routing.plan is {policy_plan}")
         economics = self.economics
         if learned is not None and self.predictor is not None:
             ratio = economics.fast_cost_vs_strong if economics is not None else self.predictor.cost_ratio
