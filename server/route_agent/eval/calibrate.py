@@ -260,7 +260,8 @@ def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], targ
         verdict = f"send everything to the strong lane; the fast lane costs {ratio:.0%} of the strong lane here, and {why}"
     else:
         verdict = (f"the fast lane pays here: it costs {ratio:.0%} of the strong lane; the recommendation reaches "
-                   f"{best_tune['resolve_vs_all_strong']:.1%} of all-strong's resolve rate at {best_tune['cost_vs_all_strong']:.1%} of its cost")
+                   f"{best_tune['resolve_vs_all_strong']:.1%} of all-strong's resolve rate "
+                   f"at {best_tune['cost_vs_all_strong']:.1%} of its cost")
     return {
         "verdict": verdict,
         "fast_lane_pays": best.get("plan") != "strong-only",
