@@ -330,7 +330,7 @@ cli.add_command(apply_command)
 @cli.command("serve")
 def serve_command() -> None:
     """Run the language server over stdio (LSP)."""
-    from route_agent.lsp.server import main as serve_main
+    from route_agent.lsp.app import main as serve_main
 
     serve_main()
 

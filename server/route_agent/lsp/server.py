@@ -9,10 +9,8 @@ last delivered. Risk is recomputed per folder, debounced, with git in a worker t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,9 +20,11 @@ from pygls import uris
 from pygls.lsp.server import LanguageServer
 
 from route_agent import __version__
+from route_agent.lsp import policy_validation, risk_view
 from route_agent.lsp.capabilities import ClientFeatures
 from route_agent.lsp.protocol import RouteAgentProtocol
 from route_agent.lsp.settings import RawOptions, Settings, resolve
+from route_agent.lsp.state.diagnostics import DiagnosticStore
 from route_agent.lsp.state.documents import DocumentStore, LineDocument
 from route_agent.lsp.state.folders import FolderState, RiskSnapshot, compute_snapshot
 from route_agent.lsp.state.runs import RunRegistry
@@ -48,13 +48,7 @@ class RouteAgentServer(LanguageServer):
         self.init_options = RawOptions()
         self.client = ClientFeatures()
         self.runs = RunRegistry()
-        self.diagnostic_uris: set[str] = set()
-        """URIs we last pushed non-empty diagnostics to (so stale ones can be cleared)."""
-        self.diagnostic_versions: dict[str, int] = {}
-        """Per-URI counter behind pull diagnostics' result_id."""
-        self.diagnostic_cache: dict[str, list[types.Diagnostic]] = {}
-        self.policy_diagnostics: dict[str, list[types.Diagnostic]] = {}
-        """Live diagnostics of policy files being edited, by URI."""
+        self.diagnostics = DiagnosticStore()
         self.hover_cache: dict[tuple[int, str, int, bool], str | None] = {}
         self._uri_folder: dict[str, tuple[FolderState, str] | None] = {}
         self.background: set[asyncio.Task[Any]] = set()
@@ -171,15 +165,34 @@ class RouteAgentServer(LanguageServer):
         if folder.rerun:
             folder.rerun = False
             self.schedule_refresh(folder, 0.0)
-        from route_agent.lsp.features import diagnostics, risk_summary
-
-        diagnostics.deliver(self)
-        risk_summary.notify(self, folder)
+        self.deliver_diagnostics()
+        risk_view.notify(self, folder)
 
     # --- documents -----------------------------------------------------------------------------
 
     def document(self, uri: str) -> LineDocument | None:
         return self.documents.get(uri)
+
+    def document_touched(self, uri: str) -> None:
+        """An open document changed (opened, edited, saved): unsaved buffers count, so its folder's
+        risk is refreshed (debounced); a policy file being edited is validated from its text."""
+        where = self.locate(uri)
+        if where is not None:
+            self.schedule_refresh(where[0])
+        if policy_validation.is_policy_document(self, uri):
+            policy_validation.schedule_policy_check(self, uri)
+
+    def document_closed(self, uri: str) -> None:
+        where = self.locate(uri)
+        if where is not None:
+            self.schedule_refresh(where[0])
+        policy_validation.forget_policy_document(self, uri)
+
+    # --- diagnostics ---------------------------------------------------------------------------
+
+    def deliver_diagnostics(self) -> None:
+        """Recompute every diagnostic from the server's state and deliver what changed."""
+        self.diagnostics.deliver(self)
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -246,64 +259,3 @@ class LspLogHandler(logging.Handler):
             self.handleError(record)
         finally:
             self._local.busy = False
-
-
-def create_server() -> RouteAgentServer:
-    from route_agent.lsp.features import register_all
-
-    server = RouteAgentServer()
-    register_all(server)
-    return server
-
-
-def configure_logging(server: RouteAgentServer) -> None:
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    handler = LspLogHandler(server)
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    logging.getLogger("route_agent").addHandler(handler)
-    logging.getLogger("route_agent").setLevel(logging.INFO)
-    logging.getLogger("route_agent").propagate = False
-    # pygls logs every message it sends at INFO; keep only its warnings, on stderr.
-    pygls_logger = logging.getLogger("pygls")
-    pygls_logger.setLevel(logging.WARNING)
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    pygls_logger.addHandler(stderr)
-    pygls_logger.propagate = False
-
-
-async def serve_stdio(server: RouteAgentServer) -> int:
-    from route_agent.lsp.stdio import FdWriter, open_stdin_reader, read_messages
-
-    server.loop = asyncio.get_running_loop()
-    # Anything printed by accident must not corrupt the protocol: stdout's descriptor is kept for
-    # frames, and sys.stdout now points at stderr.
-    out_fd = os.dup(1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    server.protocol.set_writer(FdWriter(out_fd))
-    reader = await open_stdin_reader()
-    code = 0
-    try:
-        await read_messages(reader, server.protocol)
-        code = 0 if server.protocol._shutdown else 1
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(server.stop_everything(), timeout=SHUTDOWN_GRACE_S + 0.3)
-    return code
-
-
-def main() -> None:
-    server = create_server()
-    configure_logging(server)
-    # Not asyncio.run: it would wait for the default executor's threads, which may be inside git.
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    code = loop.run_until_complete(serve_stdio(server))
-    sys.stderr.flush()
-    # Worker threads may still be inside a git call; do not wait for them past the grace period.
-    os._exit(code)

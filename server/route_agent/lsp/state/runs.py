@@ -1,6 +1,6 @@
 """Routed runs started from the editor: their status, findings and patch, by run id.
 
-Plain data; `features/routed_run.py` fills it from the pipeline's events.
+Plain data; `lsp/routed_runs.py` fills it from the pipeline's events.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from lsprotocol import types
 
 from route_agent.ledger import LedgerError, open_ledger
-from route_agent.lsp.features import diagnostics
+from route_agent.lsp.diagnostic_items import escalation_message
 from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.run import RunRequest, run_task
@@ -76,9 +76,6 @@ STATUS: dict[str, RunStatus] = {"pass": "passed", "fail": "failed", "error": "er
 class RunRefused(Exception):
     """The run cannot start; the message says what the user can do about it."""
 
-
-def register(server: RouteAgentServer) -> None:
-    server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)(on_progress_cancel)
 
 
 # --- the request -------------------------------------------------------------------------------
@@ -236,7 +233,7 @@ async def start_run(ls: RouteAgentServer, folder_uri: str, brief: str, lane: Req
     if escalate_from is not None:
         escalate_from.escalated = True
     ls.runs.add(record)
-    diagnostics.deliver(ls)
+    ls.deliver_diagnostics()
     record.task = ls.spawn(_drive(ls, record, request))
     return record
 
@@ -263,7 +260,7 @@ async def _drive(ls: RouteAgentServer, record: RunRecord, request: RunRequest) -
                 request.ledger.close()
         if progress and record.progress_token:
             ls.work_done_progress.end(record.progress_token, types.WorkDoneProgressEnd(message=f"{record.status}: {record.message}"))
-        diagnostics.deliver(ls)
+        ls.deliver_diagnostics()
     if record.can_escalate:
         ls.spawn(offer_escalation(ls, record))
     elif record.status == "passed":
@@ -356,7 +353,7 @@ async def offer_escalation(ls: RouteAgentServer, record: RunRecord) -> None:
     record.escalation_offered = True
     try:
         choice = await ls.window_show_message_request_async(types.ShowMessageRequestParams(
-            type=types.MessageType.Warning, message=diagnostics.escalation_message(record),
+            type=types.MessageType.Warning, message=escalation_message(record),
             actions=[types.MessageActionItem(title=t) for t in (ESCALATE, SHOW_FINDINGS, DISMISS)]))
     except asyncio.CancelledError:
         raise
@@ -376,12 +373,6 @@ async def offer_escalation(ls: RouteAgentServer, record: RunRecord) -> None:
 
 def cancel(record: RunRecord) -> bool:
     return bool(record.task is not None and not record.task.done() and record.task.cancel())
-
-
-def on_progress_cancel(ls: RouteAgentServer, params: types.WorkDoneProgressCancelParams) -> None:
-    record = ls.runs.by_token(str(params.token))
-    if record is not None and cancel(record):
-        logger.info("run %s cancelled from its progress", record.run_id)
 
 
 def cancel_with_request(ls: RouteAgentServer, record: RunRecord) -> None:

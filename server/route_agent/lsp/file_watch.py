@@ -1,4 +1,4 @@
-"""workspace/didChangeWatchedFiles, registered dynamically for git's HEAD and index and the policies.
+"""Watching git's HEAD and index and the policies: watchers registered dynamically for git's HEAD and index and the policies.
 
 Registered when the client supports dynamic registration. The server also watches the same few
 files itself, whatever the client declares: a client without dynamic registration (Neovim's builtin
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lsprotocol import types
-from pygls import uris
 
 from route_agent.policy import REPO_POLICY_PATHS
 
@@ -30,9 +29,6 @@ logger = logging.getLogger(__name__)
 WATCH_GLOBS = ("**/.git/HEAD", "**/.git/index", *(f"**/{p}" for p in REPO_POLICY_PATHS))
 POLL_INTERVAL_S = 2.0
 
-
-def register(server: RouteAgentServer) -> None:
-    server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)(on_watched_files)
 
 
 def watchers(ls: RouteAgentServer) -> list[types.FileSystemWatcher]:
@@ -50,19 +46,6 @@ async def register_watchers(ls: RouteAgentServer) -> None:
         await ls.client_register_capability_async(types.RegistrationParams(registrations=[registration]))
     except Exception as exc:
         logger.warning("could not register file watchers: %s", exc)
-
-
-def on_watched_files(ls: RouteAgentServer, params: types.DidChangeWatchedFilesParams) -> None:
-    touched = set()
-    for change in params.changes:
-        path = uris.to_fs_path(change.uri)
-        if path is None:
-            continue
-        for folder in ls.folders.values():
-            if path.startswith(str(folder.root)) or (ls.settings.policy_path is not None and path == str(ls.settings.policy_path)):
-                touched.add(folder.uri)
-    for uri in touched:
-        ls.schedule_refresh(ls.folders[uri])
 
 
 def _polled_paths(ls: RouteAgentServer) -> dict[Path, str]:

@@ -1,0 +1,1 @@
+"""One module per `route-agent.*` command (workspace/executeCommand); registered in features/__init__.py."""
