@@ -2,7 +2,9 @@
 
 The risk floor comes from facts in the worktree, so the actual diff is classified again with the
 same router. New always-strong conditions (auth, migrations, CI, deploy config, secrets) or a
-symlink or exec-bit change that the original change set did not have are scope creep.
+symlink or exec-bit change that the original change set did not have are scope creep, and so is a
+change to a file that makes other tools run code (`verify/surface.py`: .gitattributes, .envrc, a
+.pth file, a Makefile, setup.py, ...) that the task did not already touch.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from route_agent.routing.decide import Decision, Router
 from route_agent.signals.changeset import ChangeSet
 from route_agent.signals.compute import Evidence
 from route_agent.verify.findings import Finding
+from route_agent.verify.surface import surface_findings
 
 SCOPE_SIGNALS = ("file_mode_change", "secret_in_content", "lookalike_path")
 
@@ -58,4 +61,8 @@ def rescore_patch(router: Router, original: Decision, patch: ChangeSet) -> Scope
         if sig is not None and name not in before_conditions and name not in new:
             new.append(name)
             findings.append(_scope_finding(f"the patch brings {sig.reason}", sig.evidence[0] if sig.evidence else None, name))
+    surface = surface_findings(patch, set(original.signals.paths))
+    if surface:
+        findings.extend(surface)
+        new.append("execution_surface")
     return ScopeReport(after, tuple(new), tuple(findings))

@@ -12,6 +12,7 @@ import difflib
 import os
 import shutil
 import subprocess
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 from route_agent.signals.changeset import MODE_GITLINK, MODE_SYMLINK, ChangedFile, ChangeSet, FileStatus
 from route_agent.signals.diffparse import DiffParseError, parse_diff_lines
 from route_agent.signals.editor_files import is_editor_artefact
+from route_agent.signals.paths import skeleton
 
 __all__ = ["Repo", "WorkspaceError", "collect_change_set", "open_repo", "parse_diff_lines", "read_blobs", "read_head_blobs", "run_git"]
 
@@ -101,9 +103,12 @@ class Repo:
 
 
 def is_git_dir_name(part: str) -> bool:
-    """A path component git (or the filesystem) would take for `.git`: any case, trailing dots or
-    spaces, the 8.3 short name `git~1`."""
-    folded = part.lower().rstrip(". ")
+    """A path component git or a filesystem would take for `.git`, or that imitates it: any case,
+    trailing dots or spaces, an NTFS stream suffix (`.git::$INDEX_ALLOCATION`), the 8.3 short name
+    `git~1`, invisible characters (zero-width, bidi; HFS+ ignores some) and look-alike letters
+    (Cyrillic, Greek, fullwidth)."""
+    visible = "".join(ch for ch in part if unicodedata.category(ch) not in ("Cf", "Cc", "Mn", "Zs") or ch == " ")
+    folded = skeleton(visible).split(":", 1)[0].rstrip(". ")
     return folded == ".git" or folded.startswith(".git~") or folded.startswith("git~")
 
 

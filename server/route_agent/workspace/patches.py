@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
 
-from route_agent.workspace.git import DIFF_FORMAT, WorkspaceError, filter_overrides, run_git
+from route_agent.workspace.git import DIFF_FORMAT, WorkspaceError, filter_overrides, is_git_dir_name, run_git
 from route_agent.workspace.safefs import LinkRefused, write_file
 
 if TYPE_CHECKING:
@@ -213,8 +213,8 @@ def check_path(path: str) -> None:
     if ".." in posix.parts:
         raise PatchRejected(f"path {path} climbs out of the repository (..)")
     for part in posix.parts:
-        if part.lower().rstrip(". ") == ".git" or part.lower().startswith(".git~"):
-            raise PatchRejected(f"path {path} is inside .git; patches may not touch git's own files")
+        if is_git_dir_name(part):
+            raise PatchRejected(f"path {path!r} is inside .git (or a name that imitates it); patches may not touch git's own files")
 
 
 def check_no_symlink(root: Path, path: str) -> None:
