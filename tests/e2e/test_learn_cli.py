@@ -105,3 +105,21 @@ def test_ledger_report_shows_plans_and_predicted_against_observed(tmp_path: Path
     assert (strong["lane"], strong["attempts"], strong["predicted"], strong["observed"]) == ("strong", 7, 0.5, round(3 / 7, 4))
     code, text, _ = invoke(["ledger", "report", "--ledger", str(path)])
     assert "plans (tasks): cascade 10" in text and "predicted vs observed, fast lane: 30% predicted, 30% passed over 10 attempt(s)" in text
+
+
+def test_policy_diff_lists_the_tasks_that_change_plan(separable: list[str], tmp_path: Path) -> None:
+    out = tmp_path / "learned.yaml"
+    code, _, err = invoke(["policy", "learn", *separable, "--bootstrap", "0", "--out", str(out), "--holdout-repos", "none"])
+    assert code == 0, err
+    default = tmp_path / "default.yaml"
+    default.write_text("version: 1\n")
+    code, js, err = invoke(["policy", "diff", str(default), str(out), *separable, "--json"])
+    assert code == 0, err
+    data = json.loads(js)
+    moved = data["changed_plan"]
+    assert moved and all(c["old"] == "cascade" and c["predicted"] is not None for c in moved)
+    # The learned plans move the traceback tasks (fast fails, strong solves) to strong only.
+    assert {c["instance_id"] for c in moved if c["new"] == "strong-only"} <= {f"t{i}" for i in range(0, 120, 3)}
+    assert sum(data["plan_moves"].values()) == len(moved)
+    code, text, _ = invoke(["policy", "diff", str(default), str(out), *separable])
+    assert f"plan changes: {len(moved)}" in text

@@ -187,3 +187,14 @@ def test_routing_plan_sends_open_tasks_by_the_policy_and_a_repository_cannot_low
     kept, lowered = restrict(DEFAULT, fast)
     assert kept.routing.plan == "auto" and [lw.key for lw in lowered] == ["routing.plan"]
     assert restrict(DEFAULT, strong) == (strong, [])
+
+
+def test_hover_shows_the_plan_and_the_predictions(tmp_path: Path) -> None:
+    from route_agent.lsp.risk_view import compute_hover
+
+    policy = PolicyCache().load(write_learned(tmp_path, {"fast": -3.0, "strong": 2.0, "strong_after_fast_failed": 2.0})).policy
+    decision = Router(policy, repo=str(tmp_path)).classify(readme_change(), "")
+    text = compute_hover(decision, "README.md", 2)
+    assert text is not None
+    assert "Plan: `strong-only` (predicted: fast passes 5%, strong passes 88%, strong after a failed fast attempt 88%)" in text
+    assert "Plan:" not in (compute_hover(Router(DEFAULT).classify(readme_change(), ""), "README.md", 2) or "")

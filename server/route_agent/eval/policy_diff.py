@@ -32,6 +32,18 @@ def policy_diff(dataset: Dataset, old: Policy, new: Policy, mode: SignalMode, re
                 "new": {"lane": b.lane, "risk_score": b.risk_score, "reason": b.lane_reason},
                 "fast_resolved": dataset.fast_resolved[i], "strong_resolved": dataset.strong_resolved[i],
             })
+    plan_changes: list[dict[str, Any]] = []
+    for i, (task, a, b) in enumerate(zip(dataset.tasks, old_dec, new_dec, strict=True)):
+        if a.plan_name != b.plan_name:
+            plan_changes.append({
+                "instance_id": task.instance_id, "repo": task.repo, "old": a.plan_name, "new": b.plan_name,
+                "predicted": b.plan.prediction.as_dict() if b.plan is not None and b.plan.prediction is not None else None,
+                "fast_resolved": dataset.fast_resolved[i], "strong_resolved": dataset.strong_resolved[i],
+            })
+    moves: dict[str, int] = {}
+    for c in plan_changes:
+        key = f"{c['old']} -> {c['new']}"
+        moves[key] = moves.get(key, 0) + 1
     delta = {
         name: {k: after[name][k] - before[name][k] for k in ("resolve_rate", "resolved", "total_cost", "strong_share")}
         for name in ("router", "cascade")
@@ -43,6 +55,8 @@ def policy_diff(dataset: Dataset, old: Policy, new: Policy, mode: SignalMode, re
         "tasks": len(dataset.tasks),
         "verifier": {"recall": recall, "false_positive_rate": fpr},
         "changed_lane": changed,
+        "changed_plan": plan_changes,
+        "plan_moves": dict(sorted(moves.items())),
         "fast_to_strong": sum(1 for c in changed if c["new"]["lane"] == "strong"),
         "strong_to_fast": sum(1 for c in changed if c["new"]["lane"] == "fast"),
         "score_changed": sum(1 for a, b in zip(old_dec, new_dec, strict=True) if a.risk_score != b.risk_score),
@@ -64,6 +78,13 @@ def render_diff(result: dict[str, Any], old_name: str, new_name: str) -> list[st
                      f"{c['new']['lane']} (risk {c['new']['risk_score']}); {outcome}")
     if len(result["changed_lane"]) > 50:
         lines.append(f"  ... and {len(result['changed_lane']) - 50} more (--json lists all)")
+    lines.append(f"plan changes: {len(result['changed_plan'])}"
+                 + (" (" + ", ".join(f"{k}: {v}" for k, v in result["plan_moves"].items()) + ")" if result["plan_moves"] else ""))
+    for c in result["changed_plan"][:50]:
+        outcome = f"fast={'ok' if c['fast_resolved'] else 'fail'} strong={'ok' if c['strong_resolved'] else 'fail'}"
+        lines.append(f"  {c['instance_id']} ({c['repo']}): plan {c['old']} -> {c['new']}; {outcome}")
+    if len(result["changed_plan"]) > 50:
+        lines.append(f"  ... and {len(result['changed_plan']) - 50} more (--json lists all)")
     for name in ("router", "cascade"):
         o, n, d = result["old"][name], result["new"][name], result["delta"][name]
         lines.append(f"{name}: resolve {o['resolve_rate'] * 100:.1f}% -> {n['resolve_rate'] * 100:.1f}% "

@@ -64,6 +64,13 @@ def compute_hover(decision: Decision, rel_path: str, line0: int, refreshing: boo
         evidence = next(ev for ev in hit.evidence if ev.path == rel_path and ev.line == line0 + 1)
         parts.append(f"**Always strong on this line: `{hit.condition}`** ({hit.reason}): {_evidence(evidence)}")
     parts.append(f"Lane: {decision.lane_reason}")
+    if decision.plan is not None:
+        plan = f"Plan: `{decision.plan.plan}`"
+        p = decision.plan.prediction
+        if p is not None:
+            plan += (f" (predicted: fast passes {p.fast:.0%}, strong passes {p.strong:.0%}, "
+                     f"strong after a failed fast attempt {p.strong_after_fast_failed:.0%})")
+        parts.append(plan)
     items = []
     for contribution in decision.contributions:
         items.append(f"- `{contribution.signal}` **+{contribution.points}**: {contribution.reason}")

@@ -156,7 +156,9 @@ def build_request(inputs: RequestInputs) -> RunRequest:
         raise RunRefused(f"policy error: {exc.issues[0] if exc.issues else exc}") from None
     except WorkspaceError as exc:
         raise RunRefused(str(exc)) from None
-    router = Router(loaded.policy)
+    from route_agent.pipeline.economics import read_economics
+
+    router = Router(loaded.policy, repo=str(repo.root), economics=read_economics(loaded.policy, inputs.ledger_location, change_set))
     try:
         decision = router.classify(change_set, inputs.brief, latest_test_failures(repo.root), requested_lane=inputs.lane)
     except LaneRefused as exc:

@@ -127,7 +127,7 @@ def compute_snapshot(
     repo = open_repo(root)
     loaded = policy_cache.for_workspace(repo.root, explicit_policy, user_policy_path())
     change_set = collect_change_set(repo, buffers=buffers)
-    router = previous.router if previous is not None and previous.policy is loaded else Router(loaded.policy)
+    router = previous.router if previous is not None and previous.policy is loaded else Router(loaded.policy, repo=str(repo.root))
     failures = latest_test_failures(repo.root)
     try:
         decision = router.classify(change_set, "", failures, requested_lane=requested_lane)
