@@ -18,6 +18,7 @@ export const SERVER_COMMANDS = {
   ledgerReport: 'route-agent.ledgerReport',
   policyCommands: 'route-agent.policyCommands',
   approvePolicy: 'route-agent.approvePolicy',
+  allowUnsandboxed: 'route-agent.allowUnsandboxed',
 } as const;
 
 async function pickFolder(placeHolder: string): Promise<vscode.WorkspaceFolder | undefined> {
@@ -334,6 +335,37 @@ export async function approvePolicyCommands(server: ServerManager, context: vsco
   }
 }
 
+/** Accept, once per repository, that its checks and tests run without the sandbox (after a modal warning). */
+export async function allowUnsandboxedChecks(server: ServerManager): Promise<void> {
+  if (!vscode.workspace.isTrusted) {
+    void vscode.window.showWarningMessage('Route Agent: this workspace is not trusted, so none of its code runs.');
+    return;
+  }
+  if (!requireCommand(server, SERVER_COMMANDS.allowUnsandboxed)) {
+    return;
+  }
+  const folder = await pickFolder('Folder whose checks may run without the sandbox');
+  if (!folder) {
+    return;
+  }
+  const allow = 'Allow Unsandboxed Checks';
+  const pick = await vscode.window.showWarningMessage(
+    `Route Agent: without the sandbox, the checks, tests and conftest of ${folder.name} run as you: they can read your files and the keys ` +
+      'your shell exported, and reach the network. Every such run still says NOT SANDBOXED.',
+    { modal: true },
+    allow,
+  );
+  if (pick !== allow) {
+    return;
+  }
+  try {
+    await server.executeCommand(SERVER_COMMANDS.allowUnsandboxed, { folderUri: folder.uri.toString() });
+    void vscode.window.showInformationMessage(`Route Agent: unsandboxed checks allowed for ${folder.name}.`);
+  } catch (error) {
+    reportFailure(server, 'Allow Unsandboxed Checks', error);
+  }
+}
+
 export function registerCommands(context: vscode.ExtensionContext, server: ServerManager, risk: RiskStatus): void {
   context.subscriptions.push(
     vscode.commands.registerCommand('routeAgent.restartServer', () => server.restart(true)),
@@ -343,6 +375,7 @@ export function registerCommands(context: vscode.ExtensionContext, server: Serve
     vscode.commands.registerCommand('routeAgent.showLedgerReport', () => showLedgerReport(server)),
     vscode.commands.registerCommand('routeAgent.setApiKey', () => setApiKey(server, context)),
     vscode.commands.registerCommand('routeAgent.approvePolicyCommands', () => approvePolicyCommands(server, context)),
+    vscode.commands.registerCommand('routeAgent.allowUnsandboxedChecks', () => allowUnsandboxedChecks(server)),
     vscode.commands.registerCommand('routeAgent.showRiskBreakdown', () => risk.showBreakdown()),
     vscode.commands.registerCommand('routeAgent.showLog', () => server.log.show()),
   );

@@ -155,6 +155,11 @@ class Scenario:
             args += ["--policy", str(policy)]
         return self.cli(*args, timeout=timeout)
 
+    def accept_unsandboxed(self) -> None:
+        """The user accepts once that this repository's code runs without the sandbox (issue 12, item 3)."""
+        accepted = self.cli("policy", "approve", "--unsandboxed", "--yes", "--workspace", str(self.repo))
+        assert accepted.code == 0, accepted.text
+
     def ledger_rows(self) -> list[dict[str, Any]]:
         if not self.ledger.exists():
             return []

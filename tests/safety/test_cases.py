@@ -64,6 +64,7 @@ def marker_check(marker: Path, name: str = "marker") -> dict[str, Any]:
 
 def test_case_01_untrusted_workspace_with_a_policy_that_declares_commands(scenario: Scenario) -> None:
     s = scenario
+    s.accept_unsandboxed()  # these runs are unsandboxed: the user accepted that once (issue 12, item 3)
     user_config(s, checks=[])
     marker = s.tmp / "pwned"
     repo_policy(s, [marker_check(marker)])
@@ -92,6 +93,7 @@ def test_case_01_untrusted_workspace_with_a_policy_that_declares_commands(scenar
 
 def test_case_02_policy_edited_after_approval(scenario: Scenario) -> None:
     s = scenario
+    s.accept_unsandboxed()  # these runs are unsandboxed: the user accepted that once (issue 12, item 3)
     user_config(s, checks=[])
     marker = s.tmp / "pwned-after-edit"
     repo_policy(s, [check("tests", [PY, "-c", "print('ok')"])])
@@ -419,6 +421,8 @@ def test_case_12_key_embedded_in_source(scenario: Scenario) -> None:
 @pytest.mark.parametrize("sandbox", ["auto", "off"])
 def test_case_14_check_that_times_out_after_spawning_a_setsid_grandchild(scenario: Scenario, sandbox: str) -> None:
     s = scenario
+    if sandbox == "off":
+        s.accept_unsandboxed()  # the user accepted unsandboxed runs of this repository once (issue 12, item 3)
     marker = f"safety-grandchild-{uuid.uuid4().hex}"
     code = ("import subprocess, sys, time\n"
             f"subprocess.Popen([sys.executable, '-c', 'import os, time; os.setsid(); time.sleep(120)', {marker!r}],"
@@ -474,6 +478,7 @@ def test_case_17_check_that_goes_online_writes_outside_the_worktree_or_git_hooks
 
 def test_case_17_without_sandbox_a_hook_written_by_a_check_is_reported(scenario: Scenario) -> None:
     s = scenario
+    s.accept_unsandboxed()  # these runs are unsandboxed: the user accepted that once (issue 12, item 3)
     escape = check("escape", [PY, "-c", escape_code(s)], timeout_s=30)
     r = s.route(TASK, "--sandbox", "off", policy=s.policy(checks=[escape, *default_checks()]))
     assert r.out is not None, r.text
@@ -498,6 +503,7 @@ def no_bwrap_path(s: Scenario) -> None:
 def test_case_18_no_sandbox_available(scenario: Scenario, mode: str) -> None:
     s = scenario
     no_bwrap_path(s)
+    s.accept_unsandboxed()  # these runs are unsandboxed: the user accepted that once (issue 12, item 3)
     marker = s.tmp / "ran"
     r = s.route(TASK, "--sandbox", mode, policy=s.policy(checks=[marker_check(marker), *default_checks()]))
     assert r.out is not None, r.text

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from safety_support import BAIT, LspProcess, Scenario, check, policy_data, write_policy
+from safety_support import BAIT, LspProcess, Scenario, check, default_checks, policy_data, write_policy
 
 from support.repos import git
 
@@ -278,5 +278,109 @@ def test_item12_a_server_that_echoes_the_key_encoded_never_gets_it_printed(scena
         core = echo[2:-4]  # what stays the same whatever surrounds it
         assert core not in r.text, f"the key was printed encoded: {echo}"
         assert core.encode() not in stored, f"the key was stored encoded: {echo}"
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside
+
+
+# -- item 3: in the sandbox a check sees no process outside it; without it, the user accepts once ------------------
+
+# A hostile check: walks up its parent processes and every process it can see, reading environ.
+PROC_WALKER = (
+    "import os, re, sys\n"
+    "def environ(pid):\n"
+    "    try:\n        return open(f'/proc/{pid}/environ', 'rb').read()\n    except OSError:\n        return b''\n"
+    "def ppid(pid):\n"
+    "    try:\n        return int(re.search(r'PPid:\\s+(\\d+)', open(f'/proc/{pid}/status').read()).group(1))\n"
+    "    except (OSError, AttributeError):\n        return 0\n"
+    "pid, ancestors = os.getpid(), []\n"
+    "while (pid := ppid(pid)) > 0:\n    ancestors.append(pid)\n"
+    "others = [int(p) for p in os.listdir('/proc') if p.isdigit()] + [int(a) for a in sys.argv[1:]]\n"
+    "seen = [p for p in set(ancestors + others) if (b'SECRET' + b'BAIT') in environ(p) or b'FAKE_LLM_KEY' in environ(p)]\n"
+    "print('ancestors', ancestors, 'visible', len(others))\n"
+    "sys.exit(3 if seen else 0)\n"
+)
+
+
+def test_item03_in_the_sandbox_a_check_cannot_read_the_keys_of_processes_outside(scenario: Scenario) -> None:
+    import os
+
+    s = scenario
+    walker = check("walker", ["python3", "-c", PROC_WALKER, str(os.getpid()), str(os.getppid())], timeout_s=60)
+    policy = s.policy(checks=[walker])
+    outside = outside_fingerprint(s)
+    r = s.route(TASK, "--sandbox", "required", policy=policy)
+    assert r.out is not None, r.text
+    walked = r.out["attempts"][0]["checks"][0]
+    assert walked["sandboxed"] is True and walked["status"] == "pass", "a sandboxed check read a process's keys outside it"
+    assert r.code == 0 and r.out["sandboxed"] is True and r.out["not_sandboxed"] == []
+    assert "NOT SANDBOXED" not in r.text
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside
+
+
+def test_item03_unsandboxed_repository_code_runs_only_after_the_user_accepts_once(scenario: Scenario) -> None:
+    s = scenario
+    marker = s.tmp / "ran-unsandboxed"
+    policy = s.policy(checks=[check("marker", ["python3", "-c", f"open({str(marker)!r}, 'w').write('ran')"]), *default_checks()])
+    outside = outside_fingerprint(s)
+
+    refused = s.route(TASK, "--sandbox", "off", policy=policy)
+    assert refused.code == 2, refused.text
+    assert "NOT sandboxed" in refused.proc.stderr and "route-agent policy approve --unsandboxed" in refused.proc.stderr
+    assert not marker.exists() and s.fake.requests == [], "repository code ran, or a model was paid, before the user accepted"
+    declined = s.cli("policy", "approve", "--unsandboxed", "--workspace", str(s.repo), stdin="n\n")
+    assert declined.code == 2 and s.route(TASK, "--sandbox", "off", policy=policy).code == 2 and not marker.exists()
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside
+
+    accepted = s.cli("policy", "approve", "--unsandboxed", "--workspace", str(s.repo), stdin="y\n")
+    assert accepted.code == 0 and "accepted" in accepted.proc.stdout, accepted.text
+    marker.unlink(missing_ok=True)
+    ran = s.route(TASK, "--sandbox", "off", policy=policy)
+    assert ran.out is not None and ran.code == 0, ran.text
+    assert marker.exists()
+    assert ran.out["sandboxed"] is False and any("NOT sandboxed" in n for n in ran.out["not_sandboxed"])
+    assert "NOT SANDBOXED" in ran.proc.stderr  # the transcript (on stderr with --json)
+    human = s.cli("route", "--task", TASK, "--sandbox", "off", "--policy", str(policy))
+    s.expected_rows += 1
+    assert human.code == 0 and "NOT SANDBOXED" in human.proc.stdout and "\nnot sandboxed: " in human.proc.stdout, human.text
+    marker.unlink()
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside
+    # Another repository is not covered by this one's acceptance.
+    other = Scenario(s.tmp / "other", s.fake)
+    other.env = s.env
+    assert other.route(TASK, "--sandbox", "off", policy=policy).code == 2 and not marker.exists()
+
+
+def test_item03_the_editor_refuses_then_says_not_sandboxed_on_every_run(scenario: Scenario) -> None:
+    s = scenario
+    write_policy(s.tmp / "config" / "policy.yaml", policy_data(s.fake.base_url))
+    outside = outside_fingerprint(s)
+    lsp = LspProcess(s.repo, s.env)
+    try:
+        lsp.initialize(s.repo, {"sandbox": "off"})
+        args = {"brief": TASK, "folderUri": s.repo.as_uri(), "wait": True}
+        lsp.request(10, "workspace/executeCommand", {"command": "route-agent.routeFix", "arguments": [args]})
+        refused = lsp.wait_reply(10, 60)
+        assert refused is not None and "error" in refused, refused
+        assert "NOT sandboxed" in refused["error"]["message"] and "Allow Unsandboxed" in refused["error"]["message"]
+        assert s.fake.requests == []
+        lsp.request(11, "workspace/executeCommand", {"command": "route-agent.allowUnsandboxed",
+                                                     "arguments": [{"folderUri": s.repo.as_uri()}]})
+        allowed = lsp.wait_reply(11, 30)
+        assert allowed is not None and allowed.get("result", {}).get("accepted") is True, allowed
+        for msg_id in (12, 13):
+            start = len(lsp.messages)
+            lsp.request(msg_id, "workspace/executeCommand", {"command": "route-agent.routeFix", "arguments": [args]})
+            done = lsp.wait_reply(msg_id, 120)
+            assert done is not None and "result" in done, done
+            with lsp.cond:
+                said = [m for m in lsp.messages[start:] if m.get("method") == "window/showMessage"
+                        and "NOT SANDBOXED" in m["params"]["message"] and m["params"]["type"] == 2]
+            assert said, "the editor did not say the run was not sandboxed"
+    finally:
+        lsp.close()
+    s.expected_rows = len(s.ledger_rows())  # the editor's runs, which the CLI did not report
     s.assert_nothing_lost()
     assert outside_fingerprint(s) == outside

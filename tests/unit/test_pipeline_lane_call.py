@@ -16,6 +16,7 @@ from route_agent.lanes.errors import LaneError
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.lane_call import LaneCaller
 from route_agent.pipeline.run import RunRequest, run_task
+from route_agent.policy.approval import record_unsandboxed
 from route_agent.policy.models import Policy
 from route_agent.routing import Router
 from route_agent.workspace.git import collect_change_set, open_repo
@@ -55,6 +56,7 @@ def _request(tmp_path: Path, caller: LaneCaller) -> RunRequest:
     router = Router(policy)
     change_set = collect_change_set(repo)
     decision = router.classify(change_set, BRIEF, signals.TestFailures(), requested_lane="fast")
+    record_unsandboxed(repo.root)  # the user accepted unsandboxed checks for this repository (issue 12, item 3)
     return RunRequest(repo=repo, policy=policy, router=router, decision=decision, brief=BRIEF, change_set=change_set,
                       sandbox="off", lane_caller=caller)
 

@@ -173,6 +173,12 @@ def route_command(task: str | None, task_file: BinaryIO | None, workspace: Path 
         note = f"dry run: {unset} is not set, so no model was called (set it to run the {decision.lane} lane: {spec.model})"
     if not dry_run and policy_path is None:
         require_approved_commands(repo.root, loaded)
+    if not dry_run:
+        from route_agent.pipeline.run import unsandboxed_refusal
+
+        refusal = unsandboxed_refusal(repo.root, policy, sandbox)
+        if refusal is not None:
+            fail(refusal)
     if dry_run:
         from route_agent.cli.render import human_decision, json_base, verification_line
         from route_agent.lanes.estimate import estimate_call_cost
@@ -226,7 +232,9 @@ def policy_check(file: Path) -> None:
               help="Repository whose policy to approve (default: the current directory).")
 @click.option("--yes", is_flag=True, help="Approve without asking (the commands are still printed).")
 @click.option("--sha256", "expected", default=None, help="Approve only if the commands' SHA-256 is this one (as shown earlier).")
-def policy_approve(workspace: Path | None, yes: bool, expected: str | None) -> None:
+@click.option("--unsandboxed", is_flag=True,
+              help="Instead: accept that this repository's checks and tests run without the sandbox (as you, seeing your keys).")
+def policy_approve(workspace: Path | None, yes: bool, expected: str | None, unsandboxed: bool) -> None:
     """Approve the exact verification commands the repository's policy declares (stored as a SHA-256)."""
     from route_agent.policy.approval import commands_diff, record_approval, repo_policy_needing_approval
 
@@ -234,6 +242,9 @@ def policy_approve(workspace: Path | None, yes: bool, expected: str | None) -> N
         repo = open_repo((workspace or Path.cwd()).absolute())
     except WorkspaceError as exc:
         fail(str(exc))
+    if unsandboxed:
+        accept_unsandboxed(repo.root, yes)
+        return
     loaded = load_policy_or_exit(repo.root, None)
     status = repo_policy_needing_approval(repo.root, loaded.policy)
     if status is None:
@@ -260,6 +271,21 @@ def policy_approve(workspace: Path | None, yes: bool, expected: str | None) -> N
         raise SystemExit(EXIT_CONFIG)
     record_approval(repo.root, status.policy_path, status.commands)
     click.echo(f"approved ({len(status.commands)} command(s))")
+
+
+def accept_unsandboxed(root: Path, yes: bool) -> None:
+    from route_agent.policy.approval import record_unsandboxed, unsandboxed_accepted
+
+    click.echo(f"{root}: without the sandbox, this repository's checks, its tests and its conftest run as you: they can read "
+               "your files and the keys your shell exported (from /proc of their parent processes), and reach the network.")
+    if unsandboxed_accepted(root):
+        click.echo("already accepted")
+        return
+    if not yes and not click.confirm("Run this repository's code without the sandbox when bubblewrap is off or missing?", default=False):
+        click.echo("not accepted", err=True)
+        raise SystemExit(EXIT_CONFIG)
+    record_unsandboxed(root)
+    click.echo("accepted: every unsandboxed run still says 'not sandboxed'")
 
 
 @policy_group.command("schema")

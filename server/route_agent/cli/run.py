@@ -32,9 +32,11 @@ def _finding_line(f: Any) -> str:
     return f"  {f.location()} [{f.kind}/{f.rule or f.check}] {f.message.splitlines()[0][:160] if f.message else ''}"
 
 
-async def _consume(req: RunRequest, as_json: bool) -> tuple[ev.RunFinished | None, list[dict[str, Any]]]:
+async def _consume(req: RunRequest, as_json: bool,
+                   notes: list[str] | None = None) -> tuple[ev.RunFinished | None, list[dict[str, Any]]]:
     final: ev.RunFinished | None = None
     escalations: list[dict[str, Any]] = []
+    sandbox_notes = notes if notes is not None else []
     async for event in run_task(req):
         if isinstance(event, ev.AttemptStarted):
             _say(f"attempt {event.attempt_no}: {event.lane} lane ({event.model})", as_json)
@@ -50,6 +52,9 @@ async def _consume(req: RunRequest, as_json: bool) -> tuple[ev.RunFinished | Non
             _say(f"  patch: rejected ({event.reason})", as_json)
         elif isinstance(event, ev.ChecksStarted):
             _say(f"  checks: {', '.join(event.names) or '(none)'} [sandbox: {event.sandbox}]", as_json)
+            if not event.sandboxed:
+                sandbox_notes.append(event.note)
+                _say(f"  {event.note.replace('NOT sandboxed', 'NOT SANDBOXED', 1)}: the repository's code runs as you", as_json)
         elif isinstance(event, ev.CheckFinished):
             _say(f"  check {event.name}: {event.status} ({event.duration_s:.1f} s)", as_json)
         elif isinstance(event, ev.VerifierDone):
@@ -101,7 +106,8 @@ def run_routed(
         for line in human_decision(decision):
             click.echo(line)
     loop = asyncio.new_event_loop()
-    main = loop.create_task(_consume(req, as_json))
+    not_sandboxed: list[str] = []
+    main = loop.create_task(_consume(req, as_json, not_sandboxed))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, main.cancel)
     try:
@@ -133,6 +139,8 @@ def run_routed(
                 "latency_seconds": round(elapsed, 3),
                 "policy_sources": list(loaded.sources),
                 "policy_warnings": [str(w) for w in loaded.warnings],
+                "sandboxed": not not_sandboxed,
+                "not_sandboxed": sorted(set(not_sandboxed)),
                 "base_commit": repo.head,
             }
         )
@@ -143,6 +151,8 @@ def run_routed(
         click.echo(f"cost_usd_estimate: {final.cost_usd:.2f}")
         click.echo(f"latency_seconds: {elapsed:.1f}")
         click.echo(f"message: {final.message}")
+        for note in sorted(set(not_sandboxed)):
+            click.echo(f"{note.replace('NOT sandboxed', 'not sandboxed', 1)}")
         if final.result == "pass":
             click.echo(f"run_id: {final.run_id} (apply the verified patch with: route-agent apply {final.run_id})")
     sys.stdout.flush()

@@ -50,7 +50,7 @@ from route_agent.ledger import LedgerError, open_ledger
 from route_agent.lsp.diagnostic_items import escalation_message
 from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
 from route_agent.pipeline import events as ev
-from route_agent.pipeline.run import RunRequest, run_task
+from route_agent.pipeline.run import RunRequest, run_task, unsandboxed_refusal
 from route_agent.policy import PolicyCache, PolicyError
 from route_agent.policy.approval import repo_endpoint_overrides, repo_policy_needing_approval
 from route_agent.policy.keys import missing_key
@@ -168,6 +168,9 @@ def build_request(inputs: RequestInputs) -> RunRequest:
     if unset is not None:
         raise RunRefused(f"the {decision.lane} lane ({spec.model}) needs {unset}; set it in the environment the editor starts "
                          "route-agent serve with, then restart the server")
+    refusal = unsandboxed_refusal(repo.root, loaded.policy, inputs.sandbox)
+    if refusal is not None:
+        raise RunRefused(refusal + " (or the editor's Allow Unsandboxed Checks command)")
     try:
         ledger = open_ledger(inputs.ledger_location)
     except LedgerError as exc:
@@ -304,7 +307,14 @@ async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, pr
     elif isinstance(event, ev.PatchRejected):
         _report(ls, record, progress, f"patch rejected: {event.reason}")
     elif isinstance(event, ev.ChecksStarted):
-        _report(ls, record, progress, f"running checks: {', '.join(event.names) or '(none)'}")
+        if event.sandboxed:
+            _report(ls, record, progress, f"running checks: {', '.join(event.names) or '(none)'}")
+        else:  # said on every such run, not only in a log
+            _report(ls, record, progress, f"running checks NOT SANDBOXED: {', '.join(event.names)}")
+            ls.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Warning,
+                message=f"route-agent: run {record.run_id}: checks {event.note.replace('NOT sandboxed', 'NOT SANDBOXED', 1)}; "
+                        "the repository's code runs as you"))
     elif isinstance(event, ev.CheckFinished):
         _report(ls, record, progress, f"check {event.name}: {event.status} ({event.duration_s:.1f} s)")
     elif isinstance(event, ev.VerifierDone):

@@ -73,6 +73,9 @@ class PatchRejected(Event):
 class ChecksStarted(Event):
     names: tuple[str, ...]
     sandbox: str
+    sandboxed: bool = True
+    """False when the checks run without the sandbox: every front end says so plainly."""
+    note: str = ""
     kind: str = field(init=False, default="checks_started")
 
 

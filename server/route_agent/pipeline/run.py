@@ -25,11 +25,12 @@ from route_agent.ledger.store import AttemptRow, Ledger
 from route_agent.pipeline import adapters
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.lane_call import LaneCaller, LaneReply, call_lane, open_lane_caller
+from route_agent.policy.approval import unsandboxed_accepted
 from route_agent.policy.models import Policy
 from route_agent.routing.decide import AttemptOutcome, Decision, Lane, NextStep, Router, next_route
 from route_agent.signals.changeset import ChangeSet
 from route_agent.signals.diffparse import DiffParseError, change_set_from_diff
-from route_agent.verify.checks import CheckRun, ChecksReport, SandboxRequired, run_checks
+from route_agent.verify.checks import CheckRun, ChecksReport, SandboxRequired, run_checks, sandbox_plan
 from route_agent.verify.findings import Finding
 from route_agent.verify.rescore import rescore_patch
 from route_agent.verify.tamper import check_tamper
@@ -310,6 +311,24 @@ async def _verify_patch(
             await asyncio.to_thread(adapters.remove_worktree, req.repo, worktree)
 
 
+def unsandboxed_message(root: Path, note: str) -> str:
+    return (f"checks would run {note}: the repository's checks, its tests and its conftest would run as you, able to read the keys "
+            f"your shell exported; nothing was run. Install bubblewrap, or accept unsandboxed execution for this repository once: "
+            f"route-agent policy approve --unsandboxed --workspace {root}")
+
+
+def unsandboxed_refusal(root: Path, policy: Policy, sandbox: str | None) -> str | None:
+    """Why a run must not start (before any model is paid for): its checks would run without the
+    sandbox in a repository whose unsandboxed execution the user has not accepted; else None."""
+    mode = sandbox or policy.verification.sandbox
+    if mode == "required" or not (policy.verification.fast or policy.verification.strong):
+        return None
+    info, note = sandbox_plan(mode)
+    if info is not None or unsandboxed_accepted(root):
+        return None
+    return unsandboxed_message(root, note)
+
+
 def _inspect_patch(req: RunRequest, out: _Verification) -> tuple[str, ...]:
     """Parse the applied diff and look for tampering and scope creep; returns the patch's paths."""
     try:
@@ -333,7 +352,12 @@ async def _run_lane_checks(req: RunRequest, lane: Lane, worktree_path: Path, out
     checks = list(getattr(policy.verification, lane))
     mode = req.sandbox or policy.verification.sandbox
     queue: asyncio.Queue[ev.Event] = asyncio.Queue()
-    yield ev.ChecksStarted(tuple(c.name for c in checks), mode)
+    info, note = await asyncio.to_thread(sandbox_plan, mode)
+    yield ev.ChecksStarted(tuple(c.name for c in checks), mode, sandboxed=info is not None or not checks, note=note)
+    if checks and info is None and mode != "required" and not unsandboxed_accepted(req.repo.root):
+        out.findings.append(Finding("sandbox", unsandboxed_message(req.repo.root, note), "error", rule="unsandboxed-not-accepted",
+                                    kind="check"))
+        return
     task = asyncio.ensure_future(
         run_checks(
             checks,
@@ -390,6 +414,8 @@ def _judge(req: RunRequest, attempt: _Attempt, v: _Verification) -> NextStep:
         scope_creep=v.scope,
     )
     step = next_route(outcome, policy, attempt.no, req.decision.plan_name)
+    if any(f.rule == "unsandboxed-not-accepted" for f in v.findings):
+        step = NextStep("stop", lane, ("unsandboxed",))  # another lane would be refused the same way
     if report is not None and report.integrity:
         # An unsandboxed check changed the user's repository (hooks, config, refs, files): the
         # repository is hostile. Stop: another attempt would run the same code against the

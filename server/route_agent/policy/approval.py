@@ -35,7 +35,9 @@ __all__ = [
     "policy_commands",
     "read_approval",
     "record_approval",
+    "record_unsandboxed",
     "repo_declared_commands",
+    "unsandboxed_accepted",
 ]
 
 
@@ -235,3 +237,40 @@ def repo_endpoint_overrides(root: Path, read: LayerReader | None = None) -> tupl
                     found.append(f"{where}.api_key_env")
                 spec, where = spec.get("fallback"), f"{where}.fallback"
     return (path, found) if found else None
+
+
+# --- unsandboxed execution (issue 12, item 3) ---------------------------------------------------
+# Without the sandbox a repository's checks, its tests and its conftest run as the user: they can
+# read every key the user's shell exported from /proc/<pid>/environ of their parents. They run
+# only after the user accepted that for this repository once, stored beside command approvals.
+
+
+def unsandboxed_path() -> Path:
+    from route_agent.workspace.state import state_dir
+
+    return state_dir() / "unsandboxed-approvals.json"
+
+
+def _load_unsandboxed() -> dict[str, Any]:
+    try:
+        data = json.loads(unsandboxed_path().read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def unsandboxed_accepted(root: Path) -> bool:
+    """True when the user accepted that this repository's code runs without the sandbox."""
+    record = _load_unsandboxed().get(_workspace_id(root))
+    return isinstance(record, dict) and isinstance(record.get("accepted_at"), str)
+
+
+def record_unsandboxed(root: Path) -> None:
+    """Store the user's acceptance of unsandboxed execution for the repository (atomically, 0600)."""
+    store = _load_unsandboxed()
+    store[_workspace_id(root)] = {"accepted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    target = unsandboxed_path()
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".unsandboxed-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(store, handle, indent=2, ensure_ascii=False)
+    os.replace(tmp, target)

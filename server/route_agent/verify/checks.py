@@ -463,6 +463,17 @@ def tracked_state(root: Path) -> list[str]:
     return [p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
 
 
+def sandbox_plan(sandbox_mode: str) -> tuple[SandboxInfo | None, str]:
+    """(the sandbox, a note) when checks will run in it; (None, why not) otherwise. The note of an
+    unsandboxed plan starts with "NOT sandboxed" and is shown on every such run."""
+    if sandbox_mode == "off":
+        return None, "NOT sandboxed: the sandbox is off (--sandbox off or verification.sandbox: off)"
+    probe = probe_sandbox()
+    if probe.available:
+        return probe, "sandboxed with bubblewrap (read-only root, no network, own PID namespace)"
+    return None, f"NOT sandboxed: {probe.reason}"
+
+
 async def run_checks(
     checks: Sequence[Check],
     worktree: Path,
@@ -477,16 +488,9 @@ async def run_checks(
     on_done: Callable[[CheckRun], None] | None = None,
 ) -> ChecksReport:
     """Run `checks` in `worktree`, independent checks concurrently; see the module docstring."""
-    info: SandboxInfo | None = None
-    note = "sandbox off (policy verification.sandbox: off)"
-    if sandbox_mode != "off":
-        probe = probe_sandbox()
-        if probe.available:
-            info, note = probe, "sandboxed with bubblewrap (read-only root, no network, own PID namespace)"
-        elif sandbox_mode == "required":
-            raise SandboxRequired(f"the policy requires the sandbox, but {probe.reason}; nothing was run")
-        else:
-            note = f"NOT sandboxed: {probe.reason}; the main repository is compared before and after each run"
+    info, note = sandbox_plan(sandbox_mode)
+    if info is None and sandbox_mode == "required":
+        raise SandboxRequired(f"the policy requires the sandbox, but {note.removeprefix('NOT sandboxed: ')}; nothing was run")
     env = dict(os.environ if environ is None else environ)
     deadline = time.monotonic() + run_timeout_s
     before: RepoSnapshot | None = None

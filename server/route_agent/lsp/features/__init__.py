@@ -32,6 +32,7 @@ from route_agent.lsp.features import (
 )
 from route_agent.lsp.features.commands import (
     add_path_rule,
+    allow_unsandboxed,
     apply_patch,
     approve_policy,
     cancel_run,
@@ -54,6 +55,7 @@ COMMANDS = {
     "route-agent.routeTask": route_fix.handle,
     "route-agent.policyCommands": policy_commands.handle,
     "route-agent.approvePolicy": approve_policy.handle,
+    "route-agent.allowUnsandboxed": allow_unsandboxed.handle,
     "route-agent.escalate": escalate.handle,
     "route-agent.cancelRun": cancel_run.handle,
     "route-agent.applyPatch": apply_patch.handle,
