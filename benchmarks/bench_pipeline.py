@@ -67,8 +67,8 @@ def policy_file(base: Path, url: str) -> Path:
     path = base / "policy.yaml"
     path.write_text(f"""
 models:
-  fast: {{{spec}, model: fixer, price_per_mtok: {{input: 1, output: 5}}}}
-  strong: {{{spec}, model: fixer}}
+  fast: {{{spec}, model: fixer, executor: oneshot, price_per_mtok: {{input: 1, output: 5}}}}
+  strong: {{{spec}, model: fixer, executor: oneshot}}
   verifier: {{{spec}, model: verifier}}
 verification:
   fast: [{check}]

@@ -25,8 +25,8 @@ def write_policy(path: Path, base_url: str, fast: str, strong: str, verifier: st
     )
     path.write_text(f"""
 models:
-  fast: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {fast}, price_per_mtok: {{input: 1.0, output: 5.0}}}}
-  strong: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {strong}, price_per_mtok: {{input: 3.0, output: 15.0}}}}
+  fast: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {fast}, executor: oneshot, price_per_mtok: {{input: 1.0, output: 5.0}}}}
+  strong: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {strong}, executor: oneshot, price_per_mtok: {{input: 3.0, output: 15.0}}}}
   verifier: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {verifier}}}
 verification:
   fast: [{check}]

@@ -143,7 +143,7 @@ def test_neovim_routed_fix_escalates_and_applies_the_patch(tmp_path: Path, fake_
     fake_llm.script("verifier-90", reply='{"verdict": "pass", "confidence": 0.9, "summary": "releases the connection", "concerns": []}')
     check = (f"{{name: tests, kind: tests, run: [{sys.executable}, -m, pytest, -q, -p, no:cacheprovider, "
              "--junitxml=.route-agent/junit.xml], parser: junit, report: .route-agent/junit.xml, timeout_s: 120}")
-    model = '{{provider: openai-compatible, base_url: "{url}", api_key_env: FAKE_LLM_KEY, model: {name}}}'
+    model = '{{provider: openai-compatible, base_url: "{url}", api_key_env: FAKE_LLM_KEY, model: {name}, executor: oneshot}}'
     policy = tmp_path / "policy.yaml"
     policy.write_text("models:\n" + "".join(f"  {lane}: {model.format(url=fake_llm.base_url, name=name)}\n" for lane, name in
                       (("fast", "fast-skipper"), ("strong", "strong-fixer"), ("verifier", "verifier-90")))

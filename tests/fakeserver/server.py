@@ -153,7 +153,8 @@ class FakeLLMServer:
 
     # -- scripting -------------------------------------------------------------------------
     def script(self, model: str, *, then: dict[str, Any] | None = None, **behaviour: Any) -> None:
-        """Script `model`: keys reply, status, mode, retry_after, error, delay, duration,
+        """Script `model`: keys reply, replies (a list: one per request, in order, then the last
+        again; for agent sessions), status, mode, retry_after, error, delay, duration,
         finish_reason, usage, chunks, headers, content_type, times. With `times=N` the behaviour
         applies to the next N requests, then `then` (default: a normal reply of `reply`)."""
         with self._lock:
@@ -184,6 +185,10 @@ class FakeLLMServer:
             served = self._served[model]
             self._served[model] = served + 1
             first = steps[0]
+            if "replies" in first:
+                # A scripted conversation: the n-th request gets the n-th reply, then the last one again.
+                replies = list(first["replies"])
+                return {**{k: v for k, v in first.items() if k != "replies"}, "reply": replies[min(served, len(replies) - 1)]}
             times = first.get("times")
             if times is None or served < times:
                 return first

@@ -42,8 +42,8 @@ MARKER_ENV = "ROUTE_AGENT_CHECK_ID"
 def policy_text(base_url: str, fast: str, strong: str, checks: str = PYTEST_CHECK) -> str:
     return f"""
 models:
-  fast: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {fast}, price_per_mtok: {{input: 1.0, output: 5.0}}}}
-  strong: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {strong}, price_per_mtok: {{input: 3.0, output: 15.0}}}}
+  fast: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {fast}, executor: oneshot, price_per_mtok: {{input: 1.0, output: 5.0}}}}
+  strong: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: {strong}, executor: oneshot, price_per_mtok: {{input: 3.0, output: 15.0}}}}
   verifier: {{provider: openai-compatible, base_url: "{base_url}", api_key_env: FAKE_LLM_KEY, model: verifier-90}}
 verification:
   fast: [{checks}]

@@ -59,7 +59,8 @@ def policy_data(base_url: str, fast: str = "fast-fixer", strong: str = "strong-f
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
     def model(name: str, tier_price: float) -> dict[str, Any]:
         return {"provider": "openai-compatible", "base_url": base_url, "api_key_env": "FAKE_LLM_KEY", "model": name,
-                "price_per_mtok": {"input": tier_price, "output": tier_price * 5}, "idle_timeout_s": 2, "timeout_s": 30}
+                "price_per_mtok": {"input": tier_price, "output": tier_price * 5}, "idle_timeout_s": 2, "timeout_s": 30,
+                "executor": "oneshot"}
 
     models: dict[str, Any] = {"fast": model(fast, 1.0), "strong": model(strong, 3.0)}
     if verifier is not None:

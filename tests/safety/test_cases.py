@@ -191,7 +191,7 @@ def test_case_04_a_repository_policy_may_point_at_a_model_on_this_machine(scenar
     """The other side of case 4: a local model server (Ollama, vLLM) in the repository's policy is fine,
     since the key stays on this machine."""
     s = scenario
-    local = {"provider": "openai-compatible", "base_url": s.fake.base_url, "api_key_env": "FAKE_LLM_KEY"}
+    local = {"provider": "openai-compatible", "base_url": s.fake.base_url, "api_key_env": "FAKE_LLM_KEY", "executor": "oneshot"}
     write_policy(s.repo / ".route-agent.yaml", {"models": {"fast": {**local, "model": "fast-fixer"},
                                                           "strong": {**local, "model": "strong-fixer"},
                                                           "verifier": {**local, "model": "verifier-90"}}})

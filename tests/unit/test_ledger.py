@@ -94,7 +94,7 @@ def test_percentile(values: list[float], q: float, expected: float | None) -> No
 
 def test_sqlite_is_wal_and_versioned(tmp_path: Path) -> None:
     store = SqliteLedger(tmp_path / "l.sqlite3")
-    assert store.schema_version == 5
+    assert store.schema_version == 6
     mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     store.close()
@@ -111,10 +111,23 @@ def test_sqlite_migrates_a_version_1_ledger(tmp_path: Path) -> None:
     db.commit()
     db.close()
     again = SqliteLedger(path)
-    assert again.schema_version == 5
+    assert again.schema_version == 6
     (row,) = again.rows()
     assert row.run_id == "r1" and row.task == "r1" and row.task_id == "r1"
+    assert (row.executor, row.steps) == ("oneshot", 0), "rows from before agent lanes were one-shot calls"
     again.close()
+
+
+def test_agent_steps_and_executor_are_recorded_and_reported(ledger) -> None:  # type: ignore[no-untyped-def]
+    ledger.record(AttemptRow(run_id="r", repo="/r", lane="fast", model="m", risk_score=1, passed=False, executor="builtin", steps=7,
+                             input_tokens=900, output_tokens=120, cost_usd=0.01))
+    ledger.record(AttemptRow(run_id="r", repo="/r", lane="strong", model="m", risk_score=1, passed=True, attempt_no=2,
+                             executor="aider"))
+    rows = {r.lane: r for r in ledger.rows()}
+    assert (rows["fast"].executor, rows["fast"].steps, rows["fast"].input_tokens) == ("builtin", 7, 900)
+    assert rows["strong"].executor == "aider"
+    report = report_json(ledger.rows(), "x")
+    assert {lane["lane"]: lane["steps"] for lane in report["lanes"]} == {"fast": 7, "strong": 0}
 
 
 def test_escalation_marked_after_the_fact_and_tasks_spanning_runs(ledger) -> None:  # type: ignore[no-untyped-def]

@@ -111,7 +111,7 @@ export const POLICY_COMMANDS = [
 
 export function policyYaml(baseUrl: string): string {
   const model = (name: string) =>
-    `    provider: openai-compatible\n    model: ${name}\n    base_url: ${baseUrl}\n    max_context_tokens: 32000\n    price_per_mtok: {input: 1.0, output: 2.0}\n`;
+    `    provider: openai-compatible\n    model: ${name}\n    base_url: ${baseUrl}\n    max_context_tokens: 32000\n    price_per_mtok: {input: 1.0, output: 2.0}\n    executor: oneshot\n`;
   return `# route-agent policy for the editor test: every model is on the test's local server.
 version: 1
 models:

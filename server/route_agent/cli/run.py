@@ -18,6 +18,7 @@ from route_agent.ledger import LedgerError, open_ledger
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.run import RunRequest, run_task
 from route_agent.policy import LoadedPolicy
+from route_agent.policy.approval import unsandboxed_opt_in_trusted
 from route_agent.routing.decide import Decision, Router
 from route_agent.signals.changeset import ChangeSet
 from route_agent.workspace.git import Repo
@@ -40,6 +41,11 @@ async def _consume(req: RunRequest, as_json: bool,
     async for event in run_task(req):
         if isinstance(event, ev.AttemptStarted):
             _say(f"attempt {event.attempt_no}: {event.lane} lane ({event.model})", as_json)
+        elif isinstance(event, ev.AgentStep):
+            _say("  " + event.line, as_json)
+        elif isinstance(event, ev.AgentFinished):
+            _say(f"  agent ({event.executor}): {event.status} after {event.steps} step(s): {event.message}"
+                 if event.steps else f"  agent ({event.executor}): {event.status}: {event.message}", as_json)
         elif isinstance(event, ev.LaneReplied):
             _say(
                 f"  reply: {event.input_tokens} in / {event.output_tokens} out tokens, ${event.cost_usd:.4f}, {event.latency_seconds:.1f} s"
@@ -100,6 +106,7 @@ def run_routed(
         ledger=ledger,
         environ=dict(os.environ),
         sandbox=sandbox,
+        allow_unsandboxed=unsandboxed_opt_in_trusted(repo.root, loaded.sources),
     )
     checks = list(getattr(policy.verification, decision.lane))
     if not as_json:

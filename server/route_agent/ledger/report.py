@@ -29,6 +29,8 @@ class LaneFigures:
     rejected: int
     review_rejection_rate: float | None
     common_failure: str | None
+    steps: int = 0
+    """Agent-loop steps (model replies) of the lane's attempts."""
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -76,6 +78,7 @@ def lane_figures(rows: Sequence[AttemptRow]) -> list[LaneFigures]:
                 rejected=rejected,
                 review_rejection_rate=(rejected / len(reviewed)) if reviewed else None,
                 common_failure=failures.most_common(1)[0][0] if failures else None,
+                steps=sum(r.steps for r in items),
             )
         )
     return out

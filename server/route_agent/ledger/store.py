@@ -38,6 +38,8 @@ COLUMNS = (
     "plan",
     "predicted",
     "cost_estimated",
+    "executor",
+    "steps",
 )
 
 
@@ -94,6 +96,10 @@ class AttemptRow:
     cost_estimated: bool = False
     """True when the cost is estimated from what was sent and received (the reply had no usage data,
     or reading stopped at the reply cap), not the provider's figure."""
+    executor: str = "oneshot"
+    """What drove the lane: builtin (the agent loop), oneshot, or an external agent's name."""
+    steps: int = 0
+    """Model replies in the agent loop (0 for a one-shot call or an external agent)."""
     attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -186,6 +192,9 @@ def _migrations(real: str, if_not_exists: str) -> tuple[str, ...]:
         f"ALTER TABLE attempts ADD COLUMN {if_not_exists} plan TEXT; ALTER TABLE attempts ADD COLUMN {if_not_exists} predicted TEXT",
         # 5: a cost estimated from what was received (no usage data, or a reply stopped at the cap)
         f"ALTER TABLE attempts ADD COLUMN {if_not_exists} cost_estimated INTEGER NOT NULL DEFAULT 0",
+        # 6: lanes are agents: which executor drove the attempt and how many steps it took
+        f"ALTER TABLE attempts ADD COLUMN {if_not_exists} executor TEXT NOT NULL DEFAULT 'oneshot'; "
+        f"ALTER TABLE attempts ADD COLUMN {if_not_exists} steps INTEGER NOT NULL DEFAULT 0",
     )
 
 

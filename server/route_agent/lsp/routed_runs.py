@@ -52,7 +52,7 @@ from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.run import RunRequest, run_task, unsandboxed_refusal
 from route_agent.policy import PolicyCache, PolicyError
-from route_agent.policy.approval import repo_endpoint_overrides, repo_policy_needing_approval
+from route_agent.policy.approval import repo_endpoint_overrides, repo_policy_needing_approval, unsandboxed_opt_in_trusted
 from route_agent.policy.keys import missing_key
 from route_agent.policy.models import ModelSpec, Policy
 from route_agent.routing import LaneRefused, Router
@@ -179,7 +179,8 @@ def build_request(inputs: RequestInputs) -> RunRequest:
     return RunRequest(repo=repo, policy=policy, router=router, decision=decision,
                       brief=inputs.brief, change_set=change_set, ledger=ledger, environ=dict(inputs.environ),
                       run_id=inputs.run_id, carry_findings=tuple(inputs.carry), sandbox=inputs.sandbox,
-                      task_id=inputs.task_id, first_attempt_no=inputs.first_attempt_no, buffers=dict(inputs.buffers))
+                      task_id=inputs.task_id, first_attempt_no=inputs.first_attempt_no, buffers=dict(inputs.buffers),
+                      allow_unsandboxed=unsandboxed_opt_in_trusted(repo.root, loaded.sources, inputs.policy_cache.layer))
 
 
 def load_patch_texts(run_id: str) -> tuple[dict[str, str | None], dict[str, str | None]]:
@@ -302,6 +303,10 @@ async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, pr
     elif isinstance(event, ev.AttemptStarted):
         record.lane = event.lane
         _report(ls, record, progress, f"calling the {event.lane} lane ({event.model})")
+    elif isinstance(event, ev.AgentStep):
+        _report(ls, record, progress, f"{event.lane} lane {event.line}")
+    elif isinstance(event, ev.AgentFinished):
+        _report(ls, record, progress, f"{event.lane} lane agent ({event.executor}): {event.status}")
     elif isinstance(event, ev.LaneProgress):
         _report(ls, record, progress, f"{event.lane} lane answering ({event.chars} characters)")
     elif isinstance(event, ev.PatchRejected):

@@ -46,6 +46,35 @@ class LaneProgress(Event):
 
 
 @dataclass(frozen=True)
+class AgentStep(Event):
+    """One step of an agent-loop lane: the model's command and its result. `line` is the text front
+    ends show (`step 3/40: python -m pytest -q -> exit 1, 0.8 s`)."""
+
+    lane: str
+    step: int
+    max_steps: int
+    step_kind: str
+    """command, format (a reply without exactly one bash block) or submit"""
+    command: str
+    exit_code: int | None
+    duration_s: float
+    line: str
+    kind: str = field(init=False, default="agent_step")
+
+
+@dataclass(frozen=True)
+class AgentFinished(Event):
+    """An agent (built-in or external) ended: how, in how many steps, and its message."""
+
+    lane: str
+    executor: str
+    status: str
+    steps: int
+    message: str
+    kind: str = field(init=False, default="agent_finished")
+
+
+@dataclass(frozen=True)
 class LaneReplied(Event):
     lane: str
     model: str

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 from route_agent.lanes.errors import LaneError
 from route_agent.ledger.store import AttemptRow, Ledger
-from route_agent.pipeline import adapters
+from route_agent.pipeline import adapters, executors
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.lane_call import LaneCaller, LaneReply, call_lane, open_lane_caller
 from route_agent.policy.approval import unsandboxed_accepted
@@ -65,6 +66,9 @@ class RunRequest:
     carry_findings: Sequence[Finding] = ()
     """Findings of an earlier attempt (another run) for the first attempt's prompt, as an escalation
     carries them: the editor asks before escalating, then starts a strong run with these."""
+    allow_unsandboxed: bool = False
+    """The user's own opt-in to agent commands without bubblewrap: the front end sets it from the
+    policy's `agent.allow_unsandboxed` only when no repository policy set it (policy.approval)."""
 
 
 @dataclass
@@ -86,6 +90,8 @@ class _Attempt:
     reasons: tuple[str, ...] = ()
     withheld: list[dict[str, Any]] = field(default_factory=list)
     findings_count: int = 0
+    executor: str = "oneshot"
+    steps: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,6 +111,8 @@ class _Attempt:
             "escalated": self.escalated,
             "escalation_reasons": list(self.reasons),
             "left_out_of_prompt": self.withheld,
+            "executor": self.executor,
+            "steps": self.steps,
         }
 
 
@@ -132,6 +140,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
     yield ev.Classified(req.decision, req.run_id)
     await asyncio.to_thread(adapters.prune_stale_worktrees, req.repo)
     carry: list[Finding] = list(req.carry_findings)
+    tried: list[str] = []
     lane: Lane = req.decision.lane
     caller = open_lane_caller(req.policy, req.environ, req.ledger, req.lane_caller)
     try:
@@ -140,18 +149,40 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
             attempt = _Attempt(attempt_no, lane, spec.model)
             run.attempts.append(attempt)
             yield ev.AttemptStarted(attempt_no, lane, spec.model)
-            call = _LaneCall()
-            async with contextlib.aclosing(_lane_attempt(req, caller, attempt, carry, call)) as lane_events:
-                async for event in lane_events:
-                    yield event
-            if call.reply is None:
-                run.total_cost += attempt.cost_usd
-                _record(req, attempt, passed=False)
-                yield run.finished("error", f"{lane} lane ({spec.model}): {call.error}", run.all_findings)
-                return
-            run.total_cost += call.reply.cost_usd
+            attempt.executor = spec.executor
             verification = _Verification()
-            async with contextlib.aclosing(_verify_patch(req, caller, attempt, call.reply.text, verification)) as check_events:
+            if spec.executor == "oneshot":
+                call = _LaneCall()
+                async with contextlib.aclosing(_lane_attempt(req, caller, attempt, carry, call)) as lane_events:
+                    async for event in lane_events:
+                        yield event
+                if call.reply is None:
+                    run.total_cost += attempt.cost_usd
+                    _record(req, attempt, passed=False)
+                    yield run.finished("error", f"{lane} lane ({spec.model}): {call.error}", run.all_findings)
+                    return
+                run.total_cost += call.reply.cost_usd
+                patch_events = _verify_patch(req, caller, attempt, call.reply.text, verification)
+            else:
+                # The lane is an agent: it edits a fresh worktree itself, and its diff is verified the same way.
+                agent = executors.AgentAttempt()
+                try:
+                    async with contextlib.aclosing(_agent_attempt(req, caller, attempt, carry, tried, agent)) as agent_events:
+                        async for event in agent_events:
+                            yield event
+                except BaseException:
+                    await asyncio.to_thread(executors.remove_attempt_worktree, req, agent)
+                    raise
+                run.total_cost += agent.cost_usd
+                tried = agent.tried
+                if agent.error is not None:
+                    await asyncio.to_thread(executors.remove_attempt_worktree, req, agent)
+                    attempt.result, attempt.failure_kind = "error", f"lane_{agent.error.kind}"
+                    _record(req, attempt, passed=False)
+                    yield run.finished("error", f"{lane} lane ({spec.model}): {agent.error}", run.all_findings)
+                    return
+                patch_events = _verify_patch(req, caller, attempt, "", verification, agent)
+            async with contextlib.aclosing(patch_events) as check_events:
                 async for event in check_events:
                     yield event
             step = _judge(req, attempt, verification)
@@ -161,9 +192,10 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
             _remember(req, findings, attempt)
             yield ev.AttemptFinished(attempt.as_dict(), step.action, step.reasons, tuple(findings))
             if step.action == "accept":
-                await asyncio.to_thread(
+                save = functools.partial(
                     adapters.save_run_for, req, verification.worktree_base, verification.diff_text, [a.as_dict() for a in run.attempts]
                 )
+                await asyncio.to_thread(executors.keep_transcripts, req.run_id, save)
                 yield run.finished("pass", "verified patch ready: route-agent apply " + req.run_id, findings, verification.diff_text)
                 return
             if step.action != "escalate":
@@ -236,6 +268,21 @@ async def _lane_attempt(
     )
 
 
+async def _agent_attempt(
+    req: RunRequest, caller: LaneCaller, attempt: _Attempt, carry: Sequence[Finding], tried: Sequence[str], out: executors.AgentAttempt
+) -> AsyncGenerator[ev.Event, None]:
+    """Run the lane's agent (built-in loop or external) in a fresh worktree, yielding its steps; the
+    worktree, its diff and what the agent spent land in `out` and `attempt`."""
+    spec = getattr(req.policy.models, attempt.lane)
+    async with contextlib.aclosing(executors.agent_attempt(req, caller, attempt.lane, spec, carry, tried, attempt.no, out)) as steps:
+        async for event in steps:
+            yield event
+    attempt.model, attempt.steps = out.model or spec.model, out.steps
+    attempt.cost_usd, attempt.latency_seconds = out.cost_usd, out.latency_seconds
+    attempt.input_tokens, attempt.output_tokens = out.input_tokens, out.output_tokens
+    attempt.withheld = out.left_out
+
+
 async def _pump(task: asyncio.Future[Any], queue: asyncio.Queue[ev.Event]) -> AsyncGenerator[ev.Event, None]:
     """Yield `queue`'s events while `task` runs, then the ones left; cancel `task` if abandoned.
 
@@ -281,18 +328,29 @@ class _Verification:
 
 
 async def _verify_patch(
-    req: RunRequest, caller: LaneCaller, attempt: _Attempt, reply_text: str, out: _Verification
+    req: RunRequest, caller: LaneCaller, attempt: _Attempt, reply_text: str, out: _Verification,
+    agent: executors.AgentAttempt | None = None,
 ) -> AsyncGenerator[ev.Event, None]:
-    """Apply the reply's patch in a fresh worktree and verify it there (tamper, scope, checks,
-    verifier), yielding events; the worktree is removed before this returns."""
+    """Apply the reply's patch in a fresh worktree (or take the worktree an agent edited) and verify
+    it there (tamper, scope, checks, verifier), yielding events; the worktree is removed before this
+    returns."""
     lane = attempt.lane
     worktree = None
     try:
-        try:
-            worktree, out.diff_text = await asyncio.to_thread(adapters.apply_reply, req, reply_text)
+        if agent is not None:
+            worktree, out.diff_text, agent.worktree = agent.worktree, agent.diff_text, None
             out.worktree_base = worktree.base if worktree is not None else ""
-        except adapters.PatchRejectedError as exc:
-            out.rejected_reason = str(exc)
+            if agent.rejected is not None:
+                out.rejected_reason = agent.rejected.message
+                out.findings.append(agent.rejected)
+                yield ev.PatchRejected(out.rejected_reason)
+                return
+        else:
+            try:
+                worktree, out.diff_text = await asyncio.to_thread(adapters.apply_reply, req, reply_text)
+                out.worktree_base = worktree.base if worktree is not None else ""
+            except adapters.PatchRejectedError as exc:
+                out.rejected_reason = str(exc)
         if out.rejected_reason is not None or worktree is None:
             reason = out.rejected_reason or "no patch"
             out.findings.append(Finding("patch", reason, "error", rule="patch_rejected", kind="patch"))
@@ -505,6 +563,8 @@ def _record(req: RunRequest, attempt: _Attempt, *, passed: bool) -> None:
             findings_count=attempt.findings_count,
             plan=req.decision.plan_name,
             predicted=req.decision.plan.prediction.as_dict() if req.decision.plan and req.decision.plan.prediction else {},
+            executor=attempt.executor,
+            steps=attempt.steps,
         )
     )
 

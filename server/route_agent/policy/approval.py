@@ -38,6 +38,8 @@ __all__ = [
     "record_unsandboxed",
     "repo_declared_commands",
     "unsandboxed_accepted",
+    "sets_allow_unsandboxed",
+    "unsandboxed_opt_in_trusted",
 ]
 
 
@@ -56,12 +58,17 @@ class PolicyCommand:
 
 
 def policy_commands(policy: Policy) -> list[PolicyCommand]:
-    """Every verification command of the effective policy, fast lane first, in the policy's order."""
-    return [
+    """Every command of the effective policy: the verification checks, fast lane first, in the
+    policy's order, then every external agent under `agents:` (lane "agent"; its `env` shown first as
+    NAME=value, since it changes what the command does)."""
+    commands = [
         PolicyCommand(lane, check.name, tuple(check.run))
         for lane in ("fast", "strong")
         for check in getattr(policy.verification, lane)
     ]
+    for name, agent in policy.agents.items():
+        commands.append(PolicyCommand("agent", name, (*(f"{k}={v}" for k, v in agent.env.items()), *agent.command)))
+    return commands
 
 
 def commands_hash(commands: Sequence[PolicyCommand]) -> str:
@@ -80,11 +87,37 @@ def commands_diff(previous: Sequence[PolicyCommand], current: Sequence[PolicyCom
 
 
 def repo_declared_commands(layer_data: dict[str, Any]) -> int:
-    """How many commands a repository policy layer declares itself (verification.fast/strong)."""
+    """How many commands a repository policy layer declares itself (verification.fast/strong, agents)."""
+    agents = layer_data.get("agents")
+    count = len(agents) if isinstance(agents, dict) else 0
     verification = layer_data.get("verification")
     if not isinstance(verification, dict):
-        return 0
-    return sum(len(v) for lane in ("fast", "strong") if isinstance(v := verification.get(lane), list))
+        return count
+    return count + sum(len(v) for lane in ("fast", "strong") if isinstance(v := verification.get(lane), list))
+
+
+def sets_allow_unsandboxed(layer_data: dict[str, Any]) -> bool:
+    """Whether a policy layer sets `allow_unsandboxed` (top-level `agent:` or a lane's `agent:`)."""
+    agent = layer_data.get("agent")
+    if isinstance(agent, dict) and "allow_unsandboxed" in agent:
+        return True
+    models = layer_data.get("models")
+    if isinstance(models, dict):
+        for spec in models.values():
+            if isinstance(spec, dict) and isinstance(spec.get("agent"), dict) and "allow_unsandboxed" in spec["agent"]:
+                return True
+    return False
+
+
+def unsandboxed_opt_in_trusted(root: Path | None, sources: Sequence[str], read: LayerReader | None = None) -> bool:
+    """False when the repository's own policy is among `sources` and sets `allow_unsandboxed`: only
+    the user's policy (or a --policy file they chose) may let agent commands run without a sandbox."""
+    if root is None:
+        return True
+    path = repo_policy_file(root)
+    if path is None or str(path) not in sources:
+        return True
+    return not sets_allow_unsandboxed(_reader(read)(path).data)
 
 
 @dataclass(frozen=True)

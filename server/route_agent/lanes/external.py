@@ -1,0 +1,169 @@
+"""External agents as lane executors: an agent the user already runs (aider, mini-swe-agent, ...).
+
+    outcome = await run_external_agent(ExternalRun(...))
+
+The agent's command (an argv list from the policy's `agents:` section) runs once in the attempt's
+worktree with its placeholders filled in: `{model}` (the lane's routed model), `{base_url}` (its
+OpenAI-compatible endpoint), `{brief_file}` (the brief, earlier findings and what an earlier
+attempt tried, written to a file in the agent's private scratch directory) and `{workdir}` (the
+worktree). It runs in the bubblewrap sandbox with the filesystem confined as for checks (read-only
+root, the worktree and its scratch directory writable, `.git` read-only, own PID namespace) but the
+network shared, since it must reach its model; its environment is the checks' allowlist plus only the
+lane's key under the agent's `key_env`, and HOME is the scratch directory (agents keep caches and
+settings there). Without a sandbox nothing runs unless the user's own policy allows it, as for the
+built-in loop. Its edits (the worktree diff, taken by the caller) are the patch, verified as any other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from route_agent.lanes.agent import sandbox_for_agent
+from route_agent.lanes.prompt import redact_text
+from route_agent.policy.keys import api_key_env_for
+from route_agent.policy.models import Check, ExternalAgent, ModelSpec
+from route_agent.signals.taint import clean_tainted
+from route_agent.verify.checks import SandboxInfo, run_one
+
+__all__ = ["ExternalOutcome", "ExternalRun", "base_url_for", "fill_placeholders", "run_external_agent"]
+
+PLACEHOLDERS = ("model", "base_url", "brief_file", "workdir")
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+OUTPUT_SHOWN = 4096
+
+_DEFAULT_BASE_URLS = {
+    "openrouter": "https://openrouter.ai/api/v1",
+    "openai": "https://api.openai.com/v1",
+    "ollama": "http://127.0.0.1:11434/v1",
+}
+
+
+def base_url_for(spec: ModelSpec) -> str:
+    """The model's OpenAI-compatible API root (`.../v1`), as the lane client would call it."""
+    if spec.base_url:
+        return spec.base_url.rstrip("/").removesuffix("/chat/completions")
+    return _DEFAULT_BASE_URLS.get(spec.provider, "")
+
+
+def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
+    """Replace `{model}`, `{base_url}`, `{brief_file}` and `{workdir}`; other braces are left alone."""
+    for name in PLACEHOLDERS:
+        text = text.replace("{" + name + "}", values.get(name, ""))
+    return text
+
+
+@dataclass
+class ExternalRun:
+    name: str
+    agent: ExternalAgent
+    spec: ModelSpec
+    worktree: Path
+    brief: str
+    findings: Sequence[str] = ()
+    tried: Sequence[str] = ()
+    environ: Mapping[str, str] | None = None
+    allow_unsandboxed: bool = False
+    sandbox: SandboxInfo | None = None
+    """For tests: the sandbox to use instead of probing for bubblewrap."""
+
+
+@dataclass
+class ExternalOutcome:
+    status: str
+    """finished (exit 0), failed (another exit code), timeout, error, sandbox_unavailable, config"""
+    message: str
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    sandboxed: bool = True
+    output: str = ""
+    """The head and tail of what the agent printed, secrets redacted (for findings and the transcript)."""
+    argv: list[str] = field(default_factory=list)
+    redactions: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+
+def _brief_text(run: ExternalRun) -> str:
+    clean = clean_tainted(run.brief)
+    parts = [clean.text.strip()]
+    if run.findings:
+        parts += ["", "Problems found in the previous attempt (its edits were discarded; you start from the original files):"]
+        parts += [f"- {' '.join(line.split())[:300]}" for line in run.findings[:40]]
+    if run.tried:
+        parts += ["", "What the previous attempt ran (command -> result):"]
+        parts += [f"- {' '.join(line.split())[:200]}" for line in run.tried[-30:]]
+    parts += ["", "Edit the files in the working directory; do not commit. Do not delete or skip tests: the change is verified "
+              "afterwards by checks you do not control."]
+    return "\n".join(parts) + "\n"
+
+
+async def run_external_agent(run: ExternalRun) -> ExternalOutcome:
+    """Run the agent once to its end (or its timeout); see the module docstring."""
+    environ = dict(os.environ if run.environ is None else run.environ)
+    key_env = api_key_env_for(run.spec)
+    key = environ.get(key_env, "").strip() if key_env else ""
+    if key_env and not key:
+        return ExternalOutcome("config", f"{key_env} is not set; the {run.name} agent needs the lane's key for {run.spec.model}")
+    sandbox: SandboxInfo | None
+    if run.sandbox is not None:
+        sandbox = run.sandbox
+    else:
+        sandbox, refusal = sandbox_for_agent(run.allow_unsandboxed)
+        if refusal is not None:
+            return ExternalOutcome("sandbox_unavailable", refusal.replace("the built-in agent runs", f"the {run.name} agent runs"),
+                                   sandboxed=False)
+    scratch = Path(tempfile.mkdtemp(prefix="route-agent-external-"))
+    try:
+        brief_file = scratch / "brief.md"
+        text, redactions = redact_text(_brief_text(run), "<brief>")
+        brief_file.write_text(text, "utf-8")
+        values = {"model": run.spec.model, "base_url": base_url_for(run.spec), "brief_file": str(brief_file),
+                  "workdir": str(run.worktree)}
+        argv = [fill_placeholders(arg, values) for arg in run.agent.command]
+        extra = {name: fill_placeholders(value, values) for name, value in run.agent.env.items()}
+        extra.update(HOME=str(scratch), XDG_CONFIG_HOME=str(scratch / ".config"), XDG_CACHE_HOME=str(scratch / ".cache"),
+                     XDG_DATA_HOME=str(scratch / ".local" / "share"))
+        if run.agent.key_env:
+            # A local model server without a key still gets a placeholder: most agents refuse to start without one.
+            extra[run.agent.key_env] = key or "no-key-needed"
+        check = Check.model_construct(name=f"agent-{run.name}"[:64], run=argv, parser="exit-code", report=None,
+                                      timeout_s=run.agent.timeout_s, kind="other")
+        started = time.monotonic()
+        result = await run_one(check, run.worktree, environ=environ, deadline=started + run.agent.timeout_s,
+                               max_output_bytes=MAX_OUTPUT_BYTES, sandbox=sandbox, scratch_dir=scratch, extra_env=extra,
+                               share_network=True)
+        output = result.output_excerpt
+        if len(output) > 2 * OUTPUT_SHOWN:
+            output = output[:OUTPUT_SHOWN] + "\n[…]\n" + output[-OUTPUT_SHOWN:]
+        if key:
+            output = output.replace(key, "[REDACTED:lane key]")
+        output, more = redact_text(output, f"<{run.name} output>")
+        redactions += more
+        left_out = [{"kind": "redacted", "path": r.path, "line": r.line, "rule": r.rule} for r in redactions]
+        if result.error:
+            status, message = "error", result.error
+        elif result.timed_out:
+            status, message = "timeout", f"the {run.name} agent ran past its timeout_s of {run.agent.timeout_s:g} s and was killed"
+        elif result.output_exceeded:
+            status, message = "error", f"the {run.name} agent printed more than {MAX_OUTPUT_BYTES // (1024 * 1024)} MB and was killed"
+        elif result.exit_code == 0:
+            status, message = "finished", f"the {run.name} agent finished in {result.duration_s:.1f} s"
+        else:
+            status, message = "failed", f"the {run.name} agent exited with {result.exit_code}"
+        return ExternalOutcome(status, message, result.exit_code, result.duration_s, sandbox is not None, output,
+                               _shown_argv(argv, key), left_out)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _shown_argv(argv: list[str], key: str) -> list[str]:
+    return [a.replace(key, "[REDACTED:lane key]") if key else a for a in argv]

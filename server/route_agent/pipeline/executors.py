@@ -1,0 +1,183 @@
+"""Lane executors that edit a worktree themselves: the built-in agent loop and external agents.
+
+    out = AgentAttempt()
+    async for event in agent_attempt(req, caller, lane, spec, carry, tried, attempt_no, out):
+        ...   # AgentStep events, then AgentFinished
+    # out.worktree (the caller removes it), out.diff_text, out.rejected (a finding when there is
+    # no patch to verify), out.tried (for the next lane), tokens and cost
+
+Each attempt starts from a clean worktree (the user's base plus their uncommitted files), so an
+escalated attempt never inherits the failed one's edits: it gets the findings and a summary of what
+was tried instead. The patch is `git diff` of the worktree against its base, modes and new files
+included, and the caller verifies it exactly as a one-shot patch. The redacted transcript is kept in
+the run directory (`runs/<run id>/agent/attempt-<n>.jsonl`, or `.log` for an external agent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from route_agent.lanes.agent import AgentOutcome, AgentSession, AgentStep, format_step, run_agent
+from route_agent.lanes.errors import LaneError
+from route_agent.lanes.external import ExternalOutcome, ExternalRun, run_external_agent
+from route_agent.pipeline import events as ev
+from route_agent.policy.models import ModelSpec
+from route_agent.verify.findings import Finding
+from route_agent.workspace.git import WorkspaceError
+from route_agent.workspace.patches import PatchRejected, worktree_diff
+from route_agent.workspace.worktree import Worktree, create_worktree, remove_worktree, run_path
+
+if TYPE_CHECKING:
+    from route_agent.pipeline.run import RunRequest
+
+__all__ = ["AgentAttempt", "agent_attempt", "finding_lines", "keep_transcripts", "transcript_dir"]
+
+
+@dataclass
+class AgentAttempt:
+    executor: str = "builtin"
+    worktree: Worktree | None = None
+    diff_text: str = ""
+    status: str = ""
+    message: str = ""
+    steps: int = 0
+    model: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_seconds: float = 0.0
+    tried: list[str] = field(default_factory=list)
+    left_out: list[dict[str, Any]] = field(default_factory=list)
+    rejected: Finding | None = None
+    """Why there is no patch to verify (a limit, no change, no sandbox); None when there is one."""
+    error: LaneError | None = None
+    """A lane failure (not a budget) that ends the run as an error, as for a one-shot call."""
+
+
+def transcript_dir(run_id: str) -> Path:
+    return run_path(run_id) / "agent"
+
+
+def finding_lines(findings: Sequence[Finding]) -> list[str]:
+    return [f"[{f.kind}] {f.check} {f.location()}: {f.message.splitlines()[0][:300] if f.message else ''}" for f in findings]
+
+
+def keep_transcripts(run_id: str, save: Any) -> None:
+    """Call `save()` (which replaces the run directory) and keep the agent transcripts across it."""
+    source = transcript_dir(run_id)
+    if not source.is_dir():
+        save()
+        return
+    holding = Path(tempfile.mkdtemp(prefix="route-agent-transcripts-"))
+    try:
+        shutil.move(str(source), str(holding / "agent"))
+        save()
+        shutil.move(str(holding / "agent"), str(transcript_dir(run_id)))
+    finally:
+        shutil.rmtree(holding, ignore_errors=True)
+
+
+async def agent_attempt(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, carry: Sequence[Finding], tried: Sequence[str],
+                        attempt_no: int, out: AgentAttempt) -> AsyncGenerator[ev.Event, None]:
+    """Run the lane's agent in a fresh worktree, yielding its steps; see the module docstring."""
+    out.executor = spec.executor
+    try:
+        out.worktree = await asyncio.to_thread(create_worktree, req.repo, f"{req.run_id}-a{attempt_no}", req.buffers)
+    except (WorkspaceError, PatchRejected) as exc:
+        out.rejected = Finding("agent", f"cannot create a worktree for the agent: {exc}", "error", rule="patch_rejected", kind="patch")
+        return
+    folder = transcript_dir(req.run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    findings, summary = finding_lines(carry), list(tried)
+    if spec.executor == "builtin":
+        async with contextlib.aclosing(_builtin(req, caller, lane, spec, findings, summary, folder / f"attempt-{attempt_no}.jsonl",
+                                                out)) as steps:
+            async for event in steps:
+                yield event
+    else:
+        await _external(req, lane, spec, findings, summary, folder / f"attempt-{attempt_no}-{spec.executor}.log", out)
+    yield ev.AgentFinished(lane, out.executor, out.status, out.steps, out.message)
+    if out.rejected is not None or out.error is not None:
+        return
+    out.diff_text = await asyncio.to_thread(worktree_diff, out.worktree.path)
+    if not out.diff_text.strip():
+        out.rejected = Finding("agent", f"the {lane} lane's agent ({out.executor}) changed nothing", "error", rule="patch_rejected",
+                               kind="patch")
+
+
+async def _builtin(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, findings: list[str], tried: list[str], transcript: Path,
+                   out: AgentAttempt) -> AsyncGenerator[ev.Event, None]:
+    assert out.worktree is not None
+    session = AgentSession(
+        lane=lane, worktree=out.worktree.path, brief=req.brief, limits=req.policy.agent_limits(lane),
+        max_context_tokens=spec.max_context_tokens, max_output_tokens=spec.max_output_tokens, repo_name=req.repo.root.name,
+        findings=findings, tried=tried, environ=req.environ, max_output_bytes=req.policy.verification.max_output_bytes,
+        allow_unsandboxed=req.allow_unsandboxed, transcript=transcript,
+    )
+    queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+
+    def on_step(step: AgentStep) -> None:
+        queue.put_nowait(ev.AgentStep(step.lane, step.step, step.max_steps, step.kind, step.command, step.exit_code,
+                                      round(step.duration_s, 3), format_step(step)))
+
+    task: asyncio.Future[AgentOutcome] = asyncio.ensure_future(run_agent(session, caller, on_step))
+    try:
+        while not task.done():
+            getter: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
+            waiting: set[asyncio.Future[Any]] = {task, getter}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+        while not queue.empty():
+            yield queue.get_nowait()
+        outcome = task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+    out.status, out.message, out.steps = outcome.status, outcome.message, outcome.steps
+    out.model = outcome.model or spec.model
+    out.input_tokens, out.output_tokens, out.cost_usd = outcome.input_tokens, outcome.output_tokens, outcome.cost_usd
+    out.latency_seconds = outcome.latency_seconds
+    out.tried, out.left_out = outcome.tried, outcome.redactions
+    if outcome.error is not None:
+        out.error = outcome.error
+    elif not outcome.submitted:
+        rule = "sandbox-required" if outcome.status == "sandbox_unavailable" else f"agent_{outcome.status}"
+        out.rejected = Finding("agent", f"{lane} lane agent: {outcome.message}", "error", rule=rule, kind="patch")
+
+
+async def _external(req: RunRequest, lane: str, spec: ModelSpec, findings: list[str], tried: list[str], log: Path,
+                    out: AgentAttempt) -> None:
+    assert out.worktree is not None
+    agent = req.policy.agents[spec.executor]
+    outcome: ExternalOutcome = await run_external_agent(ExternalRun(
+        name=spec.executor, agent=agent, spec=spec, worktree=out.worktree.path, brief=req.brief, findings=findings, tried=tried,
+        environ=req.environ, allow_unsandboxed=req.allow_unsandboxed,
+    ))
+    log.write_text(f"$ {' '.join(outcome.argv)}\n{outcome.message}\n\n{outcome.output}", "utf-8")
+    out.status, out.message, out.model = outcome.status, outcome.message, spec.model
+    out.latency_seconds = outcome.duration_s
+    out.left_out = outcome.redactions
+    out.tried = [f"{spec.executor} agent -> {outcome.status}" + (f" (exit {outcome.exit_code})" if outcome.exit_code is not None else "")]
+    if not outcome.ok:
+        tail = outcome.output.strip().splitlines()[-5:]
+        detail = (": " + " | ".join(tail)) if tail else ""
+        rule = "sandbox-required" if outcome.status == "sandbox_unavailable" else f"agent_{outcome.status}"
+        out.rejected = Finding("agent", f"{lane} lane agent: {outcome.message}{detail}"[:2000], "error", rule=rule, kind="patch")
+
+
+def remove_attempt_worktree(req: RunRequest, out: AgentAttempt) -> None:
+    if out.worktree is not None:
+        remove_worktree(req.repo, out.worktree)
+        out.worktree = None
