@@ -44,8 +44,8 @@ async def _consume(req: RunRequest, as_json: bool,
         elif isinstance(event, ev.AgentStep):
             _say("  " + event.line, as_json)
         elif isinstance(event, ev.AgentFinished):
-            _say(f"  agent ({event.executor}): {event.status} after {event.steps} step(s): {event.message}"
-                 if event.steps else f"  agent ({event.executor}): {event.status}: {event.message}", as_json)
+            done = f"  agent ({event.executor}): {event.status}" + (f" after {event.steps} step(s)" if event.steps else "")
+            _say(done if event.status in ("submitted", "finished") else f"{done}: {event.message}", as_json)
         elif isinstance(event, ev.LaneReplied):
             _say(
                 f"  reply: {event.input_tokens} in / {event.output_tokens} out tokens, ${event.cost_usd:.4f}, {event.latency_seconds:.1f} s"

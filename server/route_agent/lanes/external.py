@@ -34,7 +34,7 @@ from route_agent.verify.checks import SandboxInfo, run_one
 
 __all__ = ["ExternalOutcome", "ExternalRun", "base_url_for", "fill_placeholders", "run_external_agent"]
 
-PLACEHOLDERS = ("model", "base_url", "brief_file", "workdir")
+PLACEHOLDERS = ("model", "base_url", "brief_file", "brief", "workdir", "scratch", "max_context_tokens", "max_output_tokens")
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 OUTPUT_SHOWN = 4096
 
@@ -53,7 +53,8 @@ def base_url_for(spec: ModelSpec) -> str:
 
 
 def fill_placeholders(text: str, values: Mapping[str, str]) -> str:
-    """Replace `{model}`, `{base_url}`, `{brief_file}` and `{workdir}`; other braces are left alone."""
+    """Replace the placeholders (`{model}`, `{base_url}`, `{brief}`, `{brief_file}`, `{workdir}`,
+    `{scratch}`, `{max_context_tokens}`, `{max_output_tokens}`); other braces are left alone."""
     for name in PLACEHOLDERS:
         text = text.replace("{" + name + "}", values.get(name, ""))
     return text
@@ -126,8 +127,15 @@ async def run_external_agent(run: ExternalRun) -> ExternalOutcome:
         brief_file = scratch / "brief.md"
         text, redactions = redact_text(_brief_text(run), "<brief>")
         brief_file.write_text(text, "utf-8")
-        values = {"model": run.spec.model, "base_url": base_url_for(run.spec), "brief_file": str(brief_file),
-                  "workdir": str(run.worktree)}
+        values = {"model": run.spec.model, "base_url": base_url_for(run.spec), "brief_file": str(brief_file), "brief": text,
+                  "workdir": str(run.worktree), "scratch": str(scratch), "max_context_tokens": str(run.spec.max_context_tokens),
+                  "max_output_tokens": str(run.spec.max_output_tokens)}
+        for name, content in run.agent.files.items():
+            target = scratch / name
+            if ".." in Path(name).parts:
+                return ExternalOutcome("config", f"agents.{run.name}.files: {name!r} must stay inside the scratch directory")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(fill_placeholders(content, values), "utf-8")
         argv = [fill_placeholders(arg, values) for arg in run.agent.command]
         extra = {name: fill_placeholders(value, values) for name, value in run.agent.env.items()}
         extra.update(HOME=str(scratch), XDG_CONFIG_HOME=str(scratch / ".config"), XDG_CACHE_HOME=str(scratch / ".cache"),

@@ -119,7 +119,7 @@ async def _builtin(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, fin
         lane=lane, worktree=out.worktree.path, brief=req.brief, limits=req.policy.agent_limits(lane),
         max_context_tokens=spec.max_context_tokens, max_output_tokens=spec.max_output_tokens, repo_name=req.repo.root.name,
         findings=findings, tried=tried, environ=req.environ, max_output_bytes=req.policy.verification.max_output_bytes,
-        allow_unsandboxed=req.allow_unsandboxed, transcript=transcript,
+        allow_unsandboxed=req.allow_unsandboxed and req.policy.agent_limits(lane).allow_unsandboxed, transcript=transcript,
     )
     queue: asyncio.Queue[ev.Event] = asyncio.Queue()
 
@@ -163,7 +163,7 @@ async def _external(req: RunRequest, lane: str, spec: ModelSpec, findings: list[
     agent = req.policy.agents[spec.executor]
     outcome: ExternalOutcome = await run_external_agent(ExternalRun(
         name=spec.executor, agent=agent, spec=spec, worktree=out.worktree.path, brief=req.brief, findings=findings, tried=tried,
-        environ=req.environ, allow_unsandboxed=req.allow_unsandboxed,
+        environ=req.environ, allow_unsandboxed=req.allow_unsandboxed and req.policy.agent_limits(lane).allow_unsandboxed,
     ))
     log.write_text(f"$ {' '.join(outcome.argv)}\n{outcome.message}\n\n{outcome.output}", "utf-8")
     out.status, out.message, out.model = outcome.status, outcome.message, spec.model

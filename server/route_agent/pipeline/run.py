@@ -67,8 +67,9 @@ class RunRequest:
     """Findings of an earlier attempt (another run) for the first attempt's prompt, as an escalation
     carries them: the editor asks before escalating, then starts a strong run with these."""
     allow_unsandboxed: bool = False
-    """The user's own opt-in to agent commands without bubblewrap: the front end sets it from the
-    policy's `agent.allow_unsandboxed` only when no repository policy set it (policy.approval)."""
+    """Whether the user's own policy (never a repository's) opted in to agent commands without
+    bubblewrap; the front end decides (policy.approval.unsandboxed_opt_in_trusted), and the lane's
+    `agent.allow_unsandboxed` must say so too."""
 
 
 @dataclass

@@ -96,28 +96,32 @@ def repo_declared_commands(layer_data: dict[str, Any]) -> int:
     return count + sum(len(v) for lane in ("fast", "strong") if isinstance(v := verification.get(lane), list))
 
 
-def sets_allow_unsandboxed(layer_data: dict[str, Any]) -> bool:
-    """Whether a policy layer sets `allow_unsandboxed` (top-level `agent:` or a lane's `agent:`)."""
+def sets_allow_unsandboxed(layer_data: dict[str, Any], value: bool | None = None) -> bool:
+    """Whether a policy layer sets `allow_unsandboxed` (top-level `agent:` or a lane's `agent:`),
+    to `value` when one is given."""
+    found: list[Any] = []
     agent = layer_data.get("agent")
     if isinstance(agent, dict) and "allow_unsandboxed" in agent:
-        return True
+        found.append(agent["allow_unsandboxed"])
     models = layer_data.get("models")
     if isinstance(models, dict):
         for spec in models.values():
             if isinstance(spec, dict) and isinstance(spec.get("agent"), dict) and "allow_unsandboxed" in spec["agent"]:
-                return True
-    return False
+                found.append(spec["agent"]["allow_unsandboxed"])
+    return any(v is value for v in found) if value is not None else bool(found)
 
 
 def unsandboxed_opt_in_trusted(root: Path | None, sources: Sequence[str], read: LayerReader | None = None) -> bool:
-    """False when the repository's own policy is among `sources` and sets `allow_unsandboxed`: only
-    the user's policy (or a --policy file they chose) may let agent commands run without a sandbox."""
-    if root is None:
-        return True
-    path = repo_policy_file(root)
-    if path is None or str(path) not in sources:
-        return True
-    return not sets_allow_unsandboxed(_reader(read)(path).data)
+    """Whether the user's own policy (their config policy, or a --policy file they chose) sets
+    `allow_unsandboxed: true`; the repository's policy among `sources` never counts."""
+    repo = repo_policy_file(root) if root is not None else None
+    for source in sources:
+        path = Path(source)
+        if (repo is not None and source == str(repo)) or not path.is_file():
+            continue
+        if sets_allow_unsandboxed(_reader(read)(path).data, value=True):
+            return True
+    return False
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,8 @@ class AgentLimitsOverride(StrictModel):
 class ExternalAgent(StrictModel):
     """An agent the user already runs (aider, mini-swe-agent, ...), started in the attempt's worktree.
 
-    Placeholders in `command`: {model}, {base_url}, {brief_file}, {workdir}."""
+    Placeholders in `command`, `env` and `files`: {model}, {base_url}, {brief}, {brief_file}, {workdir},
+    {scratch}, {max_context_tokens}, {max_output_tokens}."""
 
     command: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
     key_env: str | None = Field(
@@ -125,6 +126,11 @@ class ExternalAgent(StrictModel):
     timeout_s: Annotated[float, Field(gt=0, le=86400)] = 1800.0
     env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = Field(
         default_factory=dict, description="Extra environment variables for the agent (placeholders allowed); no keys here."
+    )
+    files: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-][A-Za-z0-9_./-]{0,200}$")], str] = Field(
+        default_factory=dict,
+        description="Files written into the agent's private scratch directory before it starts (placeholders allowed), "
+        "e.g. a model-metadata file; refer to them as {scratch}/NAME.",
     )
 
 

@@ -89,6 +89,12 @@ _SCALARS: dict[tuple[str, ...], Callable[[Any, Any], Any]] = {
     ("verification", "run_timeout_s"): _at_most,
     ("verification", "max_output_bytes"): _at_most,
     ("verifier", "lanes"): _superset,
+    # The built-in agent loop's limits, and the opt-out of its sandbox (True lowers a protection).
+    ("agent", "max_steps"): _at_most,
+    ("agent", "command_timeout_s"): _at_most,
+    ("agent", "output_limit_bytes"): _at_most,
+    ("agent", "wall_timeout_s"): _at_most,
+    ("agent", "allow_unsandboxed"): _at_most,
     **{("paths", name): _superset for name in _RAISING_PATHS},
     **{("paths", name): _subset for name in _LOWERING_PATHS},
 }
@@ -162,6 +168,17 @@ def restrict(trusted: Policy, proposed: Policy) -> tuple[Policy, list[Lowered]]:
             out["models"][role] = kept["models"][role]
         elif out["models"][role] is not None:
             r.model(kept["models"][role], out["models"][role], ("models", role))
+    # A lane's own agent limits: none above what the trusted layers give that lane.
+    for lane in ("fast", "strong"):
+        overrides = out["models"][lane].get("agent")
+        if not overrides:
+            continue
+        kept_lane = kept["models"][lane].get("agent") or {}
+        for key, value in list(overrides.items()):
+            trusted_value = kept_lane.get(key) if kept_lane.get(key) is not None else kept["agent"][key]
+            if value is not None and value > trusted_value:
+                r.lowered.append(Lowered(f"models.{lane}.agent.{key}", value, trusted_value))
+                overrides[key] = kept_lane.get(key)
     # Checks: a lane's list may be replaced (new commands need approval), never emptied.
     for lane in ("fast", "strong"):
         if kept["verification"][lane] and not out["verification"][lane]:
