@@ -37,8 +37,8 @@ __all__ = [
     "record_approval",
     "record_unsandboxed",
     "repo_declared_commands",
-    "unsandboxed_accepted",
     "sets_allow_unsandboxed",
+    "unsandboxed_accepted",
     "unsandboxed_opt_in_trusted",
 ]
 
