@@ -50,7 +50,7 @@ def test_learn_reports_held_out_figures_and_writes_a_policy_the_router_uses(sepa
     assert cv["apgr_ci95"][0] > 0.5 and cv["auc"]["fast"] > 0.9
     learned, cascade = cv["plans"]["learned"], cv["plans"]["cascade"]
     assert learned["resolve_vs_all_strong"] >= 1.0 and learned["cost_vs_all_strong"] < cascade["cost_vs_all_strong"]
-    assert set(cv["plans"]) == {"cascade", "strong-only", "fast-only", "all-fast (no verification)", "learned"}
+    assert set(cv["plans"]) == {"cascade", "strong-only", "fast-only", "all-fast (no verification)", "learned", "oracle plans (bound)"}
     assert data["fixed_plan"] is None and cv["plan_mix"]["strong-only"] > 0.2
     # The written policy validates, shows its coefficients, and routes with predictions in --json.
     code, text, err = invoke(["policy", "check", str(out)])

@@ -332,6 +332,11 @@ def figures(o: Outcomes, chosen: Sequence[Plan], preds: Sequence[Prediction], ca
         plans[name] = _summary(res, cost, o.strong, o.strong_cost)
     lres, lcost = learned_outcome(chosen, o, catch_rate, false_alarm_rate)
     plans["learned"] = _summary(lres, lcost, o.strong, o.strong_cost)
+    # The bound a perfect predictor would reach: fast only where the fast lane resolves, strong only
+    # where only the strong one does, stop after the fast attempt where neither does.
+    oracle: list[Plan] = ["fast-only" if f else "strong-only" if s else "stop-after-fast" for f, s in zip(o.fast, o.strong, strict=True)]
+    ores, ocost = learned_outcome(oracle, o, catch_rate, false_alarm_rate)
+    plans["oracle plans (bound)"] = _summary(ores, ocost, o.strong, o.strong_cost)
     n = len(chosen)
     mix = {p: sum(1 for c in chosen if c == p) / n if n else 0.0 for p in PLANS}
     gain = [p.strong - p.fast for p in preds]

@@ -158,6 +158,7 @@ PLAN_LABELS = {
     "fast-only": "fast only / stop after failed fast",
     "all-fast (no verification)": "all-fast, no verification",
     "learned": "learned plan choice",
+    "oracle plans (bound)": "oracle plan per task (bound: knows the outcomes)",
 }
 
 
@@ -215,7 +216,7 @@ def plot_learn(result: dict[str, Any], path: Path) -> None:
     ax.plot([p["cost_vs_all_strong"] * 100 for p in front], [p["resolve_vs_all_strong"] * 100 for p in front], "-o", ms=3,
             color="tab:blue", label="learned plan choice, every cost weight (LORO)")
     markers = {"cascade": ("D", "tab:purple"), "strong-only": ("o", "tab:red"), "fast-only": ("o", "tab:green"),
-               "all-fast (no verification)": ("x", "tab:green"), "learned": ("*", "gold")}
+               "all-fast (no verification)": ("x", "tab:green"), "learned": ("*", "gold"), "oracle plans (bound)": ("P", "tab:orange")}
     for name, row in cv["plans"].items():
         marker, color = markers.get(name, ("o", "black"))
         ax.scatter([row["cost_vs_all_strong"] * 100], [row["resolve_vs_all_strong"] * 100], marker=marker, color=color, s=90,

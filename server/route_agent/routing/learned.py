@@ -40,15 +40,15 @@ PREDICTOR_FORMAT = "route-agent-predictor/1"
 MAX_PREDICTOR_BYTES = 2 * 1024 * 1024
 TARGETS = ("fast", "strong", "strong_after_fast_failed")
 
-_CODE_FENCE = re.compile(r"^\s*(```|~~~)", re.MULTILINE)
-_TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^\s+File \"[^\"]+\", line \d+", re.MULTILINE)
-_EXCEPTION = re.compile(r"\b[A-Z]\w*(?:Error|Exception|Warning)\b")
-_CALL = re.compile(r"\b[A-Za-z_]\w*\(")
-_DOTTED = re.compile(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*){1,}\b")
-_CAMEL = re.compile(r"\b[A-Z][a-z0-9]+[A-Z]\w*\b")
+MAX_SCANNED_CHARS = 4000
+"""Features read the brief's first 4,000 characters (its length counts in full): routing stays fast
+on a brief with a long log pasted in."""
+_TOKEN = re.compile(r"[A-Za-z_]\w*")
+_CALL = re.compile(r"\w\(")
+_DOTTED = re.compile(r"\w\.[A-Za-z_]")
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _URL = re.compile(r"https?://\S+")
-_WORD = re.compile(r"[a-z]+")
+_EXCEPTION_SUFFIXES = ("Error", "Exception", "Warning")
 # Word groups of the brief: each fires when any of its words occurs (lower-cased words).
 WORD_GROUPS: dict[str, frozenset[str]] = {
     "crash": frozenset({"crash", "crashes", "segfault", "hang", "hangs", "infinite", "recursion"}),
@@ -84,24 +84,26 @@ def repo_name(repo: str | None) -> str:
 def task_features(signals: Signals, risk_score: int, repo: str | None = None) -> dict[str, float]:
     """Named pre-task features of one task (absent features are 0)."""
     brief = signals.brief
-    text = _URL.sub(" ", brief)
-    words = _WORD.findall(text.lower())
-    wordset = set(words)
-    lines = brief.count("\n") + 1 if brief else 0
-    fences = len(_CODE_FENCE.findall(brief)) // 2
+    text = _URL.sub(" ", brief[:MAX_SCANNED_CHARS])
+    tokens = _TOKEN.findall(text)
+    unique = set(tokens)
+    wordset = {w.lower() for w in unique}
+    exceptions = sum(1 for w in unique if w[0].isupper() and w.endswith(_EXCEPTION_SUFFIXES))
+    camel = sum(1 for w in unique if w[0].isupper() and not w.isupper() and any(c.isupper() for c in w[1:]))
+    fences = text.count("```") // 2 + text.count("~~~") // 2
     out: dict[str, float] = {
         "log_chars": math.log1p(len(brief)),
-        "log_words": math.log1p(len(words)),
-        "log_lines": math.log1p(lines),
+        "log_words": math.log1p(len(tokens)),
+        "log_lines": math.log1p(brief.count("\n") + 1 if brief else 0),
         "code_blocks": float(min(fences, 5)),
         "has_code_block": float(fences > 0),
-        "has_traceback": float(bool(_TRACEBACK.search(brief))),
-        "exception_names": float(min(len(set(_EXCEPTION.findall(brief))), 5)),
+        "has_traceback": float("Traceback (most recent call last)" in text or 'File "' in text),
+        "exception_names": float(min(exceptions, 5)),
         "log_calls": math.log1p(len(_CALL.findall(text))),
         "log_dotted_names": math.log1p(len(_DOTTED.findall(text))),
-        "log_camel_names": math.log1p(len(set(_CAMEL.findall(text)))),
-        "log_inline_code": math.log1p(len(_INLINE_CODE.findall(brief))),
-        "has_url": float(bool(_URL.search(brief))),
+        "log_camel_names": math.log1p(camel),
+        "log_inline_code": math.log1p(len(_INLINE_CODE.findall(text))),
+        "has_url": float(bool(_URL.search(brief[:MAX_SCANNED_CHARS]))),
         "files_named": float(min(signals.files_touched, 10)),
         "no_files_named": float(signals.files_touched == 0),
         "many_files_named": float(signals.files_touched >= 3),
