@@ -273,3 +273,63 @@ def test_issue12_item06_lookalike_dot_git_path_parts_are_refused_like_dot_git(sc
     assert "inside .git" in r.proc.stderr, r.proc.stderr
     assert not list(s.repo.glob("*/hooks/pre-commit"))
     s.assert_nothing_lost()
+
+
+# -- 10: a patch of 20,000 files; a diff the verifier cannot see whole ------------------------------------------------
+
+def many_files_reply(count: int) -> str:
+    return "Fixed.\n\n```diff\n" + FIX_DIFF + "".join(new_file_diff(f"gen/f{n}.txt", "x") for n in range(count)) + "```\n"
+
+
+@pytest.mark.parametrize("size", ["20000-files", "one-file-of-1.2-MB"])
+def test_issue12_item10_a_patch_over_the_file_or_byte_cap_fails_with_a_finding(scenario: Scenario, size: str) -> None:
+    s = scenario
+    if size == "20000-files":  # 40,000 no longer fit under the reply cap (item 9)
+        reply, rule = many_files_reply(20_000), "verification.max_patch_files"
+    else:
+        lines = [f"line {n} " + "y" * 60 for n in range(18_000)]
+        reply, rule = "Fixed.\n\n```diff\n" + FIX_DIFF + new_file_diff("gen/big.txt", *lines) + "```\n", "verification.max_patch_bytes"
+    s.fake.script("fast-vandal", reply=reply)
+    r = s.route(TASK, policy=s.policy(fast="fast-vandal"), timeout=300)
+    assert r.out is not None, r.text
+    first, *rest = r.out["attempts"]
+    assert first["lane"] == "fast" and first["result"] == "patch_rejected", first
+    assert rule in r.proc.stderr, r.proc.stderr
+    assert rest and rest[0]["lane"] == "strong" and r.out["result"] == "pass", r.out["attempts"]
+    assert not [q for q in s.fake.requests if q.model == "verifier-90" and "gen/" in q.body], "the rejected patch was reviewed"
+    s.assert_nothing_lost()
+    applied = s.cli("apply", r.out["run_id"])
+    assert applied.code == 0, applied.text
+    assert not (s.repo / "gen").exists()
+    s.assert_nothing_lost(applied=True)
+
+
+def test_issue12_item10_a_repository_policy_cannot_raise_the_patch_cap(scenario: Scenario) -> None:
+    s = scenario
+    policy_dir = s.repo / ".route-agent"
+    policy_dir.mkdir()
+    (policy_dir / "policy.yaml").write_text("verification:\n  max_patch_files: 100000\n  max_patch_bytes: 67108864\n")
+    git(s.repo, "add", "-A")
+    git(s.repo, "commit", "-qm", "a generous repository policy")
+    s.snapshot()
+    s.fake.script("fast-vandal", reply=many_files_reply(300))
+    r = s.route(TASK, policy=s.policy(fast="fast-vandal"))
+    assert r.out is not None, r.text
+    assert r.out["attempts"][0]["result"] == "patch_rejected", r.out["attempts"]
+    assert "verification.max_patch_files" in r.proc.stderr
+
+
+def test_issue12_item10_the_verifier_is_told_the_diff_was_cut_and_is_then_not_confident(scenario: Scenario) -> None:
+    s = scenario
+    lines = [f"paragraph {n}: " + "z" * 50 for n in range(1_500)]  # about 95,000 characters: over the verifier's view
+    s.fake.script("fast-wordy", reply="Fixed.\n\n```diff\n" + FIX_DIFF + new_file_diff("docs/notes.md", *lines) + "```\n")
+    r = s.route(TASK, policy=s.policy(fast="fast-wordy"))
+    assert r.out is not None, r.text
+    first, *rest = r.out["attempts"]
+    assert first["lane"] == "fast" and first["confidence"] == 0.0 and not first["passed"], first
+    assert rest and rest[0]["lane"] == "strong" and r.out["result"] == "pass", r.out["attempts"]
+    asked = [q.body for q in s.fake.requests if q.model == "verifier-90"]
+    assert len(asked) == 2
+    assert "CUT: you are shown only the first" in asked[0] and "CUT:" not in asked[1]
+    assert "verifier_partial_diff" in r.proc.stderr, r.proc.stderr
+    s.assert_nothing_lost()

@@ -15,7 +15,7 @@ from route_agent.policy.models import ModelSpec
 from route_agent.verify.findings import Finding
 from route_agent.workspace.context import context_paths
 from route_agent.workspace.git import WorkspaceError
-from route_agent.workspace.patches import PatchRejected, apply_patch_in_worktree, extract_patch
+from route_agent.workspace.patches import PatchLimits, PatchRejected, apply_patch_in_worktree, extract_patch
 from route_agent.workspace.worktree import Worktree, create_worktree, prune_stale_worktrees, remove_worktree, save_run
 
 if TYPE_CHECKING:
@@ -59,7 +59,8 @@ def apply_reply(req: RunRequest, reply_text: str) -> tuple[Worktree | None, str]
     except (WorkspaceError, PatchRejected) as exc:
         raise PatchRejected(f"cannot create a worktree: {exc}") from None
     try:
-        diff = apply_patch_in_worktree(worktree, patch)
+        verification = req.policy.verification
+        diff = apply_patch_in_worktree(worktree, patch, PatchLimits(verification.max_patch_files, verification.max_patch_bytes))
     except BaseException:
         remove_worktree(req.repo, worktree)
         raise

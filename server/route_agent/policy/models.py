@@ -328,6 +328,10 @@ class Verification(StrictModel):
     run_timeout_s: Annotated[float, Field(gt=0, le=14400)] = 1800.0
     max_output_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     sandbox: Literal["auto", "required", "off"] = "auto"
+    max_patch_files: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=200, description="A lane's patch that changes more files than this fails (patch_rejected) before anything is written.")
+    max_patch_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = Field(
+        default=1024 * 1024, description="A lane's patch (its diff) larger than this many bytes fails (patch_rejected).")
 
 
 class VerifierUse(StrictModel):

@@ -88,6 +88,8 @@ _SCALARS: dict[tuple[str, ...], Callable[[Any, Any], Any]] = {
     ("verification", "sandbox"): _ordered(_SANDBOX_ORDER),
     ("verification", "run_timeout_s"): _at_most,
     ("verification", "max_output_bytes"): _at_most,
+    ("verification", "max_patch_files"): _at_most,
+    ("verification", "max_patch_bytes"): _at_most,
     ("verifier", "lanes"): _superset,
     # The built-in agent loop's limits, and the opt-out of its sandbox (True lowers a protection).
     ("agent", "max_steps"): _at_most,

@@ -2,7 +2,8 @@
 
 Reply: {"verdict": "pass"|"fail", "confidence": 0..1, "summary": str, "concerns": [str]}. An
 invalid, late or missing reply counts as low confidence (0.0): the verifier can only hold a patch
-back, never wave one through by failing to answer.
+back, never wave one through by failing to answer. A diff longer than MAX_DIFF_CHARS is cut, the
+verifier is told so in the request, and its answer then counts as confidence 0.0 with a finding.
 
 The verdict is read from one fixed place: the JSON object that ends the reply (a closing fence may
 follow it). A patch, a brief or a check's output can carry text shaped like a verdict, and the
@@ -17,7 +18,7 @@ import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,11 +57,20 @@ class VerifierResult:
     findings: tuple[Finding, ...] = field(default=())
 
 
+def diff_is_cut(diff: str) -> bool:
+    """The verifier is shown only the first MAX_DIFF_CHARS of a longer diff."""
+    return len(diff) > MAX_DIFF_CHARS
+
+
 def build_messages(brief: str, diff: str, findings: Sequence[Finding]) -> list[dict[str, str]]:
-    if len(diff) > MAX_DIFF_CHARS:
-        diff = diff[:MAX_DIFF_CHARS] + "\n[diff truncated]\n"
+    heading = "## Diff"
+    if diff_is_cut(diff):
+        shown = f"the first {MAX_DIFF_CHARS:,} of its {len(diff):,} characters"
+        heading = (f"## Diff (CUT: you are shown only {shown}; you have not seen the whole patch, "
+                   "so you cannot be confident that it is correct or safe)")
+        diff = diff[:MAX_DIFF_CHARS] + f"\n[the diff is cut here: {shown} were shown]\n"
     listed = "\n".join(f"- [{f.severity}] {f.check} {f.location()}: {f.message[:300]}" for f in findings[:50]) or "- none"
-    user = f"## Task\n{brief[:8000]}\n\n## Findings from checks\n{listed}\n\n## Diff\n```diff\n{diff}\n```\n"
+    user = f"## Task\n{brief[:8000]}\n\n## Findings from checks\n{listed}\n\n{heading}\n```diff\n{diff}\n```\n"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
@@ -143,4 +153,11 @@ async def run_verifier(
         raise
     except Exception as exc:  # any lane failure is a missing reply, never a pass
         return low_confidence(f"the verifier call failed: {exc}")
-    return parse_reply(text, shown=[m["content"] for m in messages if m["role"] == "user"])
+    result = parse_reply(text, shown=[m["content"] for m in messages if m["role"] == "user"])
+    if diff_is_cut(diff) and result.valid:
+        # A review of part of a patch is no review of the patch: never confident (issue 12, item 10).
+        note = Finding("verifier", f"the verifier was shown only the first {MAX_DIFF_CHARS:,} of the diff's {len(diff):,} "
+                                   f"characters; its {result.verdict} at {result.confidence:.2f} does not count as confident",
+                       "warning", rule="verifier_partial_diff", kind="verifier")
+        return replace(result, confidence=0.0, findings=(*result.findings, note))
+    return result

@@ -35,6 +35,24 @@ if TYPE_CHECKING:
 MAX_PATCH_BYTES = 4 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class PatchLimits:
+    """How many files and bytes a lane's patch may change (the policy's `verification.max_patch_*`)."""
+
+    max_files: int = 200
+    max_bytes: int = 1024 * 1024
+
+
+def check_patch_size(files: int, size: int, limits: PatchLimits) -> None:
+    """PatchRejected when a patch changes more files or bytes than the limits allow."""
+    if files > limits.max_files:
+        raise PatchRejected(f"the patch changes {files:,} files; the policy allows at most {limits.max_files:,} "
+                            "(verification.max_patch_files)")
+    if size > limits.max_bytes:
+        raise PatchRejected(f"the patch is {size:,} bytes; the policy allows at most {limits.max_bytes:,} "
+                            "(verification.max_patch_bytes)")
+
+
 class PatchRejected(Exception):
     """The model's patch cannot be used; `reason` says why (shown to the user, fed to escalation)."""
 
@@ -238,11 +256,16 @@ def validate_paths(patch: Patch, root: Path) -> None:
         check_no_symlink(root, path)
 
 
-def apply_patch_in_worktree(worktree: Worktree, patch: Patch | str) -> str:
+def apply_patch_in_worktree(worktree: Worktree, patch: Patch | str, limits: PatchLimits | None = None) -> str:
     """Apply a patch (or a reply holding one) in the worktree; return the resulting diff against
-    the worktree's base. Nothing outside the worktree is written; on PatchRejected nothing is."""
+    the worktree's base. Nothing outside the worktree is written; on PatchRejected nothing is.
+    A patch over `limits` is rejected before anything is written, and its result is measured again."""
     if isinstance(patch, str):
         patch = extract_patch(patch)
+    limits = limits or PatchLimits()
+    size = len(patch.diff.encode("utf-8", "surrogateescape")) if patch.kind == "diff" else \
+        sum(len(b.replace.encode("utf-8", "surrogateescape")) for b in patch.blocks)
+    check_patch_size(len(patch.paths), size, limits)
     root = worktree.path
     validate_paths(patch, root)
     if patch.kind == "diff":
@@ -259,6 +282,8 @@ def apply_patch_in_worktree(worktree: Worktree, patch: Patch | str) -> str:
     result = worktree_diff(root)
     if not result.strip():
         raise PatchRejected("the patch changes nothing")
+    check_patch_size(sum(1 for line in result.split("\n") if line.startswith("diff --git ")),
+                     len(result.encode("utf-8", "surrogateescape")), limits)
     return result
 
 
@@ -312,6 +337,6 @@ def _first_error(stderr: bytes) -> str:
 
 
 __all__ = [
-    "Patch", "PatchRejected", "PatchRejectedError", "SearchReplace", "WorkspaceError", "apply_patch_in_worktree",
-    "check_no_symlink", "check_path", "diff_paths", "extract_patch", "validate_paths", "worktree_diff",
+    "Patch", "PatchLimits", "PatchRejected", "PatchRejectedError", "SearchReplace", "WorkspaceError", "apply_patch_in_worktree",
+    "check_no_symlink", "check_patch_size", "check_path", "diff_paths", "extract_patch", "validate_paths", "worktree_diff",
 ]
