@@ -384,3 +384,38 @@ def test_item03_the_editor_refuses_then_says_not_sandboxed_on_every_run(scenario
     s.expected_rows = len(s.ledger_rows())  # the editor's runs, which the CLI did not report
     s.assert_nothing_lost()
     assert outside_fingerprint(s) == outside
+
+
+# -- item 8: a grandchild that sheds its group and environment is still tracked, killed and reported ---------------
+
+def test_item08_a_setsid_env_i_grandchild_is_tracked_killed_and_reported(scenario: Scenario) -> None:
+    import uuid
+
+    from safety_support import processes_with
+
+    s = scenario
+    s.accept_unsandboxed()
+    marker = f"item08-survivor-{uuid.uuid4().hex}"
+    escape = ("import subprocess\n"
+              f"subprocess.Popen(['setsid', 'env', '-i', '/usr/bin/python3', '-c', 'import time; time.sleep(300)', {marker!r}],"
+              " start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+              "print('left a daemon behind')\n")
+    policy = s.policy(checks=[check("leaver", ["python3", "-c", escape], timeout_s=60), *default_checks()])
+    outside = outside_fingerprint(s)
+    try:
+        for mode in ("off", "required"):
+            r = s.route(TASK, "--sandbox", mode, policy=policy)
+            assert r.out is not None, r.text
+            assert r.out["attempts"][0]["checks"][0]["sandboxed"] is (mode == "required")
+            survivors = [f for f in r.out["findings"] if f["rule"] == "survivors" and f["check"] == "leaver"]
+            assert survivors, f"no finding for the process the check left ({mode})"
+            assert marker in survivors[0]["message"] or "python3" in survivors[0]["message"]
+            assert processes_with(marker) == [], f"the grandchild survived its check ({mode})"
+    finally:
+        import os
+        import signal
+
+        for pid in processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside

@@ -17,19 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from route_agent.policy.models import Check
+from route_agent.verify import reaper
 from route_agent.verify.findings import Finding, from_exit_code, from_junit, from_problem_matcher, from_sarif
 
 KEEP_BYTES = 32 * 1024
@@ -308,6 +312,9 @@ async def run_one(
         run.error = f"{argv[0]!r} was not found on PATH; install it or change the {check.name!r} check in the policy"
         run.findings = [Finding(check.name, run.error, "error", rule="not-found")]
         return run
+    # Every check runs under the subreaper (reaper.py): no descendant can leave its ancestry.
+    report = _ReportPipe()
+    argv = [sys.executable, "-I", "-S", "-c", reaper.source(), str(report.write_fd), "--", *argv]
     scratch: Path | None = None
     if sandbox is not None and sandbox.executable:
         scratch = scratch_dir or Path(tempfile.mkdtemp(prefix="route-agent-check-"))
@@ -316,14 +323,61 @@ async def run_one(
     elif scratch_dir is not None:
         env.update(TMPDIR=str(scratch_dir), TMP=str(scratch_dir), TEMP=str(scratch_dir))
     try:
-        return await _run_process(run, check, argv, worktree, env, marker, deadline, max_output_bytes)
+        return await _run_process(run, check, argv, worktree, env, marker, deadline, max_output_bytes, report)
     finally:
+        report.close()
         if scratch is not None and scratch_dir is None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+class _ReportPipe:
+    """The pipe the supervisor writes its report to; each end is closed exactly once (a second
+    close could hit another check's descriptor that reused the number)."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        self._open = {self.read_fd, self.write_fd}
+
+    def close_write(self) -> None:
+        if self.write_fd in self._open:
+            self._open.discard(self.write_fd)
+            os.close(self.write_fd)
+
+    def close(self) -> None:
+        for fd in list(self._open):
+            self._open.discard(fd)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def read(self) -> dict[str, Any]:
+        """The supervisor's JSON report, or {} when it wrote none (it was killed)."""
+        if self.read_fd not in self._open:
+            return {}
+        os.set_blocking(self.read_fd, False)
+        data = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(self.read_fd, 65536):
+                data += chunk
+        try:
+            report = json.loads(data) if data else {}
+        except ValueError:
+            return {}
+        return report if isinstance(report, dict) else {}
+
+
+def _survivor_finding(check: Check, report: dict[str, Any], sandboxed: bool) -> Finding | None:
+    survivors = [s for s in report.get("survivors") or () if isinstance(s, dict)]
+    if not survivors or report.get("terminated"):
+        return None  # a check killed at its timeout: its processes were killed with it, as the timeout finding says
+    shown = "; ".join(f"pid {s.get('pid')}: {str(s.get('command'))[:120]}" for s in survivors[:5])
+    more = f" (+{len(survivors) - 5} more)" if len(survivors) > 5 else ""
+    where = "in the sandbox" if sandboxed else "outside any sandbox"
+    return Finding(check.name, f"the check left {len(survivors)} process(es) running {where} after it exited, killed now: {shown}{more}",
+                   "warning", rule="survivors")
+
+
 async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: Path, env: dict[str, str], marker: str,
-                       deadline: float, max_output_bytes: int) -> CheckRun:
+                       deadline: float, max_output_bytes: int, report_pipe: _ReportPipe) -> CheckRun:
     started = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -334,11 +388,13 @@ async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: P
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=(report_pipe.write_fd,),
         )
     except OSError as exc:
         run.error = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
         run.findings = [Finding(check.name, run.error, "error", rule="not-started")]
         return run
+    report_pipe.close_write()  # only the supervisor holds the write end now
     head = bytearray()
     tail = bytearray()
     timeout = max(0.0, min(check.timeout_s, deadline - time.monotonic()))
@@ -380,7 +436,10 @@ async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: P
         run.duration_s = time.monotonic() - started
         run.head = head.decode("utf-8", "replace")
         run.tail = tail.decode("utf-8", "replace")
-        # Descendants that outlived the check (daemonised, setsid) are killed too.
+        survivors = _survivor_finding(check, report_pipe.read(), run.sandboxed)
+        if survivors is not None:
+            run.findings.append(survivors)
+        # Descendants that outlived the check and its supervisor (which a check can kill) are killed too.
         if kill_marked(marker, signal.SIGKILL) and not run.timed_out:
             run.findings.append(
                 Finding(check.name, "the check left processes running after it exited; they were killed", "warning", rule="orphans")
