@@ -161,7 +161,7 @@ def test_neovim_routed_fix_escalates_and_applies_the_patch(tmp_path: Path, fake_
     assert out.exists(), proc.stderr.decode(errors="replace")[-2000:]
     result = json.loads(out.read_text())
     assert result["errors"] == [], result
-    assert result["prompts"] == ["Fast lane failed 1 checks. Escalate to strong lane?"]
+    assert result["prompts"] == ["Fast lane failed 1 check. Escalate to strong lane?"]
     assert any(d["code"] == "tamper" and d["file"].endswith("tests/test_sync.py") for d in result["verify"]), result["verify"]
     lanes = {run["lane"]: run["status"] for run in result["runs"]}
     assert lanes == {"fast": "failed", "strong": "passed"}, result["runs"]

@@ -276,3 +276,195 @@ async def test_item6_path_rule_goes_to_the_policy_in_force(gaps: GapClient) -> N
     assert not (gaps.env.root / ".route-agent" / "policy.yaml").exists()
     uri = (gaps.env.root / "services" / "identity" / "tokens.py").as_uri()
     await wait_for(lambda: not any(d.code == "classifier-drift" for d in gaps.client.diagnostics.get(uri, [])), timeout=30)
+
+
+# --- routed runs ---------------------------------------------------------------------------------
+
+
+def use_policy(env: RoutedEnv, fast: str, strong: str, checks: str | None = None) -> None:
+    env.policy.write_text(policy_text(env.fake.base_url, fast, strong) if checks is None
+                          else policy_text(env.fake.base_url, fast, strong, checks))
+
+
+async def route_fix(gaps: GapClient, lane: str = "auto") -> dict[str, Any]:
+    env = gaps.env
+    arg = {"folder": env.root.as_uri(), "uri": (env.root / "app" / "sync.py").as_uri(), "path": "app/sync.py",
+           "brief": "fix retry leak in sync worker", "lane": lane,
+           "range": {"start": {"line": 17, "character": 0}, "end": {"line": 17, "character": 0}}}
+    result = await command(gaps.client, "route-agent.routeFix", arg)
+    assert isinstance(result, dict)
+    return result
+
+
+async def finished(gaps: GapClient, run_id: str) -> dict[str, Any]:
+    for _ in range(2400):
+        runs = (await command(gaps.client, "route-agent.status", {}))["runs"]
+        info = next(r for r in runs if r["run_id"] == run_id)
+        if info["status"] != "running":
+            return dict(info)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} never finished")
+
+
+# --- item 1: progress without window.workDoneProgress ---------------------------------------------
+
+
+async def test_item1_progress_without_work_done_progress_uses_messages(gaps: GapClient) -> None:
+    use_policy(gaps.env, "fast-fixer", "strong-fixer")
+    run_id = (await route_fix(gaps))["run_id"]
+    info = await finished(gaps, run_id)
+    assert info["status"] == "passed", info
+    assert not gaps.client.progress_reports, "the client never offered work-done progress"
+    shown = gaps.shown(types.MessageType.Info)
+    assert any("routed fix started" in m and "fast lane" in m for m in shown), shown
+    assert any("calling the fast lane (fast-fixer)" in m for m in shown), shown
+    logged = gaps.logged()
+    assert any("running checks: tests" in m for m in logged), logged
+    assert any("check tests: pass" in m for m in logged), logged
+    # The lane steps that matter are messages; the rest only go to the log.
+    assert not any("check tests:" in m for m in shown), shown
+
+
+# --- item 2: every run ends with a message; findings without a path get a diagnostic -------------
+
+
+async def test_item2_failed_strong_run_says_how_it_ended_with_a_diagnostic(gaps: GapClient) -> None:
+    failing = "{name: lint, run: [" + sys.executable + ", -c, 'import sys; sys.exit(3)'], timeout_s: 60}"
+    use_policy(gaps.env, "fast-fixer", "strong-fixer", failing)
+    run_id = (await route_fix(gaps, "strong"))["run_id"]
+    info = await finished(gaps, run_id)
+    assert (info["status"], info["lane"]) == ("failed", "strong"), info
+    ended = await wait_for(lambda: [m for m in gaps.client.messages if "strong lane" in m.message and "failed" in m.message])
+    assert ended[0].type in (types.MessageType.Error, types.MessageType.Warning)
+    assert "1 check" in ended[0].message and "lint" in ended[0].message, ended[0].message
+    # The lint finding has no path: it is shown at the file the run started from, line 1.
+    uri = (gaps.env.root / "app" / "sync.py").as_uri()
+    await wait_for(lambda: any(d.source == "route-agent/verify" and d.code == "lint" for d in gaps.client.diagnostics.get(uri, [])),
+                   timeout=30)
+    lint = next(d for d in gaps.client.diagnostics[uri] if d.code == "lint")
+    assert lint.range.start.line == 0
+
+
+async def test_item2_cancelled_run_says_so(gaps: GapClient) -> None:
+    use_policy(gaps.env, "fast-fixer", "strong-fixer", "{name: slow, run: [sleep, '30.4321'], timeout_s: 120}")
+    run_id = (await route_fix(gaps))["run_id"]
+    await wait_for(lambda: any("running checks: slow" in m for m in gaps.logged()), timeout=60)
+    await command(gaps.client, "route-agent.cancelRun", {"run_id": run_id})
+    await wait_for(lambda: any("cancelled" in m for m in gaps.shown()), timeout=10)
+
+
+# --- item 3: Show patch without window.showDocument --------------------------------------------------
+
+
+async def passed_run(gaps: GapClient) -> str:
+    use_policy(gaps.env, "fast-fixer", "strong-fixer")
+    run_id = str((await route_fix(gaps))["run_id"])
+    info = await finished(gaps, run_id)
+    assert info["status"] == "passed", info
+    return run_id
+
+
+async def test_item3_show_patch_without_show_document_sends_the_patch_in_a_message(gaps: GapClient) -> None:
+    run_id = await passed_run(gaps)
+    result = await command(gaps.client, "route-agent.showPatch", {"run_id": run_id})
+    message = await wait_for(lambda: next((m for m in gaps.shown() if "app/sync.py" in m and "pool.release()" in m), None))
+    assert result["uri"].endswith(f"{run_id}.diff")
+    assert Path(result["uri"].removeprefix("file://")).name in message
+
+
+# --- item 4: no dead "Apply verified patch" ----------------------------------------------------------
+
+
+async def test_item4_no_disabled_action_for_a_client_without_disabled_support(gaps: GapClient) -> None:
+    run_id = await passed_run(gaps)
+    uri = (gaps.env.root / "app" / "sync.py").as_uri()
+    actions = await actions_at(gaps.client, uri, 17)
+    apply_action = next(a for a in actions if a.title == "Apply verified patch")
+    await run_action(gaps.client, apply_action)
+    assert "pool.release()" in (gaps.env.root / "app" / "sync.py").read_text()
+    after = await actions_at(gaps.client, uri, 17)
+    assert "Apply verified patch" not in [a.title for a in after]
+    assert all(a.disabled is None for a in after)
+    # Picked anyway (a stale menu): a message says why, and the request is answered, not failed.
+    result = await command(gaps.client, "route-agent.applyPatch", {"run_id": run_id})
+    assert result["applied"] is False
+    await wait_for(lambda: any("already applied" in m for m in gaps.shown()))
+
+
+# --- item 7: a commit made outside the editor --------------------------------------------------------
+
+
+async def test_item7_commit_outside_the_editor_updates_the_risk_without_watcher_events(gaps: GapClient) -> None:
+    root = gaps.env.root
+    (root / "README.md").write_text("# Sync worker\n\nA pending edit.\n")
+    first = await refreshed(gaps)
+    assert "README.md" in first["paths"]
+    assert any(r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES for r in gaps.registrations)
+    git(root, "commit", "-qam", "docs")  # outside the editor; this client reports no event for .git/
+    for _ in range(400):
+        info = await ready(gaps)
+        if "README.md" not in info["paths"]:
+            break
+        await asyncio.sleep(0.05)
+    assert "README.md" not in info["paths"], info
+    uri = (root / "app" / "sync.py").as_uri()
+    actions = await actions_at(gaps.client, uri, 0)
+    refresh = next(a for a in actions if a.title == "Refresh risk")
+    assert refresh.command is not None and refresh.command.command == "route-agent.refresh"
+
+
+# --- item 8: refusals ---------------------------------------------------------------------------------
+
+
+async def test_item8_refusal_is_a_clear_message_not_an_rpc_error(gaps: GapClient, capfd: pytest.CaptureFixture[str]) -> None:
+    env = gaps.env
+    env.policy.write_text(env.policy.read_text().replace("api_key_env: FAKE_LLM_KEY", "api_key_env: ROUTE_AGENT_TEST_UNSET_KEY"))
+    result = await route_fix(gaps)
+    assert result["refused"] is True and "ROUTE_AGENT_TEST_UNSET_KEY" in result["message"]
+    error = await wait_for(lambda: [m for m in gaps.client.messages if m.type == types.MessageType.Error])
+    assert "ROUTE_AGENT_TEST_UNSET_KEY" in error[0].message and "set it" in error[0].message
+    assert not env.fake.requests
+    await command(gaps.client, "route-agent.status", {})  # the server is still answering
+    assert "Traceback" not in capfd.readouterr().err
+    assert not any("Traceback" in m for m in gaps.logged())
+
+
+# --- item 9: wording, the preferred action, no duplicate ---------------------------------------------
+
+
+async def test_item9_one_check_preferred_escalate_and_no_duplicate_strong_action(gaps: GapClient) -> None:
+    env = gaps.env
+    root = env.root
+    uri = (root / "app" / "sync.py").as_uri()
+    run_id = (await route_fix(gaps))["run_id"]
+    await wait_for(lambda: env.prompts, timeout=120)
+    assert env.prompts[0].message == "Fast lane failed 1 check. Escalate to strong lane?"
+    await wait_for(lambda: any(d.code == "escalate" for d in gaps.client.diagnostics.get(uri, [])), timeout=30)
+    escalate = [d for d in gaps.client.diagnostics[uri] if d.code == "escalate"]
+    at_prompt = await actions_at(gaps.client, uri, escalate[0].range.start.line, escalate)
+    preferred = [a.title for a in at_prompt if a.is_preferred]
+    assert preferred == ["Escalate to strong lane"], [(a.title, a.is_preferred) for a in at_prompt]
+    elsewhere = await actions_at(gaps.client, uri, 2)
+    preferred = [a.title for a in elsewhere if a.is_preferred]
+    assert len(preferred) == 1 and preferred[0].startswith("Route fix via fast lane (risk "), preferred
+    env.answers.put_nowait("Dismiss")
+    assert (await finished(gaps, run_id))["status"] == "failed"
+
+    # A strong-lane change set: one "Route fix via strong lane" entry, not two.
+    (root / "services" / "identity" / "tokens.py").write_text(AUTH_FILE)
+    await refreshed(gaps)
+    titles = [a.title for a in await actions_at(gaps.client, (root / "services" / "identity" / "tokens.py").as_uri(), 0)]
+    strong = [t for t in titles if t.startswith("Route fix via strong lane")]
+    assert len(strong) == 1 and strong[0].startswith("Route fix via strong lane (risk "), titles
+
+
+# --- item 12 (server side): a normal cancel is not news; plain-text hovers have no Markdown ----------
+
+
+async def test_item12_cancel_of_a_finished_request_is_not_logged(gaps: GapClient, capfd: pytest.CaptureFixture[str]) -> None:
+    await ready(gaps)
+    for msg_id in range(900_000, 900_014):
+        gaps.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    await command(gaps.client, "route-agent.status", {})
+    err = capfd.readouterr().err
+    assert "Cancel notification for unknown message id" not in err

@@ -289,7 +289,7 @@ async def test_routed_fix_with_escalation(client: LanguageClient, routed_env: Ro
 
     # The fast lane skipped the test: tamper; the pipeline stopped after that one attempt and the user is asked.
     await wait_for(lambda: env.prompts, timeout=120)
-    assert env.prompts[0].message == "Fast lane failed 1 checks. Escalate to strong lane?"
+    assert env.prompts[0].message == "Fast lane failed 1 check. Escalate to strong lane?"
     assert [a.title for a in env.prompts[0].actions or []] == ["Escalate", "Show findings", "Dismiss"]
     fast = await run_info(client, fast_id)
     assert (fast["status"], fast["lane"], fast["escalated"]) == ("failed", "fast", False)
@@ -360,9 +360,17 @@ async def test_routed_fix_with_escalation(client: LanguageClient, routed_env: Ro
     after = (env.root / "app" / "sync.py").read_text()
     assert after != before and "        pool.release()\n" in after
 
-    # The file no longer matches the patch's base: applying again is refused, with the reason.
+    # The file no longer matches the patch's base: applying again is refused, with the reason; a
+    # client that shows `disabled` actions gets it greyed out, any other no longer gets the action.
     again = await client.code_action_resolve_async(apply_action)
-    assert again.edit is None and again.disabled is not None and "app/sync.py" in again.disabled.reason
+    assert again.edit is None
+    offered = {a.title: a for a in await code_actions(client, sync_uri, 17)}
+    if client.capabilities.text_document.code_action.disabled_support:  # type: ignore[union-attr]
+        assert again.disabled is not None and again.disabled.reason == "the patch is already applied"
+        assert offered["Apply verified patch"].disabled is not None
+    else:
+        assert again.disabled is None and again.command is not None and again.command.command == "route-agent.applyPatch"
+        assert "Apply verified patch" not in offered
 
 
 async def test_show_findings_answers_with_the_findings(client: LanguageClient, routed_env: RoutedEnv) -> None:
@@ -452,9 +460,10 @@ async def test_repository_policy_commands_need_approval(repo_policy_client: Lang
     client, env = repo_policy_client, routed_env
     (env.root / ".route-agent").mkdir(exist_ok=True)
     (env.root / ".route-agent" / "policy.yaml").write_text(env.policy.read_text())
-    with pytest.raises(JsonRpcException) as refused:
-        await route_fix(client, env)
-    assert "have not approved" in str(refused.value) and "nothing was run" in str(refused.value)
+    refused = await route_fix(client, env)  # an expected refusal: a message and a short answer, not an RPC error
+    assert refused["refused"] is True
+    assert "have not approved" in refused["message"] and "nothing was run" in refused["message"]
+    assert any(m.type == types.MessageType.Error and "have not approved" in m.message for m in client.messages)
     assert not env.fake.requests
 
     listed = await command(client, "route-agent.policyCommands", {"folderUri": env.root.as_uri()})

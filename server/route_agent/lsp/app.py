@@ -33,8 +33,16 @@ def configure_logging(server: RouteAgentServer) -> None:
     pygls_logger.setLevel(logging.WARNING)
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    stderr.addFilter(drop_routine_cancels)
     pygls_logger.addHandler(stderr)
     pygls_logger.propagate = False
+
+
+def drop_routine_cancels(record: logging.LogRecord) -> bool:
+    """pygls warns about a `$/cancelRequest` for a request it has already answered. Editors cancel
+    hovers and code actions as the user types, usually after the answer went out: that is normal,
+    and it filled the editor's log (14 lines for four typed lines)."""
+    return not (record.name.startswith("pygls") and str(record.msg).startswith("Cancel notification for unknown message id"))
 
 
 async def serve_stdio(server: RouteAgentServer) -> int:

@@ -14,6 +14,9 @@ class ClientFeatures:
     diagnostic_refresh: bool = False
     code_action_literals: bool = False
     code_action_resolve_edit: bool = False
+    code_action_disabled: bool = False
+    """The client shows a `disabled` action greyed out with its reason; without it, a disabled action
+    looks like any other and does nothing when picked, so it is left out."""
     watched_files_dynamic: bool = False
     watched_files_relative_patterns: bool = False
     configuration: bool = False
@@ -40,6 +43,7 @@ class ClientFeatures:
             diagnostic_refresh=bool(workspace and workspace.diagnostics and workspace.diagnostics.refresh_support),
             code_action_literals=bool(code_action and code_action.code_action_literal_support is not None),
             code_action_resolve_edit=bool(resolve and "edit" in resolve.properties),
+            code_action_disabled=bool(code_action and code_action.disabled_support),
             watched_files_dynamic=bool(watched and watched.dynamic_registration),
             watched_files_relative_patterns=bool(watched and watched.relative_pattern_support),
             configuration=bool(workspace and workspace.configuration),

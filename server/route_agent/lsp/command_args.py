@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInvalidParams
 
 from route_agent.lsp.routed_runs import RunRefused
 
 if TYPE_CHECKING:
     from route_agent.lsp.server import RouteAgentServer
-
-
-class RunRefusedError(JsonRpcException):
-    """A routed run cannot start (unapproved policy commands, no API key, ...): a JSON-RPC server error."""
-
-    CODE = -32001
-    MESSAGE = "route-agent cannot start the run"
 
 
 class CommandArgs(BaseModel):
@@ -82,8 +76,21 @@ def resolve_folder_uri(ls: RouteAgentServer, given: str | None) -> str:
     return given
 
 
-def refused(exc: RunRefused) -> RunRefusedError:
-    return RunRefusedError(f"route-agent: {exc}")
+def refused(ls: RouteAgentServer, exc: RunRefused | str) -> dict[str, Any]:
+    """An expected refusal (no API key, unapproved policy commands, an untrusted workspace, a run that
+    can no longer escalate): one `window/showMessage` (Error) saying what to do, and the request
+    answered with `{"refused": true, "message": ...}`. Not a JSON-RPC error: clients show those raw
+    (an error code), and the server would log a traceback for what is no fault."""
+    from lsprotocol import types
+
+    message = plain_text(str(exc))
+    ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=f"route-agent: {message}"))
+    return {"refused": True, "message": message}
+
+
+def plain_text(text: str) -> str:
+    """A message for `window/showMessage`, which is plain text: Markdown code spans become quotes."""
+    return re.sub(r"`([^`\n]*)`", r"'\1'", text)
 
 
 

@@ -81,9 +81,14 @@ def finding_diagnostic(finding: Finding, run_id: str) -> types.Diagnostic:
     )
 
 
+def plural(n: int, noun: str) -> str:
+    """`1 check`, `2 checks`."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def escalation_message(record: RunRecord) -> str:
     n = len(record.failed_checks) or len({f.check for f in record.findings}) or 1
-    return f"Fast lane failed {n} checks. Escalate to strong lane?"
+    return f"Fast lane failed {plural(n, 'check')}. Escalate to strong lane?"
 
 
 def escalation_diagnostic(record: RunRecord) -> types.Diagnostic:

@@ -37,8 +37,10 @@ def fill_edit(ls: RouteAgentServer, action: types.CodeAction) -> None:
             if record is not None:
                 edit, conflicts = patch_edit(ls, record)
                 if conflicts:
-                    action.disabled = types.CodeActionDisabled(reason="files changed since the run: " + ", ".join(conflicts))
-                    return
+                    if ls.client.code_action_disabled:
+                        action.disabled = types.CodeActionDisabled(reason=apply_blocker(ls, record) or "files changed since the run")
+                        return
+                    edit = None  # the command says why it cannot apply
         else:
             return
     except (KeyError, ValueError) as exc:
@@ -102,6 +104,24 @@ def current_text(ls: RouteAgentServer, folder: FolderState, rel: str) -> str | N
         return None
     except OSError as exc:
         raise ValueError(f"cannot read {rel}: {exc.strerror}") from None
+
+
+def apply_blocker(ls: RouteAgentServer, record: RunRecord) -> str | None:
+    """Why the verified patch can no longer be applied (None: it can): it already was, or files it
+    touches changed since the run."""
+    folder = ls.folders.get(record.folder_uri)
+    if folder is None:
+        return "the workspace folder is gone"
+    try:
+        current = {rel: current_text(ls, folder, rel) for rel in record.base_texts}
+    except ValueError as exc:
+        return str(exc)
+    conflicts = [rel for rel, base in record.base_texts.items() if current[rel] != base]
+    if not conflicts:
+        return None
+    if all(current.get(rel) == new for rel, new in record.new_texts.items() if rel in current):
+        return "the patch is already applied"
+    return "files changed since the run: " + ", ".join(conflicts)
 
 
 def patch_edit(ls: RouteAgentServer, record: RunRecord) -> tuple[types.WorkspaceEdit | None, list[str]]:

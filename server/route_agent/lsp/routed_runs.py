@@ -37,6 +37,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from concurrent.futures import Future
@@ -47,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from lsprotocol import types
 
 from route_agent.ledger import LedgerError, open_ledger
-from route_agent.lsp.diagnostic_items import escalation_message
+from route_agent.lsp.diagnostic_items import escalation_message, plural
 from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.run import RunRequest, run_task, unsandboxed_refusal
@@ -233,7 +234,7 @@ async def start_run(ls: RouteAgentServer, folder_uri: str, brief: str, lane: Req
         reason = "user: " + (",".join(escalate_from.reasons) or "failed")
         await asyncio.to_thread(request.ledger.mark_escalated, escalate_from.run_id, 1, reason)
     record = RunRecord(run_id=run_id, task_id=request.task_id, folder_uri=folder_uri, brief=brief, lane=request.decision.lane,
-                       anchor=anchor,
+                       anchor=anchor, origin=(escalate_from.origin if escalate_from else None) or (anchor[0] if anchor else None),
                        escalated=escalate_from is not None, escalated_from=escalate_from.run_id if escalate_from else None,
                        risk_score=request.decision.risk_score, progress_token=f"route-agent/{run_id}")
     if escalate_from is not None:
@@ -256,6 +257,8 @@ async def _drive(ls: RouteAgentServer, record: RunRecord, request: RunRequest) -
             record.status, record.message = "error", "the pipeline ended without a result"
     except asyncio.CancelledError:
         record.status, record.message = "cancelled", "cancelled; nothing was applied"
+        if not ls.shutting_down:
+            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=ending_message(record)))
         raise
     except Exception as exc:
         record.status, record.message = "error", f"routed run failed: {exc}"
@@ -267,14 +270,28 @@ async def _drive(ls: RouteAgentServer, record: RunRecord, request: RunRequest) -
         if progress and record.progress_token:
             ls.work_done_progress.end(record.progress_token, types.WorkDoneProgressEnd(message=f"{record.status}: {record.message}"))
         ls.deliver_diagnostics()
+    # Every run ends with a message saying how it ended; a failed fast run's is the escalation prompt.
     if record.can_escalate:
         ls.spawn(offer_escalation(ls, record))
-    elif record.status == "passed":
-        ls.window_show_message(types.ShowMessageParams(
-            type=types.MessageType.Info,
-            message=f"route-agent: the {record.lane} lane's patch passed verification; use 'Apply verified patch' or 'Show patch'"))
-    elif record.status == "error":
-        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"route-agent: {record.message}"))
+        return
+    kind = {"passed": types.MessageType.Info, "failed": types.MessageType.Error}.get(record.status, types.MessageType.Warning)
+    ls.window_show_message(types.ShowMessageParams(type=kind, message=ending_message(record)))
+
+
+def ending_message(record: RunRecord) -> str:
+    """How a run ended, in one message: passed, failed and why, cancelled, or the error."""
+    if record.status == "passed":
+        return f"route-agent: the {record.lane} lane's patch passed verification; use 'Apply verified patch' or 'Show patch'"
+    if record.status == "cancelled":
+        return "route-agent: the routed fix was cancelled; nothing was applied"
+    if record.status == "failed":
+        checks = record.failed_checks or sorted({f.check for f in record.findings})
+        why = f"failed {plural(len(checks), 'check')}: {', '.join(checks)}" if checks else "failed verification"
+        if record.reasons:
+            why += f" ({', '.join(record.reasons)})"
+        where = " See the route-agent/verify diagnostics." if record.findings else ""
+        return f"route-agent: the {record.lane} lane's patch {why}; nothing was applied.{where}"
+    return f"route-agent: {record.message or 'the routed fix ended without a result'}"
 
 
 async def _create_progress(ls: RouteAgentServer, record: RunRecord) -> bool:
@@ -289,8 +306,23 @@ async def _create_progress(ls: RouteAgentServer, record: RunRecord) -> bool:
 
 
 def _report(ls: RouteAgentServer, record: RunRecord, progress: bool, message: str) -> None:
+    """A step as work-done progress; to a client without it, as a `window/logMessage`."""
     if progress and record.progress_token:
         ls.work_done_progress.report(record.progress_token, types.WorkDoneProgressReport(message=message))
+    elif not progress:
+        logger.info("run %s: %s", record.run_id, message)
+
+
+def _announce(ls: RouteAgentServer, record: RunRecord, progress: bool, message: str) -> None:
+    """A step that matters (start, lane calls, escalation): progress, else a `window/showMessage` (Info)."""
+    if progress and record.progress_token:
+        ls.work_done_progress.report(record.progress_token, types.WorkDoneProgressReport(message=message))
+    elif not progress:
+        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=f"route-agent: {message}"))
+
+
+LANE_PROGRESS_LOG_S = 5.0
+"""Without work-done progress, lane streaming is logged at most this often (it comes per chunk)."""
 
 
 async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, progress: bool) -> None:
@@ -300,15 +332,22 @@ async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, pr
             ls.work_done_progress.begin(record.progress_token, types.WorkDoneProgressBegin(
                 title="route-agent: routed fix", cancellable=True,
                 message=f"risk {event.decision.risk_score} -> {event.decision.lane} lane"))
+        elif not progress:
+            ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=(
+                f"route-agent: routed fix started: risk {event.decision.risk_score} -> {event.decision.lane} lane "
+                f"(cancel with the route-agent.cancelRun command, run_id {record.run_id})")))
     elif isinstance(event, ev.AttemptStarted):
         record.lane = event.lane
-        _report(ls, record, progress, f"calling the {event.lane} lane ({event.model})")
+        _announce(ls, record, progress, f"calling the {event.lane} lane ({event.model})")
     elif isinstance(event, ev.AgentStep):
         _report(ls, record, progress, f"{event.lane} lane {event.line}")
     elif isinstance(event, ev.AgentFinished):
         _report(ls, record, progress, f"{event.lane} lane agent ({event.executor}): {event.status}")
     elif isinstance(event, ev.LaneProgress):
-        _report(ls, record, progress, f"{event.lane} lane answering ({event.chars} characters)")
+        now = time.monotonic()
+        if progress or now - record.progress_logged_at >= LANE_PROGRESS_LOG_S:
+            record.progress_logged_at = now
+            _report(ls, record, progress, f"{event.lane} lane answering ({event.chars} characters)")
     elif isinstance(event, ev.PatchRejected):
         _report(ls, record, progress, f"patch rejected: {event.reason}")
     elif isinstance(event, ev.ChecksStarted):
@@ -333,9 +372,11 @@ async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, pr
             located = next((f for f in record.findings if f.path), None)
             if located is not None:
                 record.anchor = (located.path or "", max(0, (located.line or 1) - 1))
+            elif record.origin is not None:
+                record.anchor = (record.origin, 0)
     elif isinstance(event, ev.Escalating):
         record.lane = event.to_lane
-        _report(ls, record, progress, f"escalating to the {event.to_lane} lane ({', '.join(event.reasons)})")
+        _announce(ls, record, progress, f"escalating to the {event.to_lane} lane ({', '.join(event.reasons)})")
     elif isinstance(event, ev.RunFinished):
         record.cost_usd, record.message = event.cost_usd, event.message
         if event.attempts:

@@ -220,6 +220,11 @@ class RouteAgentServer(LanguageServer):
 
     # --- shutdown ------------------------------------------------------------------------------
 
+    @property
+    def shutting_down(self) -> bool:
+        """`shutdown` was received: nothing more is said to the client."""
+        return bool(getattr(self.protocol, "_shutdown", False))
+
     async def stop_everything(self) -> None:
         """Cancel runs, timers and refreshes; give worker threads a moment to finish their git."""
         await self.runs.cancel_all()

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
-from route_agent.lsp.diagnostic_items import DRIFT_CODE, VERIFY_SOURCE
-from route_agent.lsp.edits import command, fill_edit
+from route_agent.lsp.diagnostic_items import DRIFT_CODE, ESCALATE_CODE, VERIFY_SOURCE
+from route_agent.lsp.edits import apply_blocker, command, fill_edit
 from route_agent.lsp.state.folders import FolderState
 from route_agent.lsp.state.runs import RunRecord
 
@@ -53,7 +53,8 @@ def compute_code_actions(
         refreshing = " (refreshing…)" if folder.refreshing else ""
         actions.append((f"Route fix via {decision.lane} lane (risk {decision.risk_score}){refreshing}", "route-agent.routeFix",
                         {**base, "lane": "auto", "brief": brief}, None))
-        actions.append(("Route fix via strong lane", "route-agent.routeFix", {**base, "lane": "strong", "brief": brief}, None))
+        if decision.lane != "strong":  # on a strong-lane task the action above already is this one
+            actions.append(("Route fix via strong lane", "route-agent.routeFix", {**base, "lane": "strong", "brief": brief}, None))
         actions.append(("Explain risk", "route-agent.explainRisk", {"folder": folder.uri, "path": rel}, None))
         for hit in snapshot.drift:
             if hit.path == rel:
@@ -68,7 +69,19 @@ def compute_code_actions(
             actions.append(("Apply verified patch", "route-agent.applyPatch", {"run_id": record.run_id}, None))
         if record.patch:
             actions.append(("Show patch", "route-agent.showPatch", {"run_id": record.run_id}, None))
+    # The risk follows edits, saves, commits and checkouts by itself; this is for when it did not.
+    actions.append(("Refresh risk", "route-agent.refresh", {"folder": folder.uri}, None))
     return actions
+
+
+def preferred_action(found: list[tuple[str, str, dict[str, Any], list[types.Diagnostic] | None]],
+                     context: types.CodeActionContext) -> int | None:
+    """The one action Enter should pick in a menu: Escalate where the escalation prompt is, else the
+    routed fix at the lane the risk chose."""
+    names = [name for _, name, _, _ in found]
+    if "route-agent.escalate" in names and any(d.code == ESCALATE_CODE for d in context.diagnostics):
+        return names.index("route-agent.escalate")
+    return names.index("route-agent.routeFix") if "route-agent.routeFix" in names else None
 
 
 def handle(ls: RouteAgentServer, params: types.CodeActionParams) -> list[types.Command | types.CodeAction] | None:
@@ -84,11 +97,30 @@ def handle(ls: RouteAgentServer, params: types.CodeActionParams) -> list[types.C
         selection = "".join(doc.line(n) + "\n" for n in range(first, min(params.range.end.line + 1, first + 200)))
     record = ls.runs.latest(folder.uri)
     found = compute_code_actions(folder, rel, uri, params.range, params.context, selection, record)
+    if record is not None and record.can_apply:
+        # After the patch is applied (or its files changed) the action cannot run: a client that
+        # shows `disabled` gets it greyed with the reason; any other would show a dead entry.
+        blocker = apply_blocker(ls, record)
+        if blocker is not None:
+            disabled = types.CodeActionDisabled(reason=blocker)
+            if not ls.client.code_action_disabled or not ls.client.code_action_literals:
+                found = [a for a in found if a[1] != "route-agent.applyPatch"]
+        else:
+            disabled = None
+    else:
+        disabled = None
     if not ls.client.code_action_literals:
         return [command(title, name, arg) for title, name, arg, _ in found]
+    preferred = preferred_action(found, params.context)
     out: list[types.Command | types.CodeAction] = []
-    for title, name, arg, diags in found:
-        action = types.CodeAction(title=title, kind=KIND, diagnostics=diags, command=command(title, name, arg))
+    for index, (title, name, arg, diags) in enumerate(found):
+        action = types.CodeAction(title=title, kind=KIND, diagnostics=diags, command=command(title, name, arg),
+                                  is_preferred=True if index == preferred else None)
+        if name == "route-agent.applyPatch" and disabled is not None:
+            action.command = None
+            action.disabled = disabled
+            out.append(action)
+            continue
         if name in ("route-agent.addPathRule", "route-agent.applyPatch"):
             # The edit is the action: resolve computes it; a client that cannot resolve gets it now.
             action.command = None

@@ -7,6 +7,7 @@ per folder, policy documents being edited) by `deliver`; the pull handlers only 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -106,6 +107,11 @@ def _collect_folder(ls: RouteAgentServer, folder: FolderState, out: dict[str, li
         for finding in record.findings:
             if finding.path:
                 out.setdefault(ls.uri_for(folder, finding.path), []).append(finding_diagnostic(finding, record.run_id))
+            elif record.origin:
+                # A check that names no file (a lint exit code, a crashed runner): at the file the
+                # run started from, line 1, so the failure is seen where the user asked.
+                at_origin = dataclasses.replace(finding, path=record.origin, line=1, column=1)
+                out.setdefault(ls.uri_for(folder, record.origin), []).append(finding_diagnostic(at_origin, record.run_id))
         if record.can_escalate and record.anchor is not None:
             out.setdefault(ls.uri_for(folder, record.anchor[0]), []).append(escalation_diagnostic(record))
 

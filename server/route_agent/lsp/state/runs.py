@@ -71,6 +71,10 @@ class RunRecord:
     task: asyncio.Task[None] | None = None
     progress_token: str | None = None
     anchor: tuple[str, int] | None = None
+    origin: str | None = None
+    """The file the run was started from (repository-relative): where a finding without a path shows."""
+    progress_logged_at: float = 0.0
+    """When lane progress was last logged (clients without work-done progress get it in the log)."""
     """Where the escalation prompt diagnostic goes: (relative path, 0-based line)."""
 
     @property

@@ -19,12 +19,18 @@ async def handle(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     parsed = parse_args(RunArgs, args)
     record = ls.runs.get(parsed.run_id)
     if record is None or not record.can_apply:
-        raise JsonRpcInvalidParams.of(ValueError(f"run {parsed.run_id} has no verified patch"))
+        # Picked from a menu that is no longer current: say why, answer the request.
+        why = f"run {parsed.run_id} has no verified patch" if record is None or record.status != "passed" else \
+            f"run {parsed.run_id}'s patch cannot be applied from the editor; use: route-agent apply {parsed.run_id}"
+        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"route-agent: not applied: {why}"))
+        return {"applied": False, "reason": why}
     edit, conflicts = edits.patch_edit(ls, record)
     if conflicts or edit is None:
-        message = "route-agent: not applied; these files changed since the run: " + ", ".join(conflicts)
-        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
-        return {"applied": False, "conflicts": conflicts}
+        why = edits.apply_blocker(ls, record) or "files changed since the run: " + ", ".join(conflicts)
+        already = why == "the patch is already applied"
+        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info if already else types.MessageType.Warning,
+                                                       message=f"route-agent: not applied: {why}"))
+        return {"applied": False, "conflicts": [] if already else conflicts, "reason": why}
     if not ls.client.apply_edit:
         return await _apply_on_disk(ls, record)
     result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit=edit, label="route-agent: apply verified patch"))

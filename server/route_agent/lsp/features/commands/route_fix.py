@@ -20,7 +20,7 @@ async def handle(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     try:
         record = await routed_runs.start_run(ls, folder_uri, parsed.brief, lane, (parsed.path, line) if parsed.path else None)
     except RunRefused as exc:
-        raise refused(exc) from None
+        return refused(ls, exc)
     if not parsed.wait or record.task is None:
         return {"run_id": record.run_id, "lane": record.lane, "risk_score": record.risk_score}
     routed_runs.cancel_with_request(ls, record)

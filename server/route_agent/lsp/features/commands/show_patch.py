@@ -27,4 +27,14 @@ def handle(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     uri = uris.from_fs_path(str(target)) or ""
     if ls.client.show_document:
         ls.window_show_document(types.ShowDocumentParams(uri=uri, take_focus=True))
+    else:
+        # The client cannot open a document for us: the patch (its head) in a message, with the file.
+        lines = record.patch.splitlines()
+        shown = "\n".join(lines[:PATCH_LINES_IN_MESSAGE])
+        more = f"\n… {len(lines) - PATCH_LINES_IN_MESSAGE} more line(s)" if len(lines) > PATCH_LINES_IN_MESSAGE else ""
+        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=(
+            f"route-agent: the verified patch of run {record.run_id} is in {target}\n\n{shown}{more}")))
     return {"uri": uri, "patch": record.patch}
+
+
+PATCH_LINES_IN_MESSAGE = 40
