@@ -85,7 +85,8 @@ def test_restricted_mode_runs_nothing_from_the_repository(session_root: Path) ->
         raw.send({"jsonrpc": "2.0", "id": 5, "method": "workspace/executeCommand", "params": {
             "command": "route-agent.routeFix", "arguments": [{"brief": "fix it", "folder": session_root.as_uri()}]}})
         answer = raw.response(5)
-        assert "error" in answer and "not trusted" in answer["error"]["message"]
+        # An expected refusal: answered with a short message (and shown as an Error message), not an RPC error.
+        assert answer["result"]["refused"] is True and "not trusted" in answer["result"]["message"]
     finally:
         _shutdown(raw)
 
