@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from safety_support import PY, Scenario, check, default_checks
 
+from support.postgres import throwaway_postgres
 from support.repos import FIX_REPLY, SYNC_PY, git
 
 TASK = "fix retry leak in sync worker"
@@ -139,3 +142,48 @@ def test_issue12_item9_a_reply_without_usage_is_booked_from_what_was_received_ma
 
 def policy_model(path: Path, lane: str) -> dict[str, Any]:
     return dict(json.loads(path.read_text())["models"][lane])
+
+
+# -- item 15: 30 runs started at once against a fresh PostgreSQL ledger --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    with throwaway_postgres() as dsn:
+        yield dsn
+
+
+def fresh_database(dsn: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return dsn.replace("@/postgres?", f"@/{name}?")
+
+
+def pg_rows(dsn: str) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as db:
+        return list(db.execute("SELECT attempt_id, run_id, lane, result FROM attempts ORDER BY xmin::text::bigint"))
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_issue12_item15_thirty_first_runs_at_once_create_the_postgres_schema_once(scenario: Scenario, postgres: str,
+                                                                                    trial: int) -> None:
+    s = scenario
+    dsn = fresh_database(postgres, f"first_runs_{trial}_{uuid.uuid4().hex[:8]}")
+    s.env["ROUTE_AGENT_LEDGER"] = dsn
+    policy = s.policy(fast="auth-fail", strong="auth-fail")  # one quick paid-nothing attempt per run: the ledger is the load
+    argv = [PY, "-m", "route_agent", "route", "--task", TASK, "--json", "--policy", str(policy)]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=s.env,
+                              cwd=s.repo) for _ in range(30)]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for proc, (stdout, stderr) in zip(procs, outs, strict=True):
+        s.outputs.append(stdout + stderr)
+        assert "Traceback" not in stderr and "UniqueViolation" not in stderr, stderr[-2000:]
+        out = json.loads(stdout)
+        assert proc.returncode == 2 and out["result"] == "error" and "authentication failed" in out["message"], out["message"]
+    rows = pg_rows(dsn)
+    assert len(rows) == 30 and len({r[1] for r in rows}) == 30, "a run's task was lost or doubled"
+    s.assert_nothing_lost()

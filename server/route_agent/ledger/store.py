@@ -286,6 +286,14 @@ class SqliteLedger:
         self._db.close()
 
 
+SCHEMA_LOCK_KEY = 0x726F7574652D6167  # "route-ag": the advisory lock that serialises schema creation and migrations
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class PostgresLedger:
     """The same rows in PostgreSQL, for a team sharing one ledger."""
 
@@ -304,7 +312,20 @@ class PostgresLedger:
         self._migrate()
 
     def _migrate(self) -> None:
+        import psycopg
+
+        try:
+            self._migrate_locked()
+        except psycopg.Error as exc:
+            self._db.close()
+            raise LedgerError(f"cannot prepare the ledger at {self.location}: {_first_line(exc)}") from None
+
+    def _migrate_locked(self) -> None:
+        # Concurrent `CREATE TABLE IF NOT EXISTS` races in PostgreSQL (UniqueViolation on
+        # pg_type_typname_nsp_index): every first run takes one advisory lock, held to the end of
+        # the transaction, before any DDL, so the schema is created once and the others wait.
         with self._db.transaction():
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             self._db.execute("CREATE TABLE IF NOT EXISTS route_agent_schema (version INTEGER NOT NULL)")
             self._db.execute("LOCK TABLE route_agent_schema IN EXCLUSIVE MODE")
             row = self._db.execute("SELECT version FROM route_agent_schema").fetchone()
