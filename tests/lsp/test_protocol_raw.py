@@ -18,6 +18,7 @@ PROFILES = ["visual-studio-code", "neovim"]
 
 class RawClient:
     def __init__(self, cwd: Path, env: dict[str, str]) -> None:
+        self.profile = ""
         self.proc = subprocess.Popen([sys.executable, "-m", "route_agent", "serve"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=cwd, env=env)
 
@@ -54,6 +55,7 @@ class RawClient:
 @pytest.fixture(params=PROFILES)
 def raw(request: pytest.FixtureRequest, session_root: Path):  # type: ignore[no-untyped-def]
     client = RawClient(session_root, dict(os.environ))
+    client.profile = request.param
     from lsprotocol.converters import get_converter
 
     caps = get_converter().unstructure(client_capabilities(request.param))
@@ -111,3 +113,48 @@ def test_stdin_closing_ends_the_server(raw: RawClient) -> None:
     assert raw.proc.stdin is not None
     raw.proc.stdin.close()
     assert raw.proc.wait(timeout=5) == 1
+
+
+
+@pytest.fixture
+def busy_cores():  # type: ignore[no-untyped-def]
+    """Two spinning processes (this machine has two cores): the shutdown race showed under load."""
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    yield
+    for spinner in spinners:
+        spinner.kill()
+        spinner.wait(timeout=5)
+
+
+@pytest.mark.parametrize("attempt", range(8))
+def test_replies_that_arrive_after_shutdown_are_dropped(raw: RawClient, busy_cores: None, attempt: int) -> None:
+    """Every request the server made is answered only after `shutdown` was sent, under load.
+
+    The server cancels the tasks awaiting its own requests while it shuts down; a reply that
+    arrives in that window must be dropped, not crash the server (it used to exit 1). The
+    replies go out after a delay that differs per attempt, so the attempts sweep the window.
+    """
+    caps = client_capabilities(raw.profile).workspace
+    assert caps is not None
+    expected = {"workspace/configuration"} if caps.configuration else set()
+    if caps.did_change_watched_files is not None and caps.did_change_watched_files.dynamic_registration:
+        expected.add("client/registerCapability")
+    assert expected, "the profile makes the server send no request: nothing to answer late"
+    pending: dict[Any, str] = {}
+    while not expected <= set(pending.values()):
+        message = raw.read()
+        if "method" in message and "id" in message:
+            pending[message["id"]] = message["method"]
+    raw.send({"jsonrpc": "2.0", "id": 30, "method": "workspace/executeCommand",
+              "params": {"command": "route-agent.refresh", "arguments": [{}]}})
+    raw.send({"jsonrpc": "2.0", "id": 31, "method": "shutdown"})
+    time.sleep(0.005 * attempt)  # not synchronisation: each attempt answers at another point of the shutdown
+    for msg_id, method in pending.items():
+        result = [None] if method == "workspace/configuration" else None
+        raw.send({"jsonrpc": "2.0", "id": msg_id, "result": result})
+    assert raw.response(31)["result"] is None
+    raw.send({"jsonrpc": "2.0", "id": 32, "method": "textDocument/hover",
+              "params": {"textDocument": {"uri": "file:///x"}, "position": {"line": 0, "character": 0}}})
+    assert raw.response(32)["error"]["code"] == -32600  # still reading and answering after the late replies
+    raw.send({"jsonrpc": "2.0", "method": "exit"})
+    assert raw.proc.wait(timeout=30) == 0

@@ -7,6 +7,7 @@ server's store instead and then call the server's handlers, as pygls does.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ from route_agent.lsp.state.documents import LineDocument
 if TYPE_CHECKING:
     from route_agent.lsp.server import RouteAgentServer
 
+
+logger = logging.getLogger(__name__)
 
 FastHandler = Callable[[Any], Any]
 NOT_HANDLED = object()
@@ -41,6 +44,21 @@ class RouteAgentProtocol(LanguageServerProtocol):
         writer = self.writer
         if writer is not None:
             writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    def _handle_response(self, msg_id: Any, result: Any | None = None, error: Any | None = None) -> None:
+        """A reply to a server-to-client request whose future is already done is dropped.
+
+        At shutdown the tasks awaiting such requests (`client/registerCapability`,
+        `workspace/configuration`) are cancelled, which cancels their futures; a client that
+        answers afterwards made pygls call `set_result` on a cancelled future, and the
+        `InvalidStateError` ended the server with exit code 1.
+        """
+        future = self._request_futures.get(msg_id)
+        if future is not None and future.done():
+            del self._request_futures[msg_id]
+            logger.debug("dropped a late reply to request %s: it was cancelled", msg_id)
+            return
+        super()._handle_response(msg_id, result, error)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Generator[Any, Any, None]:
