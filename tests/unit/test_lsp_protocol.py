@@ -6,7 +6,7 @@ from concurrent.futures import Future
 
 from lsprotocol import types
 
-from route_agent.lsp.server import create_server
+from route_agent.lsp.app import create_server
 
 
 def test_a_reply_to_a_cancelled_request_is_dropped() -> None:
