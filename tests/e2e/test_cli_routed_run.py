@@ -127,3 +127,23 @@ def test_failed_strong_attempt_stops_with_findings(tmp_path: Path, env: dict[str
     assert "result: fail" in proc.stdout
     assert "escalation: fast -> strong" in proc.stdout
     assert "skip-marker" in proc.stdout
+
+
+def test_plan_fast_only_stops_after_a_failed_fast_attempt_and_the_ledger_records_the_plan(  # type: ignore[no-untyped-def]
+        tmp_path: Path, env: dict[str, str], fake_llm) -> None:
+    repo = make_sync_repo(tmp_path / "repo")
+    fake_llm.script("fast-skipper", reply=SKIP_TEST_REPLY)
+    fake_llm.script("strong-fixer", reply=FIX_REPLY)
+    fake_llm.script("verifier-90", reply=VERIFIER_90)
+    policy = write_policy(tmp_path / "policy.yaml", fake_llm.base_url, "fast-skipper", "strong-fixer", "verifier-90")
+    policy.write_text(policy.read_text() + "routing: {plan: fast-only}\n")
+
+    proc = run_cli(["--task", "fix retry leak in sync worker", "--policy", str(policy), "--json"], env, repo)
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["plan"] == "fast-only" and out["result"] == "fail"
+    assert [a["lane"] for a in out["attempts"]] == ["fast"], "the plan stops instead of paying for a strong attempt"
+    assert "plan:fast-only" in out["attempts"][0]["escalation_reasons"] and not out["escalations"]
+    assert not [r for r in fake_llm.requests if r.model == "strong-fixer"]
+    ledger = json.loads(run_cli(["ledger", "report", "--json"], env, repo).stdout)
+    assert ledger["plans"] == {"fast-only": 1}
