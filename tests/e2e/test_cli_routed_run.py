@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from support.repos import FIX_REPLY, SKIP_TEST_REPLY, fingerprint, make_sync_repo
+from support.repos import FIX_REPLY, SKIP_TEST_REPLY, fingerprint, held_worktrees, make_sync_repo, pool_worktrees
 
 VERIFIER_90 = '{"verdict": "pass", "confidence": 0.9, "summary": "releases the connection", "concerns": []}'
 VERIFIER_40 = '{"verdict": "pass", "confidence": 0.4, "summary": "not sure", "concerns": ["no test for release"]}'
@@ -67,7 +67,10 @@ def test_fast_lane_skips_the_test_then_strong_lane_fixes_it(tmp_path: Path, env:
     assert strong["model"] == "strong-fixer" and strong["input_tokens"] > 0 and strong["cost_usd"] > 0
     assert out["escalations"] == [{"from": "fast", "to": "strong", "reasons": fast["escalation_reasons"]}]
     assert fingerprint(repo) == before, "the user's tree or .git changed before they applied anything"
-    assert not list((tmp_path / "state" / "worktrees").glob("*/")), "a worktree was left behind"
+    assert not held_worktrees(tmp_path / "state"), "a worktree is still held after the run"
+    # the escalation reset the same leased worktree: one checkout, and the transcript said so once
+    assert len(pool_worktrees(tmp_path / "state")) == 1
+    assert proc.stderr.count("preparing a worktree for this repository, once:") == 1, proc.stderr
 
     ledger = json.loads(run_cli(["ledger", "report", "--json"], env, repo).stdout)
     lanes = {lane["lane"]: lane for lane in ledger["lanes"]}

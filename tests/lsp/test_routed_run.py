@@ -27,7 +27,7 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 from fakeserver.server import FakeLLMServer
-from support.repos import FIX_REPLY, SKIP_TEST_REPLY, make_sync_repo
+from support.repos import FIX_REPLY, SKIP_TEST_REPLY, held_worktrees, make_sync_repo
 
 PROFILES = ["visual-studio-code", "neovim"]
 SERVER = ClientServerConfig(server_command=[sys.executable, "-m", "route_agent", "serve"])
@@ -264,8 +264,8 @@ def check_processes(tag: str) -> list[int]:
 
 
 def worktrees(state: Path) -> list[Path]:
-    base = state / "worktrees"
-    return [p for p in base.iterdir() if p.is_dir()] if base.exists() else []
+    """Worktrees a run holds (an idle slot of the pool is not one: it is reset before reuse)."""
+    return held_worktrees(state)
 
 
 def slow_check_policy(env: RoutedEnv) -> str:

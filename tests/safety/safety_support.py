@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support.repos import FIX_REPLY, fingerprint, make_sync_repo
+from route_agent.workspace.pool import DEFAULT_POOL_SIZE as POOL_SIZE
+from support.repos import FIX_REPLY, fingerprint, held_worktrees, make_sync_repo, pool_worktrees
 
 BAIT = "SECRETBAIT"
 KEY = f"sk-safety-{BAIT}-0123456789abcdef"
@@ -173,11 +174,14 @@ class Scenario:
 
     def assert_nothing_lost(self, *, applied: bool = False) -> None:
         """The user's files, index and git state are as they were (unless they applied a patch), no
-        worktree is left, the ledger holds exactly one row per attempt reported, no secret leaked."""
+        worktree is still held (the pool keeps at most its size, idle), the ledger holds exactly one
+        row per attempt reported, no secret leaked."""
         if not applied:
             assert fingerprint(self.repo) == self.before, "the user's tree, index or .git changed"
-        left = [p for p in (self.state / "worktrees").glob("*") if p.is_dir()] if (self.state / "worktrees").exists() else []
-        assert not left, f"worktrees left behind: {left}"
+        held = held_worktrees(self.state)
+        assert not held, f"worktrees still held after the run: {held}"
+        pooled = pool_worktrees(self.state)
+        assert len(pooled) <= POOL_SIZE, f"more worktrees kept than the pool's size ({POOL_SIZE}): {pooled}"
         rows = self.ledger_rows()
         assert len(rows) == self.expected_rows, f"ledger has {len(rows)} rows, the runs reported {self.expected_rows} attempts"
         ids = [(r["run_id"], r["attempt_no"]) for r in rows]

@@ -19,7 +19,7 @@ import pytest
 from safety_support import BAIT, KEY, PY, LspProcess, Scenario, check, default_checks, policy_data, processes_with, write_policy
 
 from fakeserver.server import FakeLLMServer
-from support.repos import FIX_REPLY, fingerprint, git
+from support.repos import FIX_REPLY, fingerprint, git, held_worktrees
 
 TASK = "fix retry leak in sync worker"
 FIX_DIFF = FIX_REPLY.split("```diff\n", 1)[1].split("```", 1)[0]
@@ -605,7 +605,7 @@ def test_case_21_server_killed_mid_task_then_restarted(scenario: Scenario) -> No
     while not processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with(marker), "the check never started"
-    assert [p for p in (s.state / "worktrees").iterdir() if p.is_dir()], "no worktree while the check runs"
+    assert held_worktrees(s.state), "no worktree held while the check runs"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     rows_before = s.ledger_rows()

@@ -2,7 +2,8 @@
 a run, 50 times (during the lane call, the worktree, the checks, the verifier or the ledger write).
 After each kill: the user's files, index and .git are byte-identical, the ledger opens cleanly
 (`PRAGMA integrity_check`) with every row written before the kill, and no check process survives.
-After the restart (the next run, which prunes at start) no worktree is left."""
+After the restart (the next run, which prunes at start) no worktree is held, none is half made, and
+the pool keeps no more than its size: a killed run's lease died with it."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from typing import Any
 
 from safety_support import PY, Scenario, check, processes_with
 
-from support.repos import fingerprint
+from route_agent.workspace.pool import DEFAULT_POOL_SIZE as POOL_SIZE
+from support.repos import fingerprint, held_worktrees, pool_worktrees
 
 KILLS = 50
 SEED = 8
@@ -38,8 +40,13 @@ def ledger_rows(path: Path) -> list[tuple[Any, ...]]:
 
 
 def live_worktrees(s: Scenario) -> list[Path]:
-    base = s.state / "worktrees"
-    return [p for p in base.glob("*") if p.is_dir()] if base.exists() else []
+    return held_worktrees(s.state)
+
+
+def half_made(s: Scenario) -> list[Path]:
+    """Pool slots whose checkout or snapshot did not finish (the kill came mid-way)."""
+    return [slot for slot in pool_worktrees(s.state)
+            if json.loads((slot.with_name(slot.name + ".json")).read_text() or "{}").get("ready") is not True]
 
 
 def test_crash_recovery_fifty_sigkills(scenario: Scenario) -> None:
@@ -83,7 +90,9 @@ def test_crash_recovery_fifty_sigkills(scenario: Scenario) -> None:
         # the restart: the next run prunes what the killed one left
         restart = s.cli("route", "--task", "fix retry leak in sync worker", "--json", "--policy", str(restart_policy))
         assert restart.out is not None and restart.out["result"] == "fail", restart.text
-        assert live_worktrees(s) == [], "a worktree of a killed run was not pruned on restart"
+        assert live_worktrees(s) == [], "a worktree of a killed run is still held after the restart"
+        assert half_made(s) == [], "a half-made worktree of a killed run was not pruned on restart"
+        assert len(pool_worktrees(s.state)) <= POOL_SIZE, "the pool grew past its size"
         s.expected_rows = len(ledger_rows(s.ledger))
     stats["rows_at_end"] = len(ledger_rows(s.ledger))
     stats["seconds"] = round(time.monotonic() - started, 1)

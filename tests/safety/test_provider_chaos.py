@@ -28,7 +28,7 @@ from route_agent.pipeline.run import RunRequest, run_task
 from route_agent.policy import PolicyCache
 from route_agent.routing import Router
 from route_agent.workspace.git import collect_change_set, open_repo
-from support.repos import FIX_REPLY, fingerprint, make_sync_repo
+from support.repos import FIX_REPLY, fingerprint, held_worktrees, make_sync_repo
 
 TASKS = 200
 SEED = 20261126
@@ -140,8 +140,7 @@ def test_provider_chaos_two_hundred_routed_tasks(tmp_path: Path, fake_llm, no_re
     assert len(rows) == expected_rows, f"ledger rows {len(rows)} != attempts {expected_rows}"
     assert len(set(rows)) == len(rows), "duplicated ledger rows"
     assert fingerprint(repo_root) == before
-    worktrees = tmp_path / "state" / "worktrees"
-    assert not [p for p in worktrees.glob("*") if p.is_dir()] if worktrees.exists() else True
+    assert not held_worktrees(tmp_path / "state"), "a worktree is still held after the runs"
     runs = tmp_path / "state" / "runs"
     assert len([p for p in runs.glob("*") if p.is_dir()] if runs.exists() else []) == passes
     for request in fake_llm.requests:

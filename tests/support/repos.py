@@ -125,3 +125,25 @@ def fingerprint(root: Path) -> dict[str, str]:
             else:
                 out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
+
+
+def held_worktrees(state: Path) -> list[Path]:
+    """Worktrees a run still holds: pool slots whose lease lock is taken, and one-off worktrees.
+
+    An idle slot of a repository's pool is the pool working as designed (it is reset before its
+    next use), so it is not listed; `pool_worktrees` lists every slot.
+    """
+    from route_agent.workspace.pool import is_leased
+
+    base = state / "worktrees"
+    if not base.exists():
+        return []
+    held = [p for p in base.iterdir() if p.is_dir() and (p / ".git").exists()]  # one-off worktrees
+    held += [slot for slot in pool_worktrees(state) if is_leased(slot.with_name(slot.name + ".lock"))]
+    return held
+
+
+def pool_worktrees(state: Path) -> list[Path]:
+    """Every slot directory of every repository's worktree pool under the state directory."""
+    base = state / "worktrees"
+    return sorted(p for p in base.glob("*/*") if p.is_dir() and (p.parent / "pool.lock").exists()) if base.exists() else []

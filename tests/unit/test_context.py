@@ -8,7 +8,7 @@ import pytest
 
 from route_agent.workspace.context import brief_words, context_paths, rank_paths
 from route_agent.workspace.git import open_repo
-from support.repos import make_sync_repo
+from support.repos import git, make_sync_repo
 
 TRACKED = ["app/sync.py", "app/__init__.py", "app/billing/invoice.py", "tests/test_sync.py", "tests/test_invoice.py", "README.md", "docs/sync-design.md"]
 
@@ -37,3 +37,18 @@ def test_context_paths_in_a_real_repo_skip_the_change_set_and_put_findings_first
     assert paths[0] == "tests/test_sync.py"
     assert "app/sync.py" in paths
     assert "README.md" not in paths
+
+
+def test_context_paths_from_git_candidates_equal_ranking_every_tracked_path(tmp_path: Path) -> None:
+    root = make_sync_repo(tmp_path / "repo")
+    for rel in ("worker/queue.py", "tests/test_queue.py", "Docs/SYNC_Notes.md", "lib/resync_all.py", "app/retry_test.py",
+                "app/retry.py", "vendor/leak-detector/x.py"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x\n")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "more")
+    repo = open_repo(root)
+    tracked = git(root, "ls-files").splitlines()
+    for brief in ("fix retry leak in sync worker", "queue worker stalls", "SYNC notes are stale", "resync everything"):
+        expected = rank_paths(tracked, brief_words(brief), exclude=set())
+        assert context_paths(repo, brief, []) == expected, brief

@@ -352,6 +352,10 @@ from route_agent.cli.apply import apply_command  # noqa: E402
 
 cli.add_command(apply_command)
 
+from route_agent.cli.state_cmd import state_group  # noqa: E402
+
+cli.add_command(state_group)
+
 
 @cli.command("serve")
 def serve_command() -> None:

@@ -52,6 +52,8 @@ async def _consume(req: RunRequest, as_json: bool,
                 + (" (fallback model)" if event.fallback_used else ""),
                 as_json,
             )
+        elif isinstance(event, ev.WorktreePrepared):
+            _say(f"  preparing a worktree for this repository, once: {event.seconds:.1f} s (later attempts reuse it)", as_json)
         elif isinstance(event, ev.PatchApplied):
             _say(f"  patch: applied in a worktree ({len(event.files)} file(s): {', '.join(event.files[:5])})", as_json)
         elif isinstance(event, ev.PatchRejected):

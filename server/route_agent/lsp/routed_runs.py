@@ -348,6 +348,8 @@ async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, pr
         if progress or now - record.progress_logged_at >= LANE_PROGRESS_LOG_S:
             record.progress_logged_at = now
             _report(ls, record, progress, f"{event.lane} lane answering ({event.chars} characters)")
+    elif isinstance(event, ev.WorktreePrepared):
+        _report(ls, record, progress, f"prepared a worktree for this repository, once: {event.seconds:.1f} s")
     elif isinstance(event, ev.PatchRejected):
         _report(ls, record, progress, f"patch rejected: {event.reason}")
     elif isinstance(event, ev.ChecksStarted):

@@ -16,7 +16,8 @@ from route_agent.verify.findings import Finding
 from route_agent.workspace.context import context_paths
 from route_agent.workspace.git import WorkspaceError
 from route_agent.workspace.patches import PatchLimits, PatchRejected, apply_patch_in_worktree, extract_patch
-from route_agent.workspace.worktree import Worktree, create_worktree, prune_stale_worktrees, remove_worktree, save_run
+from route_agent.workspace.pool import Lease, PoolSettings, lease_worktree, prune_pool
+from route_agent.workspace.worktree import Worktree, prune_stale_worktrees, save_run
 
 if TYPE_CHECKING:
     from route_agent.pipeline.run import RunRequest
@@ -24,11 +25,11 @@ if TYPE_CHECKING:
 __all__ = [
     "LaneError",
     "PatchRejectedError",
+    "RunWorktree",
     "apply_reply",
     "missing_key",
     "prompt_for",
-    "prune_stale_worktrees",
-    "remove_worktree",
+    "prune_worktrees",
     "save_run_for",
 ]
 
@@ -47,24 +48,49 @@ def prompt_for(req: RunRequest, spec: ModelSpec, findings: Sequence[Finding]) ->
     return build_prompt(req.brief, req.change_set, req.repo.root, spec, carried or None, extra_paths=extra)
 
 
-def apply_reply(req: RunRequest, reply_text: str) -> tuple[Worktree | None, str]:
-    """Extract the patch from a reply and apply it in a fresh worktree; PatchRejected on any problem.
+def pool_settings(req: RunRequest) -> PoolSettings:
+    return PoolSettings(req.policy.worktrees.pool_size, req.policy.worktrees.idle_days)
 
-    The worktree is removed again when the patch is rejected, so the caller only cleans up a
-    worktree it was given.
-    """
+
+def prune_worktrees(req: RunRequest) -> None:
+    """At the start of a run: one-off worktrees of dead processes, then the pool's stale slots."""
+    prune_stale_worktrees(req.repo)
+    prune_pool(req.repo, pool_settings(req))
+
+
+class RunWorktree:
+    """The run's worktree: leased from the repository's pool when first needed, reset to the user's
+    current state for every attempt (an escalation reuses it), released when the run ends."""
+
+    def __init__(self, req: RunRequest) -> None:
+        self.req = req
+        self.lease: Lease | None = None
+
+    def prepare(self) -> tuple[Worktree, float | None]:
+        """The worktree, reset; and the seconds a first checkout took when this call made it."""
+        if self.lease is None:
+            self.lease = lease_worktree(self.req.repo, pool_settings(self.req))
+        worktree = self.lease.prepare(self.req.buffers)
+        return worktree, self.lease.cold_seconds
+
+    def release(self) -> None:
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            lease.release()
+
+
+def apply_reply(req: RunRequest, run_worktree: RunWorktree, reply_text: str) -> tuple[Worktree, str, float | None]:
+    """Extract the patch from a reply and apply it in the run's worktree, freshly reset; PatchRejected
+    on any problem (the next attempt resets the worktree again). Returns the worktree, the applied
+    diff and the seconds a first checkout of the repository took (None when the worktree was reused)."""
     patch = extract_patch(reply_text)
     try:
-        worktree = create_worktree(req.repo, f"{req.run_id}-{len(reply_text) % 997}", req.buffers)
+        worktree, cold_seconds = run_worktree.prepare()
     except (WorkspaceError, PatchRejected) as exc:
-        raise PatchRejected(f"cannot create a worktree: {exc}") from None
-    try:
-        verification = req.policy.verification
-        diff = apply_patch_in_worktree(worktree, patch, PatchLimits(verification.max_patch_files, verification.max_patch_bytes))
-    except BaseException:
-        remove_worktree(req.repo, worktree)
-        raise
-    return worktree, diff
+        raise PatchRejected(f"cannot prepare a worktree: {exc}") from None
+    verification = req.policy.verification
+    limits = PatchLimits(verification.max_patch_files, verification.max_patch_bytes)
+    return worktree, apply_patch_in_worktree(worktree, patch, limits), cold_seconds
 
 
 def save_run_for(req: RunRequest, worktree_base: str, diff: str, attempts: list[dict[str, object]]) -> None:

@@ -87,6 +87,14 @@ class LaneReplied(Event):
 
 
 @dataclass(frozen=True)
+class WorktreePrepared(Event):
+    """The repository's first worktree was checked out (once: later attempts and runs reset it)."""
+
+    seconds: float
+    kind: str = field(init=False, default="worktree_prepared")
+
+
+@dataclass(frozen=True)
 class PatchApplied(Event):
     files: tuple[str, ...]
     kind: str = field(init=False, default="patch_applied")

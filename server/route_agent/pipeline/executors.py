@@ -3,10 +3,11 @@
     out = AgentAttempt()
     async for event in agent_attempt(req, caller, lane, spec, carry, tried, attempt_no, out):
         ...   # AgentStep events, then AgentFinished
-    # out.worktree (the caller removes it), out.diff_text, out.rejected (a finding when there is
+    # out.worktree (the run's leased worktree), out.diff_text, out.rejected (a finding when there is
     # no patch to verify), out.tried (for the next lane), tokens and cost
 
-Each attempt starts from a clean worktree (the user's base plus their uncommitted files), so an
+Each attempt starts from a clean worktree (the run's leased worktree, reset to the user's base plus
+their uncommitted files: workspace/pool.py), so an
 escalated attempt never inherits the failed one's edits: it gets the findings and a summary of what
 was tried instead. The patch is `git diff` of the worktree against its base, modes and new files
 included, and the caller verifies it exactly as a one-shot patch. The redacted transcript is kept in
@@ -32,9 +33,10 @@ from route_agent.policy.models import ModelSpec
 from route_agent.verify.findings import Finding
 from route_agent.workspace.git import WorkspaceError
 from route_agent.workspace.patches import PatchRejected, worktree_diff
-from route_agent.workspace.worktree import Worktree, create_worktree, remove_worktree, run_path
+from route_agent.workspace.worktree import Worktree, run_path
 
 if TYPE_CHECKING:
+    from route_agent.pipeline.adapters import RunWorktree
     from route_agent.pipeline.run import RunRequest
 
 __all__ = ["AgentAttempt", "agent_attempt", "finding_lines", "keep_transcripts", "transcript_dir"]
@@ -59,6 +61,18 @@ class AgentAttempt:
     """Why there is no patch to verify (a limit, no change, no sandbox); None when there is one."""
     error: LaneError | None = None
     """A lane failure (not a budget) that ends the run as an error, as for a one-shot call."""
+    cold_seconds: float | None = None
+    """The seconds the repository's first worktree checkout took, when this attempt made it."""
+
+
+def changed_paths(diff_text: str) -> list[str]:
+    """The paths a worktree diff names (`diff --git a/X b/Y`: both sides)."""
+    out: list[str] = []
+    for line in diff_text.split("\n"):
+        if line.startswith("diff --git a/") and " b/" in line:
+            left, _, right = line[len("diff --git a/"):].partition(" b/")
+            out += [left, right]
+    return list(dict.fromkeys(out))
 
 
 def transcript_dir(run_id: str) -> Path:
@@ -85,14 +99,16 @@ def keep_transcripts(run_id: str, save: Any) -> None:
 
 
 async def agent_attempt(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, carry: Sequence[Finding], tried: Sequence[str],
-                        attempt_no: int, out: AgentAttempt) -> AsyncGenerator[ev.Event, None]:
-    """Run the lane's agent in a fresh worktree, yielding its steps; see the module docstring."""
+                        attempt_no: int, out: AgentAttempt, run_worktree: RunWorktree) -> AsyncGenerator[ev.Event, None]:
+    """Run the lane's agent in the run's worktree, reset for it, yielding its steps; see the module docstring."""
     out.executor = spec.executor
     try:
-        out.worktree = await asyncio.to_thread(create_worktree, req.repo, f"{req.run_id}-a{attempt_no}", req.buffers)
+        out.worktree, out.cold_seconds = await asyncio.to_thread(run_worktree.prepare)
     except (WorkspaceError, PatchRejected) as exc:
-        out.rejected = Finding("agent", f"cannot create a worktree for the agent: {exc}", "error", rule="patch_rejected", kind="patch")
+        out.rejected = Finding("agent", f"cannot prepare a worktree for the agent: {exc}", "error", rule="patch_rejected", kind="patch")
         return
+    if out.cold_seconds is not None:
+        yield ev.WorktreePrepared(out.cold_seconds)
     folder = transcript_dir(req.run_id)
     folder.mkdir(parents=True, exist_ok=True)
     findings, summary = finding_lines(carry), list(tried)
@@ -106,6 +122,7 @@ async def agent_attempt(req: RunRequest, caller: Any, lane: str, spec: ModelSpec
     yield ev.AgentFinished(lane, out.executor, out.status, out.steps, out.message)
     if out.rejected is not None or out.error is not None:
         return
+    assert out.worktree is not None
     out.diff_text = await asyncio.to_thread(worktree_diff, out.worktree.path)
     if not out.diff_text.strip():
         out.rejected = Finding("agent", f"the {lane} lane's agent ({out.executor}) changed nothing", "error", rule="patch_rejected",
@@ -175,9 +192,3 @@ async def _external(req: RunRequest, lane: str, spec: ModelSpec, findings: list[
         detail = (": " + " | ".join(tail)) if tail else ""
         rule = "sandbox-required" if outcome.status == "sandbox_unavailable" else f"agent_{outcome.status}"
         out.rejected = Finding("agent", f"{lane} lane agent: {outcome.message}{detail}"[:2000], "error", rule=rule, kind="patch")
-
-
-def remove_attempt_worktree(req: RunRequest, out: AgentAttempt) -> None:
-    if out.worktree is not None:
-        remove_worktree(req.repo, out.worktree)
-        out.worktree = None

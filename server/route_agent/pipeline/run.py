@@ -4,7 +4,7 @@
         ...
 
 The run is async and cancellable: cancelling the task that iterates closes the HTTP stream, kills
-the check processes and removes the worktree (finally blocks), and the ledger keeps a row for every
+the check processes and releases the run's leased worktree (finally blocks), and the ledger keeps a row for every
 attempt that reached a verdict. The user's tree is never written here; an accepted patch is saved
 for `route-agent apply RUN_ID` (or the editor's "Apply verified patch").
 """
@@ -38,6 +38,7 @@ from route_agent.verify.tamper import check_tamper
 from route_agent.verify.verifier import VerifierResult, low_confidence, run_verifier
 from route_agent.workspace.git import Repo
 from route_agent.workspace.state import write_latest_verification
+from route_agent.workspace.worktree import Worktree
 
 
 @dataclass
@@ -139,11 +140,12 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
     """
     run = _RunState(req)
     yield ev.Classified(req.decision, req.run_id)
-    await asyncio.to_thread(adapters.prune_stale_worktrees, req.repo)
+    await asyncio.to_thread(adapters.prune_worktrees, req)
     carry: list[Finding] = list(req.carry_findings)
     tried: list[str] = []
     lane: Lane = req.decision.lane
     caller = open_lane_caller(req.policy, req.environ, req.ledger, req.lane_caller)
+    worktree = adapters.RunWorktree(req)
     try:
         for attempt_no in range(req.first_attempt_no, req.first_attempt_no + req.policy.routing.max_attempts):
             spec = getattr(req.policy.models, lane)
@@ -163,26 +165,22 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
                     yield run.finished("error", f"{lane} lane ({spec.model}): {call.error}", run.all_findings)
                     return
                 run.total_cost += call.reply.cost_usd
-                patch_events = _verify_patch(req, caller, attempt, call.reply.text, verification)
+                patch_events = _verify_patch(req, caller, worktree, attempt, call.reply.text, verification)
             else:
-                # The lane is an agent: it edits a fresh worktree itself, and its diff is verified the same way.
+                # The lane is an agent: it edits the run's worktree (reset for it) itself, and its diff is
+                # verified the same way.
                 agent = executors.AgentAttempt()
-                try:
-                    async with contextlib.aclosing(_agent_attempt(req, caller, attempt, carry, tried, agent)) as agent_events:
-                        async for event in agent_events:
-                            yield event
-                except BaseException:
-                    await asyncio.to_thread(executors.remove_attempt_worktree, req, agent)
-                    raise
+                async with contextlib.aclosing(_agent_attempt(req, caller, worktree, attempt, carry, tried, agent)) as agent_events:
+                    async for event in agent_events:
+                        yield event
                 run.total_cost += agent.cost_usd
                 tried = agent.tried
                 if agent.error is not None:
-                    await asyncio.to_thread(executors.remove_attempt_worktree, req, agent)
                     attempt.result, attempt.failure_kind = "error", f"lane_{agent.error.kind}"
                     _record(req, attempt, passed=False)
                     yield run.finished("error", f"{lane} lane ({spec.model}): {agent.error}", run.all_findings)
                     return
-                patch_events = _verify_patch(req, caller, attempt, "", verification, agent)
+                patch_events = _verify_patch(req, caller, worktree, attempt, "", verification, agent)
             async with contextlib.aclosing(patch_events) as check_events:
                 async for event in check_events:
                     yield event
@@ -208,6 +206,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
         message = f"{last.lane} lane failed: {', '.join(last.reasons) or 'verification failed'}; nothing was applied"
         yield run.finished("fail", message, run.all_findings)
     finally:
+        await asyncio.to_thread(worktree.release)
         await caller.aclose()
 
 
@@ -270,12 +269,14 @@ async def _lane_attempt(
 
 
 async def _agent_attempt(
-    req: RunRequest, caller: LaneCaller, attempt: _Attempt, carry: Sequence[Finding], tried: Sequence[str], out: executors.AgentAttempt
+    req: RunRequest, caller: LaneCaller, run_worktree: adapters.RunWorktree, attempt: _Attempt, carry: Sequence[Finding],
+    tried: Sequence[str], out: executors.AgentAttempt,
 ) -> AsyncGenerator[ev.Event, None]:
-    """Run the lane's agent (built-in loop or external) in a fresh worktree, yielding its steps; the
-    worktree, its diff and what the agent spent land in `out` and `attempt`."""
+    """Run the lane's agent (built-in loop or external) in the run's worktree, reset for it, yielding
+    its steps; the worktree, its diff and what the agent spent land in `out` and `attempt`."""
     spec = getattr(req.policy.models, attempt.lane)
-    async with contextlib.aclosing(executors.agent_attempt(req, caller, attempt.lane, spec, carry, tried, attempt.no, out)) as steps:
+    async with contextlib.aclosing(executors.agent_attempt(req, caller, attempt.lane, spec, carry, tried, attempt.no, out,
+                                                           run_worktree)) as steps:
         async for event in steps:
             yield event
     attempt.model, attempt.steps = out.model or spec.model, out.steps
@@ -329,45 +330,44 @@ class _Verification:
 
 
 async def _verify_patch(
-    req: RunRequest, caller: LaneCaller, attempt: _Attempt, reply_text: str, out: _Verification,
+    req: RunRequest, caller: LaneCaller, run_worktree: adapters.RunWorktree, attempt: _Attempt, reply_text: str, out: _Verification,
     agent: executors.AgentAttempt | None = None,
 ) -> AsyncGenerator[ev.Event, None]:
-    """Apply the reply's patch in a fresh worktree (or take the worktree an agent edited) and verify
-    it there (tamper, scope, checks, verifier), yielding events; the worktree is removed before this
-    returns."""
+    """Apply the reply's patch in the run's worktree, reset for this attempt (or take the worktree
+    the agent edited), and verify it there (tamper, scope, checks, verifier), yielding events. The
+    worktree stays leased to the run; the next attempt resets it."""
     lane = attempt.lane
-    worktree = None
-    try:
-        if agent is not None:
-            worktree, out.diff_text, agent.worktree = agent.worktree, agent.diff_text, None
-            out.worktree_base = worktree.base if worktree is not None else ""
-            if agent.rejected is not None:
-                out.rejected_reason = agent.rejected.message
-                out.findings.append(agent.rejected)
-                yield ev.PatchRejected(out.rejected_reason)
-                return
-        else:
-            try:
-                worktree, out.diff_text = await asyncio.to_thread(adapters.apply_reply, req, reply_text)
-                out.worktree_base = worktree.base if worktree is not None else ""
-            except adapters.PatchRejectedError as exc:
-                out.rejected_reason = str(exc)
-        if out.rejected_reason is not None or worktree is None:
-            reason = out.rejected_reason or "no patch"
-            out.findings.append(Finding("patch", reason, "error", rule="patch_rejected", kind="patch"))
-            yield ev.PatchRejected(reason)
+    worktree: Worktree | None = None
+    cold_seconds: float | None = None
+    if agent is not None:
+        worktree, out.diff_text, cold_seconds = agent.worktree, agent.diff_text, agent.cold_seconds
+        out.worktree_base = worktree.base if worktree is not None else ""
+        if agent.rejected is not None:
+            out.rejected_reason = agent.rejected.message
+            out.findings.append(agent.rejected)
+            yield ev.PatchRejected(out.rejected_reason)
             return
-        yield ev.PatchApplied(_inspect_patch(req, out))
-        async with contextlib.aclosing(_run_lane_checks(req, lane, worktree.path, out)) as check_events:
-            async for event in check_events:
-                yield event
-        out.verifier = await _verify(req, caller, lane, out.diff_text, out.findings, attempt.withheld)
-        if out.verifier is not None:
-            out.findings.extend(out.verifier.findings)
-            yield ev.VerifierDone(out.verifier.confidence, out.verifier.verdict, out.verifier.summary, out.verifier.valid)
-    finally:
-        if worktree is not None:
-            await asyncio.to_thread(adapters.remove_worktree, req.repo, worktree)
+    else:
+        try:
+            applied, out.diff_text, cold_seconds = await asyncio.to_thread(adapters.apply_reply, req, run_worktree, reply_text)
+            worktree, out.worktree_base = applied, applied.base
+        except adapters.PatchRejectedError as exc:
+            out.rejected_reason = str(exc)
+    if out.rejected_reason is not None or worktree is None:
+        reason = out.rejected_reason or "no patch"
+        out.findings.append(Finding("patch", reason, "error", rule="patch_rejected", kind="patch"))
+        yield ev.PatchRejected(reason)
+        return
+    if cold_seconds is not None and agent is None:
+        yield ev.WorktreePrepared(cold_seconds)
+    yield ev.PatchApplied(_inspect_patch(req, out))
+    async with contextlib.aclosing(_run_lane_checks(req, lane, worktree.path, out)) as check_events:
+        async for event in check_events:
+            yield event
+    out.verifier = await _verify(req, caller, lane, out.diff_text, out.findings, attempt.withheld)
+    if out.verifier is not None:
+        out.findings.extend(out.verifier.findings)
+        yield ev.VerifierDone(out.verifier.confidence, out.verifier.verdict, out.verifier.summary, out.verifier.valid)
 
 
 def unsandboxed_message(root: Path, note: str) -> str:

@@ -334,6 +334,15 @@ class Verification(StrictModel):
         default=1024 * 1024, description="A lane's patch (its diff) larger than this many bytes fails (patch_rejected).")
 
 
+class Worktrees(StrictModel):
+    """Reused worktrees (workspace/pool.py): the disk a repository's pool may take."""
+
+    pool_size: Annotated[int, Field(ge=1, le=8, description="Worktrees kept per repository for reuse; "
+                                    "a run beyond them gets a one-off worktree, removed after")] = 2
+    idle_days: Annotated[float, Field(gt=0, le=365, description="A worktree no run used for this long is removed "
+                                      "at the start of the next run")] = 7.0
+
+
 class VerifierUse(StrictModel):
     lanes: list[LaneName] = Field(default_factory=_both_lanes)
     timeout_s: Annotated[float, Field(gt=0, le=600)] = 60.0
@@ -349,6 +358,7 @@ class Policy(StrictModel):
     budgets: Budgets = Budgets()
     verification: Verification = Verification()
     verifier: VerifierUse = VerifierUse()
+    worktrees: Worktrees = Worktrees()
     agent: AgentLimits = AgentLimits()
     agents: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")], ExternalAgent] = Field(default_factory=dict)
 

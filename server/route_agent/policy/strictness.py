@@ -97,6 +97,9 @@ _SCALARS: dict[tuple[str, ...], Callable[[Any, Any], Any]] = {
     ("agent", "output_limit_bytes"): _at_most,
     ("agent", "wall_timeout_s"): _at_most,
     ("agent", "allow_unsandboxed"): _at_most,
+    # Disk: a repository may keep fewer reused worktrees, or for less time, never more.
+    ("worktrees", "pool_size"): _at_most,
+    ("worktrees", "idle_days"): _at_most,
     **{("paths", name): _superset for name in _RAISING_PATHS},
     **{("paths", name): _subset for name in _LOWERING_PATHS},
 }

@@ -5,6 +5,8 @@ model has to be shown it. Candidates are tracked files whose name or directory m
 brief (`sync worker` finds `app/sync.py` and `tests/test_sync.py`), files that verification findings
 point at, and the tests that go with a chosen source file. Ranked by how many brief words a path
 matches, source before tests, then by shortness; capped, because the prompt budget is the lane's context.
+git picks the candidates from its index (a path must contain a brief word to score), so a run does
+not split every tracked path into words.
 """
 
 from __future__ import annotations
@@ -71,7 +73,25 @@ def context_paths(repo: Repo, brief: str, changed: Iterable[str], finding_paths:
     words = brief_words(brief)
     if not words:
         return first[:MAX_CONTEXT_FILES]
-    listed = run_git(repo.root, ["ls-files", "-z", "--cached", "--exclude-standard"]).stdout.decode("utf-8", "surrogateescape")
-    tracked = [p for p in listed.split("\0") if p]
-    ranked = rank_paths(tracked, words, exclude | set(first), MAX_CONTEXT_FILES - len(first))
-    return (first + ranked)[:MAX_CONTEXT_FILES]
+    limit = MAX_CONTEXT_FILES - len(first)
+    # Only paths that contain a brief word can score, and only paths that contain a chosen file's
+    # name can go with it: git filters its index for both, so Python never sees the whole tree.
+    candidates = _tracked_containing(repo, words)
+    chosen = rank_paths(candidates, words, exclude | set(first), limit)
+    names = {PurePosixPath(p).stem.removeprefix("test_").removesuffix("_test") for p in chosen}
+    companions = _tracked_containing(repo, names - words)
+    if companions:
+        chosen = rank_paths(sorted(set(candidates) | set(companions)), words, exclude | set(first), limit)
+    return (first + chosen)[:MAX_CONTEXT_FILES]
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _tracked_containing(repo: Repo, fragments: Iterable[str]) -> list[str]:
+    """Tracked paths that contain any of `fragments`, case-insensitively (git matches its index)."""
+    specs = [f":(icase)*{f}*" for f in sorted(fragments) if f and _PLAIN.match(f)]
+    if not specs:
+        return []
+    listed = run_git(repo.root, ["ls-files", "-z", "--cached", "--", *specs]).stdout.decode("utf-8", "surrogateescape")
+    return [p for p in listed.split("\0") if p]

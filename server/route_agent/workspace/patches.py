@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Literal
@@ -279,7 +279,7 @@ def apply_patch_in_worktree(worktree: Worktree, patch: Patch | str, limits: Patc
             raise PatchRejected("the diff does not apply: " + _first_error(applied.stderr))
     else:
         _apply_search_replace(root, patch.blocks)
-    result = worktree_diff(root)
+    result = worktree_diff(root, patch.paths or tuple(dict.fromkeys(b.path for b in patch.blocks)))
     if not result.strip():
         raise PatchRejected("the patch changes nothing")
     check_patch_size(sum(1 for line in result.split("\n") if line.startswith("diff --git ")),
@@ -287,11 +287,23 @@ def apply_patch_in_worktree(worktree: Worktree, patch: Patch | str, limits: Patc
     return result
 
 
-def worktree_diff(root: Path) -> str:
-    """Everything changed in a worktree against its HEAD, new files included (its own index only)."""
+def worktree_diff(root: Path, paths: Sequence[str] | None = None) -> str:
+    """The worktree's changes against its HEAD, new files included (its own index only).
+
+    With `paths` (a one-shot patch names them) only those are staged and compared, by name: nothing
+    walks the rest of the tree. Without, every file is (an agent may have changed anything).
+    """
     cfg = filter_overrides(root)  # the repository's filter drivers never run (see git.py)
-    run_git(root, ["add", "-A", "--", "."], config=cfg)
-    proc = run_git(root, ["diff", "--cached", *DIFF_FORMAT, "--no-renames", "--full-index", "HEAD"], config=cfg)
+    literal = {"GIT_LITERAL_PATHSPECS": "1"}
+    if paths is None:
+        run_git(root, ["add", "-A", "--", "."], config=cfg)
+        names: list[str] = []
+    else:
+        names = list(dict.fromkeys(paths))
+        listing = "".join(f"{p}\0" for p in names).encode("utf-8", "surrogateescape")
+        run_git(root, ["update-index", "--add", "--remove", "-z", "--stdin"], input_bytes=listing, config=cfg)
+    proc = run_git(root, ["diff", "--cached", *DIFF_FORMAT, "--no-renames", "--full-index", "HEAD", "--", *names],
+                   config=cfg, env=literal)
     return proc.stdout.decode("utf-8", "surrogateescape")
 
 

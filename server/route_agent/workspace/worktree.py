@@ -7,13 +7,14 @@
     apply_to_user_tree(repo, run_id) -> ApplyResult(applied, paths, merged, conflicts, message)
     (re-exported from patches.py: apply_patch_in_worktree, extract_patch, PatchRejected)
 
-A worktree lives in state_dir()/worktrees/<id>, checked out (detached) from the user's base commit
-plus their uncommitted changes: `git stash create` makes a commit of the tracked changes without
-touching the user's tree (it runs against a copy of the index, so the user's index stays
-byte-identical), the untracked files are copied in, and both are committed inside the worktree so
-that the model's patch is the only difference from the worktree's HEAD. `<id>.owner.json` beside it
-names the process that owns it; `prune_stale_worktrees` removes worktrees of this repository whose
-owner is gone, then runs `git worktree prune`.
+A worktree is checked out (detached) at the user's HEAD, then the user's uncommitted state is laid
+over it: the files `git status` reports as changed or untracked are copied in (ignored directories
+are never read), an editor's unsaved buffers are written, and only those paths are staged and
+committed inside the worktree, so the model's patch is the only difference from the worktree's HEAD.
+The user's files, index and refs are never written. Routed runs lease a reused worktree from a small
+pool per repository (pool.py) and reset it the same way; `create_worktree` makes a one-off worktree
+in state_dir()/worktrees/<id>, with `<id>.owner.json` naming the process that owns it;
+`prune_stale_worktrees` removes one-off worktrees whose owner is gone and prunes the pool.
 
 A run stores `patch.diff`, `meta.json` and, for every touched path, its base and patched text
 (`files/<n>.base`, `files/<n>.after`), with a SHA-256 `digest` of all of them taken when it was
@@ -35,9 +36,9 @@ import stat
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from route_agent.workspace.git import Repo, WorkspaceError, filter_overrides, is_git_internal, read_blobs, run_git
@@ -96,11 +97,11 @@ def _owner_file(path: Path) -> Path:
 
 
 def create_worktree(repo: Repo, worktree_id: str | None = None, buffers: Mapping[str, str] | None = None) -> Worktree:
-    """A detached worktree of the user's current state; the user's files and index are not touched.
+    """A fresh detached worktree of the user's current state; the user's files and index are not touched.
 
     `buffers` (repository-relative path -> text) are an editor's unsaved documents: they replace the
     files on disk in the worktree, so the model's patch applies to the text it was shown and the
-    stored base is what the editor holds.
+    stored base is what the editor holds. Routed runs lease a reused worktree instead (pool.py).
     """
     wid = worktree_id or uuid.uuid4().hex[:12]
     if not wid.replace("-", "").isalnum():
@@ -111,67 +112,152 @@ def create_worktree(repo: Repo, worktree_id: str | None = None, buffers: Mapping
     _owner_file(path).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                              "repo": str(repo.root), "created": time.time()}))
     try:
-        # No filter driver of the repository's config runs on the user's files or the checkout.
-        cfg = filter_overrides(repo.root)
-        snapshot = _stash_snapshot(repo, cfg) or repo.head
-        run_git(repo.root, ["worktree", "add", "--detach", "--force", str(path), snapshot], config=cfg)
-        _copy_untracked(repo, path)
-        _write_buffers(path, buffers or {})
-        run_git(path, ["add", "-A", "--", "."], config=cfg)
-        staged = run_git(path, ["diff", "--cached", "--quiet"], check=False, config=cfg)
-        if staged.returncode == 1:
-            run_git(path, [*_COMMIT_CONFIG, "commit", "-q", "--no-verify", "-m", "route-agent: untracked files and unsaved buffers"],
-                    config=cfg)
-        base = run_git(path, ["rev-parse", "HEAD"]).stdout.decode().strip()
+        head = current_head(repo)
+        add_worktree(repo, path, head)
+        return snapshot_into(repo, path, head, buffers or {}, worktree_id=wid)
     except BaseException:
         _remove_path(repo, path)
         raise
-    return Worktree(id=wid, path=path, base=base, head=repo.head, repo_root=repo.root)
 
 
-def _stash_snapshot(repo: Repo, cfg: tuple[str, ...] = ()) -> str | None:
-    """`git stash create` against a copy of the index: a commit of the tracked changes, or None."""
-    index = repo.git_dir / "index"
-    with tempfile.TemporaryDirectory(prefix="route-agent-index-") as tmp:
-        copy = Path(tmp) / "index"
-        if index.exists():
-            shutil.copy2(index, copy)
-        proc = run_git(repo.root, ["stash", "create", "route-agent snapshot"], env={"GIT_INDEX_FILE": str(copy)}, config=cfg)
-    commit = proc.stdout.decode().strip()
-    return commit or None
+def current_head(repo: Repo) -> str:
+    """The user's HEAD commit now (it may have moved since `open_repo`)."""
+    proc = run_git(repo.root, ["rev-parse", "-q", "--verify", "HEAD^{commit}"], check=False)
+    head = proc.stdout.decode().strip()
+    return head or repo.head
 
 
-def _write_buffers(dest: Path, buffers: Mapping[str, str]) -> None:
-    for rel, text in buffers.items():
-        if is_git_internal(rel):
-            continue  # an open .git/config is not part of the change (issue 12, item 14)
-        check_path(rel)
-        check_no_symlink(dest, rel)
-        write_file(dest, rel, text.encode("utf-8", "surrogateescape"))
+def add_worktree(repo: Repo, path: Path, commit: str) -> Path:
+    """`git worktree add` (the full checkout: the cold, slow step) with no filter driver or hook; returns the
+    worktree's administrative directory inside the user's .git."""
+    run_git(repo.root, ["worktree", "add", "--detach", "--force", str(path), commit], config=filter_overrides(repo.root))
+    return admin_dir(path)
 
 
-def _copy_untracked(repo: Repo, dest: Path) -> None:
-    listed = run_git(repo.root, ["ls-files", "-z", "--others", "--exclude-standard"])
-    paths = [p for p in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if p][:MAX_UNTRACKED_COPY]
+def admin_dir(path: Path) -> Path:
+    """The `.git/worktrees/<name>` directory a worktree's `.git` file points at."""
+    text = (path / ".git").read_text("utf-8", "surrogateescape").strip()
+    if not text.startswith("gitdir: "):
+        raise WorkspaceError(f"{path / '.git'} is not a worktree's .git file")
+    return Path(text[len("gitdir: "):])
+
+
+def worktree_env(path: Path, admin: Path) -> dict[str, str]:
+    """Git's environment for commands in a worktree: its admin directory named explicitly, so a `.git`
+    file a check rewrote inside the worktree cannot point our git at another repository."""
+    return {"GIT_DIR": str(admin), "GIT_WORK_TREE": str(path)}
+
+
+@dataclass(frozen=True)
+class UserChanges:
+    head: str
+    tracked: tuple[str, ...]
+    """Tracked paths that differ from HEAD (staged or not), deleted ones included."""
+    untracked: tuple[str, ...]
+    """Untracked, not ignored files (ignored directories are never read)."""
+    truncated: int = 0
+
+
+def read_user_changes(repo: Repo) -> UserChanges:
+    """One `git status` of the user's tree: what the snapshot must add to HEAD."""
+    proc = run_git(repo.root, ["status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", "--no-renames",
+                               "--ignore-submodules=all"], config=repo.config)
+    head = repo.head
+    tracked: list[str] = []
+    untracked: list[str] = []
+    for raw in proc.stdout.split(b"\0"):
+        field_ = raw.decode("utf-8", "surrogateescape")
+        if field_.startswith("# branch.oid "):
+            oid = field_[len("# branch.oid "):].strip()
+            head = oid if oid != "(initial)" else head
+        elif field_.startswith("1 "):
+            tracked.append(field_.split(" ", 8)[8])
+        elif field_.startswith("u "):
+            tracked.append(field_.split(" ", 10)[10])
+        elif field_.startswith("? "):
+            untracked.append(field_[2:])
+    over = max(0, len(untracked) - MAX_UNTRACKED_COPY)
+    return UserChanges(head, tuple(tracked), tuple(untracked[:MAX_UNTRACKED_COPY]), over)
+
+
+def snapshot_into(repo: Repo, path: Path, head: str, buffers: Mapping[str, str], *, worktree_id: str | None = None,
+                  changes: UserChanges | None = None, admin: Path | None = None,
+                  config: tuple[str, ...] | None = None, unstaged_removals: Sequence[str] = ()) -> Worktree:
+    """Make the worktree at `path` (checked out at `head`) hold the user's current state and commit it.
+
+    Only the files that differ from HEAD are copied (changed tracked files, untracked files, unsaved
+    buffers) and staged by name: nothing here walks the whole tree. `unstaged_removals` are paths
+    already deleted from the worktree whose index entries go in the same update. The commit is made in the
+    worktree's own detached HEAD, so the model's patch is the only difference from it afterwards.
+    """
+    admin = admin or admin_dir(path)
+    env = worktree_env(path, admin)
+    cfg = filter_overrides(repo.root) if config is None else config  # no filter driver of the repository runs on the copy
+    changes = changes or read_user_changes(repo)
+    staged = _copy_user_files(repo, path, [*changes.tracked, *changes.untracked])
+    staged += _write_buffers(path, buffers)
+    base = head
+    if staged or unstaged_removals:
+        listing = "".join(f"{p}\0" for p in dict.fromkeys([*unstaged_removals, *staged])).encode("utf-8", "surrogateescape")
+        run_git(path, ["update-index", "--add", "--remove", "-z", "--stdin"], input_bytes=listing, env=env, config=cfg)
+    if staged:
+        tree = run_git(path, ["write-tree"], env=env, config=cfg).stdout.decode().strip()
+        message = "route-agent: your uncommitted changes, untracked files and unsaved buffers"
+        commit = run_git(path, [*_COMMIT_CONFIG, "commit-tree", "--no-gpg-sign", tree, "-p", head, "-m", message], env=env, config=cfg)
+        base = commit.stdout.decode().strip()
+        run_git(path, ["update-ref", "--no-deref", "HEAD", base], env=env, config=cfg)
+    return Worktree(id=worktree_id or path.name, path=path, base=base, head=head, repo_root=repo.root)
+
+
+def _copy_user_files(repo: Repo, dest: Path, paths: list[str]) -> list[str]:
+    """Copy each path's current state (file, link or absence) from the user's tree into `dest`,
+    through safefs: no directory on the way in the worktree may be a link."""
+    copied: list[str] = []
     for rel in paths:
+        check_path(rel)
         source = repo.root / rel
         try:
-            info = os.lstat(source)
+            info: os.stat_result | None = os.lstat(source)
         except OSError:
-            continue
-        # Written through safefs: no directory on the way in the worktree may be a link.
-        if stat.S_ISLNK(info.st_mode):
+            info = None
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            continue  # a submodule or nested repository: not copied (as `git worktree add` does not)
+        if "/" in rel:
+            check_no_symlink(dest, str(PurePosixPath(rel).parent))
+        target = dest / rel
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)  # a directory the user replaced with a file
+        else:
+            remove_file(dest, rel)
+        if info is None:
+            copied.append(rel)  # deleted in the user's tree
+        elif stat.S_ISLNK(info.st_mode):
             make_symlink(dest, rel, os.readlink(source))  # copied as a link; patches through it are refused
+            copied.append(rel)
         elif stat.S_ISREG(info.st_mode):
             try:
                 with open(source, "rb", opener=_open_no_follow) as handle:
                     write_file(dest, rel, handle, mode=stat.S_IMODE(info.st_mode))
             except OSError:
                 continue  # replaced by a link or removed since it was listed: not copied
+            copied.append(rel)
+    return copied
 
 
 def _open_no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def _write_buffers(dest: Path, buffers: Mapping[str, str]) -> list[str]:
+    written: list[str] = []
+    for rel, text in buffers.items():
+        if is_git_internal(rel):
+            continue  # an open .git/config is not part of the change (issue 12, item 14)
+        check_path(rel)
+        check_no_symlink(dest, rel)
+        write_file(dest, rel, text.encode("utf-8", "surrogateescape"))
+        written.append(rel)
+    return written
 
 
 def remove_worktree(repo: Repo, worktree: Worktree) -> None:
@@ -187,7 +273,7 @@ def _remove_path(repo: Repo, path: Path) -> None:
     run_git(repo.root, ["worktree", "prune"], check=False)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -211,7 +297,7 @@ def prune_stale_worktrees(repo: Repo, max_orphan_age_s: float = 3600.0) -> list[
         if info.get("repo") not in (None, str(repo.root)):
             continue
         pid = info.get("pid")
-        stale = not isinstance(pid, int) or (info.get("host") == host and not _alive(pid))
+        stale = not isinstance(pid, int) or (info.get("host") == host and not process_alive(pid))
         if stale:
             _remove_path(repo, path)
             removed.append(path)
