@@ -269,3 +269,23 @@ def test_a_reset_undoes_every_kind_of_leftover_and_follows_a_new_commit(repo: Pa
     assert git(again.path, "rev-parse", "HEAD^").strip() == git(repo, "rev-parse", "HEAD").strip()
     assert (Path("/etc").exists() and not (again.path / "tests" / "link").exists())
     lease.release()
+
+
+def test_no_copy_of_the_users_uncommitted_files_rests_in_the_state_directory(repo: Path, state: Path) -> None:
+    (repo / ".env").write_text("PASSWORD=bait-8d1f\n")  # untracked, not ignored: copied for the checks
+    (repo / "app" / "sync.py").write_text((repo / "app" / "sync.py").read_text() + "TOKEN = 'bait-8d1f'\n")
+    r = open_repo(repo)
+    lease = lease_worktree(r)
+    wt = lease.prepare({"app/extra.py": "UNSAVED = 'bait-8d1f'\n"})
+    assert (wt.path / ".env").read_text() == "PASSWORD=bait-8d1f\n"
+    lease.note_written(["tests/test_sync.py"])
+    (wt.path / "tests" / "test_sync.py").write_text("# patched: bait-8d1f\n")
+    lease.release()
+    stored = [p for p in state.rglob("*") if p.is_file() and not p.is_symlink() and b"bait-8d1f" in p.read_bytes()]
+    assert stored == []
+    lease = lease_worktree(r)
+    again = lease.prepare()
+    assert (again.path / ".env").exists() and "TOKEN" in (again.path / "app" / "sync.py").read_text()
+    assert not (again.path / "app" / "extra.py").exists()
+    assert (again.path / "tests" / "test_sync.py").read_text() == (repo / "tests" / "test_sync.py").read_text()
+    lease.release()

@@ -66,6 +66,11 @@ class RunWorktree:
         self.req = req
         self.lease: Lease | None = None
 
+    def note_written(self, paths: Sequence[str]) -> None:
+        """Paths an attempt wrote (its patch): the lease deletes them when it ends, with the copies."""
+        if self.lease is not None:
+            self.lease.note_written(paths)
+
     def prepare(self) -> tuple[Worktree, float | None]:
         """The worktree, reset; and the seconds a first checkout took when this call made it."""
         if self.lease is None:
@@ -88,6 +93,7 @@ def apply_reply(req: RunRequest, run_worktree: RunWorktree, reply_text: str) -> 
         worktree, cold_seconds = run_worktree.prepare()
     except (WorkspaceError, PatchRejected) as exc:
         raise PatchRejected(f"cannot prepare a worktree: {exc}") from None
+    run_worktree.note_written(patch.paths or [b.path for b in patch.blocks])
     verification = req.policy.verification
     limits = PatchLimits(verification.max_patch_files, verification.max_patch_bytes)
     return worktree, apply_patch_in_worktree(worktree, patch, limits), cold_seconds

@@ -3,7 +3,8 @@
     lease = lease_worktree(repo, settings)   # blocks only while a slot is chosen
     worktree = lease.prepare(buffers)        # reset to the user's current state; cold the first time
     ...                                      # an escalation calls prepare() again: the same worktree
-    lease.release()                          # or let the process die: the kernel drops the lock
+    lease.release()                          # deletes the copies of the user's files; or let the process
+                                             # die: the kernel drops the lock
     prune_pool(repo, settings) -> list[Path] # at the start of a run: idle, surplus and half-made slots
     pool_slots() -> list[SlotInfo]           # for `route-agent state`
     drop_idle_slots() -> list[Path]          # for `route-agent state prune`
@@ -45,7 +46,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,7 @@ class Lease:
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _busy: bool = False
     _release_pending: bool = False
+    _scrub: set[str] = field(default_factory=set)
 
     @property
     def meta_path(self) -> Path:
@@ -190,9 +192,14 @@ class Lease:
         except BaseException:
             self._mark_unready()  # a half-made snapshot is never reused
             raise
+        self._scrub.update(self.worktree.copied)
         self._meta["last_used"] = time.time()
         _write_meta(self.meta_path, self._meta)
         return self.worktree
+
+    def note_written(self, paths: Iterable[str]) -> None:
+        """Paths an attempt wrote from the user's text (a patch): deleted when the lease ends."""
+        self._scrub.update(paths)
 
     def _usable_admin(self) -> Path | None:
         """The worktree's git directory when this slot holds a finished checkout of this repository."""
@@ -271,8 +278,19 @@ class Lease:
             if self.overflow:
                 self._drop()
                 self.path.with_name(self.path.name + ".lock").unlink(missing_ok=True)
+            else:
+                self._scrub_copies()
         finally:
             os.close(fd)
+
+    def _scrub_copies(self) -> None:
+        """Delete the files that hold the user's uncommitted text, so no copy of it (a `.env`, an
+        unsaved buffer) rests in the state directory between runs; the next reset restores them
+        from HEAD by name (it sees them as deleted). What checks wrote stays until that reset."""
+        for rel in sorted(self._scrub):
+            with contextlib.suppress(OSError, WorkspaceError, PatchRejected):
+                _remove_litter(self.path, rel)
+        self._scrub.clear()
 
 
 MAX_PATHS_BY_NAME = 2000

@@ -67,6 +67,8 @@ class Worktree:
     head: str
     """The user's HEAD when the worktree was made."""
     repo_root: Path
+    copied: tuple[str, ...] = ()
+    """Paths holding the user's uncommitted state (changed and untracked files, unsaved buffers)."""
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def snapshot_into(repo: Repo, path: Path, head: str, buffers: Mapping[str, str],
         commit = run_git(path, [*_COMMIT_CONFIG, "commit-tree", "--no-gpg-sign", tree, "-p", head, "-m", message], env=env, config=cfg)
         base = commit.stdout.decode().strip()
         run_git(path, ["update-ref", "--no-deref", "HEAD", base], env=env, config=cfg)
-    return Worktree(id=worktree_id or path.name, path=path, base=base, head=head, repo_root=repo.root)
+    return Worktree(id=worktree_id or path.name, path=path, base=base, head=head, repo_root=repo.root, copied=tuple(staged))
 
 
 def _copy_user_files(repo: Repo, dest: Path, paths: list[str]) -> list[str]:
