@@ -124,6 +124,7 @@ async def agent_attempt(req: RunRequest, caller: Any, lane: str, spec: ModelSpec
         return
     assert out.worktree is not None
     out.diff_text = await asyncio.to_thread(worktree_diff, out.worktree.path)
+    run_worktree.note_written(changed_paths(out.diff_text))  # deleted when the run's lease ends
     if not out.diff_text.strip():
         out.rejected = Finding("agent", f"the {lane} lane's agent ({out.executor}) changed nothing", "error", rule="patch_rejected",
                                kind="patch")
