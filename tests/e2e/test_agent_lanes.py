@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support.repos import fingerprint, git, make_sync_repo
+from support.repos import fingerprint, git, held_worktrees, make_sync_repo
 
 VERIFIER_90 = '{"verdict": "pass", "confidence": 0.9, "summary": "releases the connection", "concerns": []}'
 KEY = "sk-" + "Zx9yWv8uTs7rQp6oNm5lKj4iHg3fEd2cBa1zYx0wVu9tSr8q"
@@ -95,7 +95,7 @@ def test_builtin_agent_looks_runs_the_failing_test_edits_reruns_and_submits(tmp_
     assert "exit code: 1" in conversation[5]["content"] and "1 failed" in conversation[5]["content"]
     assert "exit code: 0" in conversation[9]["content"] and "2 passed" in conversation[9]["content"]
     assert fingerprint(repo) == before, "the user's tree changed before they applied anything"
-    assert not list((tmp_path / "state" / "worktrees").glob("*/")), "a worktree was left behind"
+    assert not held_worktrees(tmp_path / "state"), "a worktree is still held after the run"
 
     run_id = out.split("run_id: ", 1)[1].split()[0]
     transcript = tmp_path / "state" / "runs" / run_id / "agent" / "attempt-1.jsonl"
@@ -178,9 +178,9 @@ def test_sigint_mid_command_kills_it_and_leaves_nothing(tmp_path: Path, env: dic
                              "--lane", "fast"], env=env, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not list((tmp_path / "state" / "worktrees").glob("*/started")) and time.monotonic() < deadline:
+        while not list((tmp_path / "state" / "worktrees").glob("*/*/started")) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert list((tmp_path / "state" / "worktrees").glob("*/started")), "the command never started"
+        assert list((tmp_path / "state" / "worktrees").glob("*/*/started")), "the command never started"
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
     finally:
@@ -190,5 +190,5 @@ def test_sigint_mid_command_kills_it_and_leaves_nothing(tmp_path: Path, env: dic
     assert "cancelled" in stderr
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
     assert left.stdout == "", "the agent's command outlived the cancellation"
-    assert not list((tmp_path / "state" / "worktrees").glob("*/")), "a worktree was left behind"
+    assert not held_worktrees(tmp_path / "state"), "a worktree is still held after the run"
     assert fingerprint(repo) == before
