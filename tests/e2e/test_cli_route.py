@@ -329,11 +329,13 @@ def test_empty_repository(tmp_path: Path) -> None:
     assert "no commits yet" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_detached_head(tmp_path: Path, repo: Path) -> None:
+def test_detached_head_routes(tmp_path: Path, repo: Path) -> None:
+    """CI systems check out a pull request with a detached HEAD: routing and the dry run work there."""
+    four_plain_edits(repo)
     git(repo, "checkout", "-q", "--detach")
-    proc = run(tmp_path, "--task", "x", cwd=repo)
-    assert proc.returncode == 2
-    assert "detached" in proc.stderr.lower() and "Traceback" not in proc.stderr
+    out = route_json(tmp_path, repo, "fix the typo")
+    assert out["result"] == "dry-run"
+    assert out["signals"]["files_touched"] == 4
 
 
 def test_git_missing(tmp_path: Path, repo: Path) -> None:

@@ -85,6 +85,24 @@ def test_fast_lane_skips_the_test_then_strong_lane_fixes_it(tmp_path: Path, env:
     assert test.returncode == 0, test.stdout
 
 
+def test_a_detached_head_routes_and_applies(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
+    """A CI checkout of a pull request (detached HEAD): the routed run and apply work, HEAD stays detached."""
+    repo = make_sync_repo(tmp_path / "repo")
+    subprocess.run(["git", "checkout", "-q", "--detach"], cwd=repo, check=True)
+    fake_llm.script("fast-fixer", reply=FIX_REPLY)
+    fake_llm.script("verifier-90", reply=VERIFIER_90)
+    policy = write_policy(tmp_path / "policy.yaml", fake_llm.base_url, "fast-fixer", "strong-unused", "verifier-90")
+    proc = run_cli(["--task", "fix retry leak in sync worker", "--policy", str(policy), "--json"], env, repo)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["result"] == "pass"
+    applied = run_cli(["apply", out["run_id"]], env, repo)
+    assert applied.returncode == 0, applied.stderr
+    assert "pool.release()" in (repo / "app" / "sync.py").read_text()
+    head = subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=repo, capture_output=True, text=True, check=False)
+    assert head.returncode == 1, "apply moved HEAD onto a branch"
+
+
 def test_human_transcript_has_the_design_notes_shape(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
     repo = make_sync_repo(tmp_path / "repo")
     fake_llm.script("fast-fixer", reply=FIX_REPLY)

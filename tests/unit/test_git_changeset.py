@@ -303,10 +303,11 @@ class TestRepositoryStates:
         with pytest.raises(WorkspaceError, match="no commits yet"):
             open_repo(tmp_path)
 
-    def test_detached_head(self, repo: Path) -> None:
+    def test_detached_head_opens_at_its_commit(self, repo: Path) -> None:
         git(repo, "checkout", "-q", "--detach")
-        with pytest.raises(WorkspaceError, match="detached"):
-            open_repo(repo)
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
+        opened = open_repo(repo)
+        assert (opened.head, opened.branch) == (head, None)
 
     def test_inside_the_git_directory(self, repo: Path) -> None:
         with pytest.raises(WorkspaceError):

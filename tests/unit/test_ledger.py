@@ -205,3 +205,36 @@ def test_unreachable_postgres_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "cannot connect to the ledger" in proc.stderr and "hunter2" not in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sqlite_urls_name_the_file(tmp_path: Path) -> None:
+    """`--ledger sqlite:///x` made a folder named 'sqlite:'; it is SQLAlchemy's form of a path."""
+    env = dict(os.environ, ROUTE_AGENT_STATE_DIR=str(tmp_path / "state"))
+    store = open_ledger(str(tmp_path / "team.sqlite3"))
+    for row in rows():
+        store.record(row)
+    store.close()
+    for url in ("sqlite:///team.sqlite3", f"sqlite:///{tmp_path}/team.sqlite3"):
+        proc = subprocess.run([sys.executable, "-m", "route_agent", "ledger", "report", "--json", "--ledger", url],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert {lane["lane"]: lane["attempts"] for lane in json.loads(proc.stdout)["lanes"]} == {"fast": 4, "strong": 1}
+    assert not (tmp_path / "sqlite:").exists()
+
+
+@pytest.mark.parametrize(
+    ("location", "says"),
+    [
+        pytest.param("typo-folder/ledger.sqlite3", "does not exist", id="missing-folder"),
+        pytest.param("sqlite:///typo-folder/ledger.sqlite3", "does not exist", id="missing-folder-url"),
+        pytest.param("sqlite://ledger.sqlite3", "sqlite:///", id="two-slashes"),
+        pytest.param("mysql://u@h/db", "unknown ledger URL scheme", id="other-scheme"),
+    ],
+)
+def test_a_mistyped_ledger_is_refused_not_created(tmp_path: Path, location: str, says: str) -> None:
+    env = dict(os.environ, ROUTE_AGENT_STATE_DIR=str(tmp_path / "state"))
+    proc = subprocess.run([sys.executable, "-m", "route_agent", "ledger", "report", "--ledger", location],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+    assert {p.name for p in tmp_path.iterdir()} <= {"state"}, "a folder or an empty ledger was created"

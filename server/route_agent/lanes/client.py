@@ -224,7 +224,7 @@ class LaneClient:
                 if state.incomplete_retries >= INCOMPLETE_RETRIES:
                     return False
                 state.incomplete_retries += 1
-            log.info("retrying %s after %s%s", spec.model, exc.kind,
+            log.info("retrying model %s after %s%s", spec.model, exc.retry_reason(),
                      f" (Retry-After {exc.retry_after:g} s)" if exc.retry_after is not None else "")
             return exc.retry_after if exc.retry_after is not None else True
 

@@ -15,6 +15,12 @@ LaneErrorKind = Literal[
 ]
 
 
+_RETRY_WORDS: dict[str, str] = {
+    "rate_limited": "a rate limit", "server": "a server error", "incomplete": "an incomplete reply",
+    "html": "an HTML page instead of JSON", "timeout": "a timeout",
+}
+
+
 class LaneError(Exception):
     def __init__(self, kind: LaneErrorKind, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -31,6 +37,11 @@ class LaneError(Exception):
         self.output_tokens = 0
         self.cost_estimated = False
         self.received_chars = 0
+
+    def retry_reason(self) -> str:
+        """What went wrong, in words for a retry line: 'a server error (HTTP 503)'."""
+        words = _RETRY_WORDS.get(self.kind, self.kind.replace("_", " "))
+        return f"{words} (HTTP {self.status})" if self.status is not None else words
 
     def __str__(self) -> str:
         return self.message

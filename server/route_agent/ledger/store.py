@@ -400,9 +400,32 @@ def default_ledger_path() -> Path:
 
 
 def open_ledger(location: str | None = None) -> Ledger:
-    """`None`: SQLite in the state directory; `postgresql://...`: PostgreSQL; else a SQLite path."""
+    """`None`: SQLite in the state directory; `postgresql://...`: PostgreSQL; `sqlite:///PATH` or a
+    plain path: SQLite there (its folder must exist: a mistyped path must not start an empty ledger)."""
     if location is None or location == "":
         return SqliteLedger(default_ledger_path())
     if location.startswith(("postgresql://", "postgres://")):
         return PostgresLedger(location)
-    return SqliteLedger(Path(location).expanduser())
+    return SqliteLedger(sqlite_ledger_path(location))
+
+
+def sqlite_ledger_path(location: str) -> Path:
+    """The file a SQLite ledger location names: `sqlite:///rel/x.db` (relative), `sqlite:////abs/x.db`
+    (as SQLAlchemy reads them) or a plain path."""
+    if location.startswith("sqlite:"):
+        rest = location.removeprefix("sqlite:")
+        if not rest.startswith("///") or rest == "///":
+            raise LedgerError(f"cannot read the ledger URL {location!r}: write sqlite:///relative/path.db or "
+                              "sqlite:////absolute/path.db (or just the path)")
+        path = Path(rest[3:])
+    elif "://" in location:
+        scheme = location.split("://", 1)[0]
+        raise LedgerError(f"unknown ledger URL scheme {scheme!r} in {_redact_dsn(location)!r}: use a path, "
+                          "sqlite:///path or postgresql://...")
+    else:
+        path = Path(location)
+    path = path.expanduser()
+    if not path.parent.is_dir():
+        raise LedgerError(f"the ledger's folder {path.parent} does not exist (ledger {location!r}); "
+                          "check the path for a typo, or create the folder first")
+    return path

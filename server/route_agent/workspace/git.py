@@ -96,7 +96,8 @@ class Repo:
     root: Path
     git_dir: Path
     head: str
-    branch: str
+    branch: str | None
+    """The checked-out branch; None when HEAD is detached (a CI checkout of a pull request)."""
     config: tuple[str, ...] = ()
     """Extra `-c` settings for commands that may convert content (status, diff): see
     `filter_overrides`."""
@@ -161,12 +162,9 @@ def open_repo(path: Path) -> Repo:
     if head.returncode != 0:
         raise WorkspaceError(f"the repository at {root} has no commits yet; commit something first "
                              "(route-agent compares changes against HEAD)")
-    if not head_ref.startswith("ref: "):
-        raise WorkspaceError(
-            f"HEAD is detached in {root}; route-agent bases worktrees and patches on a branch. "
-            "Check out a branch first (`git switch -c my-branch`)"
-        )
-    branch = head_ref[5:].strip().removeprefix("refs/heads/")
+    # A detached HEAD (how CI systems check out a pull request) is fine: worktrees and patches are
+    # based on the commit, never on a branch name.
+    branch = head_ref[5:].strip().removeprefix("refs/heads/") if head_ref.startswith("ref: ") else None
     return Repo(root=root, git_dir=git_dir, head=head.stdout.decode().strip(), branch=branch,
                 config=filter_overrides(root))
 
