@@ -192,3 +192,32 @@ def test_sigint_mid_command_kills_it_and_leaves_nothing(tmp_path: Path, env: dic
     assert left.stdout == "", "the agent's command outlived the cancellation"
     assert not held_worktrees(tmp_path / "state"), "a worktree is still held after the run"
     assert fingerprint(repo) == before
+
+
+DEMO_TEST = '''cat >> tests/test_sync_worker.py <<'EOF'
+
+
+def test_a_successful_batch_releases_its_connection() -> None:
+    pool = ConnectionPool(size=10)
+    SyncWorker(FlakyUpstream(0), OrderStore(), pool=pool, sleep=lambda s: None).run_once(1)
+    assert pool.in_use == 0
+EOF'''
+
+
+def test_the_bundled_demo_runs_a_whole_routed_task_with_the_builtin_agent(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
+    demo = tmp_path / "demo-repo"
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(["bash", str(root / "examples" / "make-demo-repo.sh"), str(demo)], check=True, capture_output=True, timeout=120)
+    fake_llm.script("strong-agent", replies=[bash("ls demo_service tests"), bash(PYTEST), bash(DEMO_TEST), bash(PYTEST), SUBMIT])
+    fake_llm.script("verifier-90", reply=VERIFIER_90)
+    policy = write_policy(tmp_path / "policy.yaml", fake_llm.base_url, "fast-agent", "strong-agent")
+    before = fingerprint(demo)
+    proc = route(["--task", "fix retry leak in sync worker", "--workspace", str(demo), "--policy", str(policy), "--json"], env, demo)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["risk_score"], data["lane"], data["result"]) == (7, "strong", "pass")
+    (attempt,) = data["attempts"]
+    assert (attempt["executor"], attempt["steps"], attempt["passed"]) == ("builtin", 5, True)
+    assert [c["status"] for c in attempt["checks"]] == ["pass"]
+    assert " -> exit 0, " in next(line for line in proc.stderr.splitlines() if "step 2/40:" in line), "the demo's tests pass in the worktree"
+    assert fingerprint(demo) == before

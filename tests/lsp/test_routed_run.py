@@ -543,3 +543,43 @@ async def test_unsaved_buffer_is_what_the_patch_applies_to(client: LanguageClien
              for e in change.edits if isinstance(e, types.TextEdit)]
     edits += list((resolved.edit.changes or {}).get(uri, []))  # clients without documentChanges get `changes`
     assert edits and apply_text_edits(unsaved, edits) == fixed
+
+
+# --- lanes that are agents (issue 11) ------------------------------------------------------------
+
+
+def agent_reply(command: str) -> str:
+    return f"Next.\n\n```bash\n{command}\n```\n"
+
+
+AGENT_FIX = ("python3 - <<'EOF'\nimport pathlib\np = pathlib.Path('app/sync.py')\n"
+             "p.write_text(p.read_text().replace('        done += 1\\n', '        done += 1\\n        pool.release()\\n'))\nEOF")
+
+
+async def test_agent_steps_are_progress_in_the_editor(client: LanguageClient, routed_env: RoutedEnv) -> None:
+    env = routed_env
+    env.fake.script("fast-agent", replies=[agent_reply("ls app"), agent_reply(AGENT_FIX), agent_reply("submit")])
+    env.policy.write_text(policy_text(env.fake.base_url, "fast-agent", "strong-fixer").replace("executor: oneshot", "executor: builtin"))
+    run_id = (await route_fix(client, env))["run_id"]
+    info = await wait_run(client, run_id, "passed", "failed", "error", "cancelled")
+    assert info["status"] == "passed", info
+    messages = [r.message or "" for r in client.progress_reports[f"route-agent/{run_id}"] if isinstance(r, types.WorkDoneProgressReport)]
+    assert "fast lane step 1/40: ls app -> exit 0" in " | ".join(messages)
+    assert any(m.startswith("fast lane step 2/40: python3 - <<'EOF'") and m.endswith(" s") for m in messages), messages
+    assert "fast lane step 3/40: submit" in messages
+    assert "fast lane agent (builtin): submitted" in messages
+
+
+async def test_cancel_from_the_editor_mid_agent_command_kills_it(client: LanguageClient, routed_env: RoutedEnv) -> None:
+    env = routed_env
+    tag = f"ra-agent-{uuid.uuid4().hex[:8]}"
+    env.fake.script("fast-sleeper", replies=[agent_reply(f"exec -a {tag} sleep 60")])
+    env.policy.write_text(policy_text(env.fake.base_url, "fast-sleeper", "strong-fixer").replace("executor: oneshot", "executor: builtin"))
+    run_id = (await route_fix(client, env))["run_id"]
+    await wait_for(lambda: check_processes(tag), timeout=60)
+    result = await command(client, "route-agent.cancelRun", {"run_id": run_id})
+    assert result == {"cancelled": True, "status": "cancelled"}
+    info = await wait_run(client, run_id, "cancelled", "failed", "passed", "error", timeout=10)
+    assert info["status"] == "cancelled"
+    await wait_for(lambda: not check_processes(tag), timeout=5)
+    await wait_for(lambda: not worktrees(env.state), timeout=5)
