@@ -105,6 +105,8 @@ class AgentStep:
     status: str = ""
     """For a command: pass, fail, timeout, output-exceeded, error."""
     output_bytes: int = 0
+    model_s: float = 0.0
+    """The model call's time for this step (the loop's own time is the rest, less the command's)."""
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -280,14 +282,15 @@ async def run_agent(session: AgentSession, client: ChatClient, on_step: Callable
                 outcome.error = None if exc.kind == "budget" else exc
                 return outcome
             finally:
-                outcome.model_seconds += time.monotonic() - model_started
+                model_s = time.monotonic() - model_started
+                outcome.model_seconds += model_s
             outcome.model = str(reply.model)
             outcome.input_tokens += int(reply.input_tokens)
             outcome.output_tokens += int(reply.output_tokens)
             outcome.cost_usd += float(reply.cost_usd)
             text = str(reply.text)
             conversation.add("assistant", text, step_no)
-            base = AgentStep(session.lane, step_no, limits.max_steps, "format", input_tokens=int(reply.input_tokens),
+            base = AgentStep(session.lane, step_no, limits.max_steps, "format", model_s=model_s, input_tokens=int(reply.input_tokens),
                              output_tokens=int(reply.output_tokens), cost_usd=float(reply.cost_usd))
             commands = parse_reply(text)
             if len(commands) != 1:
