@@ -252,3 +252,14 @@ async def test_cancelling_mid_command_kills_it_and_leaves_nothing(tmp_path: Path
         await task
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
     assert left.stdout == "", f"processes left behind: {left.stdout}"
+
+
+async def test_a_daemon_started_by_a_command_does_not_outlive_its_step(tmp_path: Path) -> None:
+    root = git_repo(tmp_path)
+    marker = f"route-agent-daemon-{tmp_path.name}"
+    model = ScriptedModel([bash(f"setsid -f bash -c 'exec -a {marker} sleep 120' < /dev/null > /dev/null 2>&1; echo started"),
+                           bash("true")])
+    outcome = await run_agent(session(root), model)
+    assert outcome.status == "submitted" and "started" in model.requests[1][-1]["content"]
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True, check=False)
+    assert left.stdout == "", "a setsid daemon outlived the sandboxed command"

@@ -351,7 +351,7 @@ async def _run_command(session: AgentSession, command: str, sandbox: SandboxInfo
                                   timeout_s=timeout_s, kind="other")
     return await run_one(check, session.worktree, environ=environ if environ is not None else dict(os.environ),
                          deadline=time.monotonic() + timeout_s, max_output_bytes=session.max_output_bytes, sandbox=sandbox,
-                         scratch_dir=scratch)
+                         scratch_dir=scratch, supervise=False)
 
 
 def _deadline(outcome: AgentOutcome, limits: AgentLimits) -> AgentOutcome:

@@ -297,11 +297,15 @@ async def _terminate(proc: asyncio.subprocess.Process, marker: str) -> None:
 async def run_one(
     check: Check, worktree: Path, *, environ: Mapping[str, str], deadline: float, max_output_bytes: int, sandbox: SandboxInfo | None,
     scratch_dir: Path | None = None, extra_env: Mapping[str, str] | None = None, share_network: bool = False,
+    supervise: bool = True,
 ) -> CheckRun:
     """Run one check. `scratch_dir` is a TMPDIR the caller owns and reuses (the agent loop's, one per
     attempt); otherwise one is made and removed. `extra_env` is added after the allowlist (an
     external agent's key under its `key_env`); `share_network` keeps the network in the sandbox
-    (an external agent must reach its model), the filesystem stays confined."""
+    (an external agent must reach its model), the filesystem stays confined. `supervise=False` skips
+    the subreaper when the sandbox runs (the agent loop's commands: bubblewrap's PID namespace dies
+    with the command, so nothing can outlive it, and a Python start per step would cost ~100 ms);
+    without a sandbox the supervisor always runs."""
     run = CheckRun(name=check.name, argv=list(check.run), kind=check.kind, sandboxed=sandbox is not None)
     marker = uuid.uuid4().hex
     env = check_environment(environ, marker)
@@ -314,7 +318,8 @@ async def run_one(
         return run
     # Every check runs under the subreaper (reaper.py): no descendant can leave its ancestry.
     report = _ReportPipe()
-    argv = [sys.executable, "-I", "-S", "-c", reaper.source(), str(report.write_fd), "--", *argv]
+    if supervise or sandbox is None or not sandbox.executable:
+        argv = [sys.executable, "-I", "-S", "-c", reaper.source(), str(report.write_fd), "--", *argv]
     scratch: Path | None = None
     if sandbox is not None and sandbox.executable:
         scratch = scratch_dir or Path(tempfile.mkdtemp(prefix="route-agent-check-"))
@@ -322,8 +327,11 @@ async def run_one(
         argv = sandbox_argv(sandbox.executable, worktree, argv, scratch=scratch, share_network=share_network)
     elif scratch_dir is not None:
         env.update(TMPDIR=str(scratch_dir), TMP=str(scratch_dir), TEMP=str(scratch_dir))
+    # Unsupervised only inside bubblewrap's PID namespace, which is gone once the command is: nothing
+    # can carry the marker afterwards, so the /proc sweep (every process on the machine) is skipped.
+    sweep = supervise or sandbox is None or not sandbox.executable
     try:
-        return await _run_process(run, check, argv, worktree, env, marker, deadline, max_output_bytes, report)
+        return await _run_process(run, check, argv, worktree, env, marker, deadline, max_output_bytes, report, sweep)
     finally:
         report.close()
         if scratch is not None and scratch_dir is None:
@@ -377,7 +385,7 @@ def _survivor_finding(check: Check, report: dict[str, Any], sandboxed: bool) -> 
 
 
 async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: Path, env: dict[str, str], marker: str,
-                       deadline: float, max_output_bytes: int, report_pipe: _ReportPipe) -> CheckRun:
+                       deadline: float, max_output_bytes: int, report_pipe: _ReportPipe, sweep: bool = True) -> CheckRun:
     started = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -440,7 +448,7 @@ async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: P
         if survivors is not None:
             run.findings.append(survivors)
         # Descendants that outlived the check and its supervisor (which a check can kill) are killed too.
-        if kill_marked(marker, signal.SIGKILL) and not run.timed_out:
+        if sweep and kill_marked(marker, signal.SIGKILL) and not run.timed_out:
             run.findings.append(
                 Finding(check.name, "the check left processes running after it exited; they were killed", "warning", rule="orphans")
             )
