@@ -87,6 +87,32 @@ def test_issue12_item01_committed_temp_file_symlink_is_never_written_through(sce
 
 
 
+
+def test_issue12_item01_the_editor_never_writes_a_path_rule_through_a_committed_policy_link(scenario: Scenario) -> None:
+    """`.route-agent/policy.yaml` committed as a link to a file outside; the editor's "add path rule" (for a
+    client that cannot apply edits itself) refuses instead of writing there."""
+    s = scenario
+    target, _, mode = outside_file(s, "policy.yaml")
+    target.write_text("paths:\n  auth_code: [secure/]\n")
+    data = target.read_bytes()
+    (s.repo / ".route-agent").mkdir()
+    (s.repo / ".route-agent" / "policy.yaml").symlink_to(target)
+    commit_all(s.repo, "the policy lives elsewhere")
+    s.snapshot()
+    lsp = LspProcess(s.repo, s.env)
+    try:
+        lsp.initialize(s.repo)
+        lsp.request(2, "workspace/executeCommand", {"command": "route-agent.addPathRule", "arguments": [
+            {"folder": s.repo.as_uri(), "signal": "auth_code", "glob": "app/"}]})
+        reply = lsp.wait_reply(2, 30)
+    finally:
+        lsp.close()
+    assert reply is not None, "no reply"
+    assert reply.get("result", {}).get("applied") is False and "symlink" in reply["result"]["reason"], reply
+    assert_untouched(target, data, mode)
+    s.assert_nothing_lost()
+
+
 # -- 13: diff format settings in the repository's .git/config; numbers a policy cannot hold ------------------------
 
 @pytest.mark.parametrize("settings", [
