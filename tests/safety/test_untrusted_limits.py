@@ -419,3 +419,31 @@ def test_item08_a_setsid_env_i_grandchild_is_tracked_killed_and_reported(scenari
             os.kill(pid, signal.SIGKILL)
     s.assert_nothing_lost()
     assert outside_fingerprint(s) == outside
+
+
+def test_item08_a_check_that_kills_its_supervisor_is_reported(scenario: Scenario) -> None:
+    import os
+    import signal
+    import uuid
+
+    from safety_support import processes_with
+
+    s = scenario
+    marker = f"item08-parent-killer-{uuid.uuid4().hex}"
+    killer = ("import os, signal, subprocess\n"
+              f"subprocess.Popen(['setsid', 'env', '-i', '/usr/bin/python3', '-c', 'import time; time.sleep(300)', {marker!r}],"
+              " start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+              "os.kill(os.getppid(), signal.SIGKILL)\n")
+    policy = s.policy(checks=[check("killer", ["python3", "-c", killer], timeout_s=60), *default_checks()])
+    outside = outside_fingerprint(s)
+    try:
+        r = s.route(TASK, "--sandbox", "required", policy=policy)
+        assert r.out is not None, r.text
+        assert any(f["rule"] == "supervisor-killed" and f["check"] == "killer" for f in r.out["findings"]), r.out["findings"]
+        assert r.out["attempts"][0]["checks"][0]["status"] != "pass", "a check that killed its supervisor passed"
+        assert processes_with(marker) == [], "the sandbox's PID namespace did not end the grandchild"
+    finally:
+        for pid in processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside

@@ -444,9 +444,15 @@ async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: P
         run.duration_s = time.monotonic() - started
         run.head = head.decode("utf-8", "replace")
         run.tail = tail.decode("utf-8", "replace")
-        survivors = _survivor_finding(check, report_pipe.read(), run.sandboxed)
+        supervisor = report_pipe.read()
+        survivors = _survivor_finding(check, supervisor, run.sandboxed)
         if survivors is not None:
             run.findings.append(survivors)
+        elif not supervisor and not (run.timed_out or run.cancelled or run.output_exceeded):
+            # Only a kill stops the supervisor from reporting: the check (or something it started) killed its parent.
+            where = "" if run.sandboxed else "; processes it started may have escaped (the sandbox's PID namespace would have held them)"
+            run.findings.append(Finding(check.name, f"the check's supervisor was killed before it could account for the check's "
+                                        f"processes{where}", "error", rule="supervisor-killed"))
         # Descendants that outlived the check and its supervisor (which a check can kill) are killed too.
         if sweep and kill_marked(marker, signal.SIGKILL) and not run.timed_out:
             run.findings.append(
