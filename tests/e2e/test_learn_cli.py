@@ -85,6 +85,26 @@ def test_learn_from_a_ledger_needs_200_tasks(tmp_path: Path) -> None:
     assert code == 2 and "30 task(s) have outcomes in both lanes" in err and "record 170 more" in err
 
 
+def test_learn_from_a_ledger_with_enough_tasks_writes_a_policy(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = open_ledger(str(path))
+    for i in range(210):
+        hard = i % 3 == 0
+        brief = f"Problem {i} in pkg/m{i % 5}.py" + (TRACE if hard else " the docs say one thing, please fix the message")
+        for lane, ok in (("fast", not hard), ("strong", hard or i % 5 != 1)):
+            ledger.record(AttemptRow(run_id=f"r{i}", repo=f"/src/repo{i % 3}", lane=lane, model=lane, risk_score=1, passed=ok,
+                                     attempt_no=1 if lane == "fast" else 2, brief=brief, cost_usd=0.1 if lane == "fast" else 0.4))
+    ledger.close()
+    out = tmp_path / "from-ledger.yaml"
+    code, js, err = invoke(["policy", "learn", "--ledger", str(path), "--bootstrap", "100", "--json", "--out", str(out)])
+    assert code == 0, err
+    data = json.loads(js)
+    assert data["tasks"] == 210 and data["repos"] == 3 and data["fast_cost_vs_strong"] == pytest.approx(0.25)
+    assert data["cross_validation"]["plans"]["learned"]["cost_vs_all_strong"] < 1.0
+    code, _, err = invoke(["policy", "check", str(out)])
+    assert code == 0, err
+
+
 def test_ledger_report_shows_plans_and_predicted_against_observed(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite3"
     ledger = open_ledger(str(path))
