@@ -159,6 +159,14 @@ def test_default_policy_is_valid_and_matches_design_notes() -> None:
     assert loaded.sources == ("<built-in default.yaml>",)
 
 
+def test_default_policy_needs_one_key() -> None:
+    """A new user sets the one key the dry run names; the verifier must not need a second one."""
+    from route_agent.policy.keys import api_key_env_for
+
+    policy = PolicyCache().load().policy
+    assert {api_key_env_for(spec) for spec in (policy.models.fast, policy.models.strong, policy.models.verifier)} == {"OPENROUTER_API_KEY"}
+
+
 def test_shipped_policy_file_matches_packaged_default() -> None:
     shipped = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
     assert shipped.read_text("utf-8") == default_policy_text()
