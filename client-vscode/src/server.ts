@@ -206,6 +206,7 @@ export class ServerManager implements vscode.Disposable {
         return;
       }
       this.log.info(`Python: ${describeInterpreter(this.interpreter)}`);
+      this.log.info(`route-agent ${bundle.manifest.version}`);
     } else {
       this.lastProblem = undefined;
       if (check.kind === 'ok') {
