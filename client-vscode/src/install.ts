@@ -89,7 +89,7 @@ export async function ensureBundledServer(bundle: Bundle, base: Interpreter, log
         }
       }
       fs.writeFileSync(stampFile, JSON.stringify(stampFor(bundle.manifest, base)));
-      log.info(`route-agent ${bundle.manifest.version} installed in ${bundle.venv}`);
+      log.info(`Installed route-agent ${bundle.manifest.version} in ${bundle.venv}`);
       return interpreter;
     },
   );
