@@ -238,3 +238,13 @@ def test_a_mistyped_ledger_is_refused_not_created(tmp_path: Path, location: str,
     assert proc.returncode == 2
     assert says in proc.stderr and "Traceback" not in proc.stderr
     assert {p.name for p in tmp_path.iterdir()} <= {"state"}, "a folder or an empty ledger was created"
+
+
+def test_plan_and_predictions_round_trip(ledger) -> None:  # type: ignore[no-untyped-def]
+    predicted = {"fast": 0.31, "strong": 0.62, "strong_after_fast_failed": 0.5}
+    ledger.record(AttemptRow(run_id="p1", repo="r", lane="fast", model="m", risk_score=1, passed=False, plan="stop-after-fast",
+                             predicted=predicted))
+    ledger.record(AttemptRow(run_id="p2", repo="r", lane="strong", model="m", risk_score=9, passed=True))
+    stored = {row.run_id: row for row in ledger.rows()}
+    assert (stored["p1"].plan, stored["p1"].predicted) == ("stop-after-fast", predicted)
+    assert (stored["p2"].plan, stored["p2"].predicted) == (None, {})
