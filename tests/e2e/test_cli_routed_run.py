@@ -103,6 +103,24 @@ def test_a_detached_head_routes_and_applies(tmp_path: Path, env: dict[str, str],
     assert head.returncode == 1, "apply moved HEAD onto a branch"
 
 
+def test_fast_lane_request_over_the_thresholds_runs_fast_and_is_booked_as_an_override(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
+    repo = make_sync_repo(tmp_path / "repo")
+    fake_llm.script("fast-fixer", reply=FIX_REPLY)
+    fake_llm.script("verifier-90", reply=VERIFIER_90)
+    policy = write_policy(tmp_path / "policy.yaml", fake_llm.base_url, "fast-fixer", "strong-unused", "verifier-90")
+    policy.write_text(policy.read_text() + "routing: {fast_max_score: 0, strong_min_score: 1}\n")  # every task strong by score
+    auto = json.loads(run_cli(["--task", "fix retry leak in sync worker", "--policy", str(policy), "--dry-run", "--json"], env, repo).stdout)
+    assert auto["lane"] == "strong" and auto["always_strong"] == []
+    proc = run_cli(["--task", "fix retry leak in sync worker", "--policy", str(policy), "--lane", "fast", "--json"], env, repo)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert (out["lane"], out["lane_override"], out["result"]) == ("fast", True, "pass")
+    assert [a["model"] for a in out["attempts"]] == ["fast-fixer"]
+    import sqlite3
+    rows = sqlite3.connect(env["ROUTE_AGENT_LEDGER"]).execute("SELECT lane, signals FROM attempts").fetchall()
+    assert [(lane, json.loads(signals).get("lane_override")) for lane, signals in rows] == [("fast", "fast")]
+
+
 def test_human_transcript_has_the_design_notes_shape(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
     repo = make_sync_repo(tmp_path / "repo")
     fake_llm.script("fast-fixer", reply=FIX_REPLY)

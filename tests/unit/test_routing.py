@@ -177,16 +177,20 @@ def test_requested_lane(requested: Literal["auto", "fast", "strong"], change_set
     assert decision.requested_lane == requested
 
 
-@pytest.mark.parametrize(
-    "change_set",
-    [
-        pytest.param(ChangeSet(files=(FLOOR_CASES[0].values[0],)), id="always-strong"),
-        pytest.param(ChangeSet(files=edits(8)), id="strong-by-score"),
-    ],
-)
-def test_fast_lane_cannot_lower_a_strong_decision(change_set: ChangeSet) -> None:
+def test_fast_lane_cannot_go_below_the_floor() -> None:
     with pytest.raises(LaneRefused, match="cannot lower"):
-        ROUTER.classify(change_set, "fix it", requested_lane="fast")
+        ROUTER.classify(ChangeSet(files=(FLOOR_CASES[0].values[0],)), "fix it", requested_lane="fast")
+
+
+def test_fast_lane_may_overrule_the_thresholds() -> None:
+    """A task strong by score alone (8 plain edits), no always-strong condition: the user may ask for fast."""
+    auto = ROUTER.classify(ChangeSet(files=edits(8)), "fix it")
+    assert auto.lane == "strong" and not auto.always_strong
+    decision = ROUTER.classify(ChangeSet(files=edits(8)), "fix it", requested_lane="fast")
+    assert (decision.lane, decision.lane_override, decision.risk_score) == ("fast", True, auto.risk_score)
+    assert "requested by the user (--lane fast)" in decision.lane_reason
+    assert decision.as_dict()["lane_override"] is True
+    assert auto.as_dict()["lane_override"] is False
 
 
 def _outcome(**kwargs: object) -> AttemptOutcome:

@@ -124,7 +124,7 @@ def test_failures_for(root: Path, report: Path | None) -> TestFailures:
 @click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Policy file layered over the default (instead of the repository's).")
 @click.option("--lane", type=click.Choice(["auto", "fast", "strong"]), default="auto", show_default=True,
-              help="Ask for a lane; the always-strong floor cannot be lowered.")
+              help="Ask for a lane: fast overrules the thresholds (booked as an override), never the always-strong floor.")
 @click.option("--test-report", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="JUnit XML whose failures count as test_failures (default: the latest verification).")
 @click.option("--dry-run", is_flag=True, help="Decide and plan only; call no model.")

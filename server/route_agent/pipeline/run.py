@@ -550,7 +550,7 @@ def _record(req: RunRequest, attempt: _Attempt, *, passed: bool) -> None:
             attempt_no=attempt.no,
             task_id=req.task_id,
             brief=req.decision.signals.brief,
-            signals=req.decision.signals.as_dict(),
+            signals={**req.decision.signals.as_dict(), **({"lane_override": "fast"} if req.decision.lane_override else {})},
             confidence=attempt.confidence,
             escalated=attempt.escalated,
             escalation_reason=",".join(attempt.reasons) or None,

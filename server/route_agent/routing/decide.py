@@ -89,6 +89,8 @@ class Decision:
     plan: PlanChoice | None = None
     """The plan for the task (cascade, strong-only, fast-only, stop-after-fast) and, with a learned
     policy, the predicted probabilities behind it."""
+    lane_override: bool = False
+    """The user asked for the fast lane on a task the thresholds send strong (never past the floor)."""
 
     @property
     def plan_name(self) -> str:
@@ -103,6 +105,7 @@ class Decision:
             "lane": self.lane,
             "lane_reason": self.lane_reason,
             "plan": self.plan_name,
+            "lane_override": self.lane_override,
         }
         if self.plan is not None:
             out["plan_detail"] = self.plan.as_dict()
@@ -206,12 +209,17 @@ class Router:
             reason = f"risk {risk_score} is between the thresholds; routing.between is {lane}"
         if requested_lane == "strong" and lane == "fast":
             lane, reason = "strong", "requested by the user (--lane strong)"
-        elif requested_lane == "fast" and lane == "strong":
-            raise LaneRefused(f"the policy requires the strong lane for this task ({reason}); a request for the fast lane cannot lower it")
+        override = False
+        if requested_lane == "fast" and lane == "strong":
+            if hits:
+                raise LaneRefused(f"the built-in floor requires the strong lane for this task ({reason}); "
+                                  "a request for the fast lane cannot lower it")
+            # Thresholds are a default the user may overrule for one task; the floor is not.
+            lane, reason, override = "fast", f"requested by the user (--lane fast) over the thresholds: {reason}", True
         plan = self._plan(signals, risk_score, lane, requested_lane)
         if plan is not None and plan.lane != lane:
             lane, reason = plan.lane, f"{reason}; {plan.reason}"
-        return Decision(signals, risk_score, contributions, hits, lane, reason, requested_lane, plan)
+        return Decision(signals, risk_score, contributions, hits, lane, reason, requested_lane, plan, override)
 
     def _plan(self, signals: Signals, risk_score: int, lane: Lane, requested_lane: str) -> PlanChoice | None:
         from route_agent.routing.learned import PlanChoice, choose_plan, fast_lane_pays, task_features
