@@ -5,17 +5,19 @@ server, a real PostgreSQL server per test run) and asserts that nothing was lost
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from safety_support import PY, Scenario, check, default_checks
+from safety_support import PY, Scenario, check, default_checks, policy_data, write_policy
 
-from support.postgres import throwaway_postgres
-from support.repos import FIX_REPLY, SYNC_PY, git
+from support.postgres import restartable_postgres, throwaway_postgres
+from support.repos import FIX_REPLY, SKIP_TEST_REPLY, SYNC_PY, git
 
 TASK = "fix retry leak in sync worker"
 FIX_DIFF = FIX_REPLY.split("```diff\n", 1)[1].split("```", 1)[0]
@@ -186,4 +188,59 @@ def test_issue12_item15_thirty_first_runs_at_once_create_the_postgres_schema_onc
         assert proc.returncode == 2 and out["result"] == "error" and "authentication failed" in out["message"], out["message"]
     rows = pg_rows(dsn)
     assert len(rows) == 30 and len({r[1] for r in rows}) == 30, "a run's task was lost or doubled"
+    s.assert_nothing_lost()
+
+
+# -- item 16: the team ledger dies mid-run ------------------------------------------------------------------------------
+
+
+def test_issue12_item16_a_ledger_that_dies_mid_run_loses_no_paid_call(scenario: Scenario) -> None:
+    s = scenario
+    with restartable_postgres() as server:
+        s.env["ROUTE_AGENT_LEDGER"] = server.dsn
+        data = policy_data(s.fake.base_url)
+        data["models"]["fast"]["idle_timeout_s"] = 60  # the fast model answers after a pause, during which the database dies
+        policy = write_policy(s.tmp / "policy.yaml", data)
+        s.fake.script("fast-fixer", reply=SKIP_TEST_REPLY, delay=8.0)  # tamper: every run escalates, so two rows each
+        argv = [PY, "-m", "route_agent", "route", "--task", TASK, "--json", "--policy", str(policy)]
+        runs = 4
+        procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                  env=s.env, cwd=s.repo) for _ in range(runs)]
+        deadline = time.monotonic() + 120
+        while sum(q.model == "fast-fixer" for q in s.fake.requests) < runs and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.kill()  # every run has opened the ledger, read today's spend and is waiting for its model
+        outs = [p.communicate(timeout=300) for p in procs]
+        attempts = 0
+        for proc, (stdout, stderr) in zip(procs, outs, strict=True):
+            s.outputs.append(stdout + stderr)
+            assert "Traceback" not in stderr, stderr[-3000:]
+            out = json.loads(stdout)
+            assert proc.returncode == 0 and out["result"] == "pass", (proc.returncode, out["message"], stderr[-2000:])
+            assert [a["lane"] for a in out["attempts"]] == ["fast", "strong"]
+            assert out["ledger"]["reachable"] is False and "team ledger became unreachable" in stderr, stderr[-2000:]
+            attempts += len(out["attempts"])
+        spools = list(s.state.glob("ledger-spool-*.sqlite3"))
+        assert len(spools) == 1
+        spool = sqlite3.connect(spools[0])
+        spooled = [r[0] for r in spool.execute("SELECT attempt_id FROM attempts ORDER BY rowid")]
+        spool.close()
+        assert len(spooled) == attempts, f"{attempts} paid attempts, {len(spooled)} rows kept"
+
+        # Still down: a new run refuses to spend blind, plainly, and calls no model.
+        before = len(s.fake.requests)
+        r = s.cli("route", "--task", TASK, "--policy", str(policy))
+        assert r.code == 2 and "cannot connect to the ledger" in r.text and "nothing was run" in r.text, r.text
+        assert "Traceback" not in r.text and len(s.fake.requests) == before
+
+        # Back: the next command that reaches it writes the spool there, once and in order.
+        server.start()
+        for _ in range(2):
+            report = s.cli("ledger", "report", "--json")
+            assert report.code == 0 and "Traceback" not in report.text, report.text
+        rows = pg_rows(server.dsn)
+        assert [r[0] for r in rows] == spooled, "the spooled rows were not written once and in order"
+        remaining = sqlite3.connect(spools[0])
+        assert remaining.execute("SELECT COUNT(*) FROM attempts").fetchone()[0] == 0
+        remaining.close()
     s.assert_nothing_lost()

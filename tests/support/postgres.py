@@ -23,28 +23,51 @@ def _bin_dir() -> Path:
     return Path(found[-1]).parent
 
 
+class PostgresServer:
+    """A throwaway server that a test can kill (`pg_ctl stop -m immediate`, as a crash) and start again."""
+
+    def __init__(self) -> None:
+        self.bindir = _bin_dir()
+        self.base = Path(tempfile.mkdtemp(prefix="route-agent-pg-"))
+        self.data, self.sock, self.log = self.base / "data", self.base / "sock", self.base / "log"
+        self.sock.mkdir()
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            for path in (self.base, self.sock):
+                os.chown(path, user.pw_uid, user.pw_gid)
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+            self.db_user = "postgres"
+        else:
+            self.db_user = pwd.getpwuid(os.geteuid()).pw_name
+        subprocess.run([*self.run_as, str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", self.db_user, "--no-sync"],
+                       check=True, capture_output=True, timeout=120)
+        self.dsn = f"postgresql://{self.db_user}@/postgres?host={self.sock}"
+
+    def start(self) -> None:
+        subprocess.run([*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o",
+                        f"-c listen_addresses='' -k {self.sock} -c fsync=off", "start"], check=True, capture_output=True, timeout=90)
+
+    def kill(self) -> None:
+        subprocess.run([*self.run_as, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True, timeout=60, check=False)
+
+    def remove(self) -> None:
+        self.kill()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextmanager
+def restartable_postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
 @contextmanager
 def throwaway_postgres() -> Iterator[str]:
-    bindir = _bin_dir()
-    base = Path(tempfile.mkdtemp(prefix="route-agent-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        for path in (base, sock):
-            os.chown(path, user.pw_uid, user.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-        db_user = "postgres"
-    else:
-        db_user = pwd.getpwuid(os.geteuid()).pw_name
-    subprocess.run([*run_as, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", db_user, "--no-sync"],
-                   check=True, capture_output=True, timeout=120)
-    log = base / "log"
-    subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "-o",
-                    f"-c listen_addresses='' -k {sock} -c fsync=off", "start"], check=True, capture_output=True, timeout=90)
-    try:
-        yield f"postgresql://{db_user}@/postgres?host={sock}"
-    finally:
-        subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60, check=False)
-        shutil.rmtree(base, ignore_errors=True)
+    with restartable_postgres() as server:
+        yield server.dsn

@@ -46,7 +46,7 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-u
         store = open_ledger(str(tmp_path / "ledger.sqlite3"))
     else:
         store = open_ledger(request.getfixturevalue("pg_dsn"))
-        store._db.execute("TRUNCATE attempts")  # type: ignore[attr-defined]
+        store._shared._db.execute("TRUNCATE attempts")  # type: ignore[attr-defined]  # the shared ledger behind the spool
     yield store
     store.close()
 
@@ -248,3 +248,46 @@ def test_plan_and_predictions_round_trip(ledger) -> None:  # type: ignore[no-unt
     stored = {row.run_id: row for row in ledger.rows()}
     assert (stored["p1"].plan, stored["p1"].predicted) == ("stop-after-fast", predicted)
     assert (stored["p2"].plan, stored["p2"].predicted) == (None, {})
+def test_a_shared_ledger_that_dies_spools_counts_the_spool_in_the_day_and_replays_once(tmp_path: Path) -> None:
+    from route_agent.ledger.spool import SpoolingLedger, spool_path_for
+    from support.postgres import restartable_postgres
+
+    with restartable_postgres() as server:
+        spool = spool_path_for(server.dsn, tmp_path)
+        ledger = SpoolingLedger(server.dsn, spool)
+        first, second, third = rows()[:3]
+        ledger.record(first)
+        assert ledger.spent_today_usd() == pytest.approx(first.cost_usd) and not spool.exists()
+        server.kill()
+        ledger.record(second)
+        ledger.record(third)
+        assert ledger.unreachable and "cannot" in ledger.unreachable and ledger.spooled == 2
+        # what the shared ledger said last, plus what was spooled since: the budget still sees every paid call
+        assert ledger.spent_today_usd() == pytest.approx(first.cost_usd + second.cost_usd + third.cost_usd)
+        ledger.close()
+        with pytest.raises(LedgerError, match="cannot connect"):
+            SpoolingLedger(server.dsn, spool)
+        server.start()
+        back = SpoolingLedger(server.dsn, spool)
+        assert back.replayed == 2 and back.spent_today_usd() == pytest.approx(first.cost_usd + second.cost_usd + third.cost_usd)
+        back.close()
+        again = SpoolingLedger(server.dsn, spool)
+        assert again.replayed == 0
+        assert sorted(r.attempt_id for r in again.rows()) == sorted(r.attempt_id for r in (first, second, third))
+        again.close()
+
+
+def test_an_unknown_day_spend_refuses_the_call() -> None:
+    from route_agent.lanes.budget import BudgetGuard, TaskSpend
+    from route_agent.lanes.errors import LaneError
+    from route_agent.policy.models import Budgets
+
+    class Unreadable:
+        def spent_today_usd(self) -> float:
+            raise LedgerError("today's spend is unknown: the team ledger at postgresql://x cannot be read (server closed)")
+
+    guard = BudgetGuard(Budgets(per_day_usd=10.0), Unreadable())
+    with pytest.raises(LaneError, match="today's spend is unknown") as caught:
+        guard.check_before(TaskSpend(), 0.01, "m")
+    assert caught.value.kind == "budget"
+    assert BudgetGuard(Budgets(per_day_usd=None), Unreadable()).check_before(TaskSpend(), 0.01, "m") is None

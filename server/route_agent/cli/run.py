@@ -96,7 +96,7 @@ def run_routed(
     try:
         ledger = open_ledger(ledger_location)
     except LedgerError as exc:
-        click.echo(f"route-agent: {exc}", err=True)
+        click.echo(f"route-agent: {exc}; nothing was run (today's spend cannot be read)", err=True)
         return EXIT_CONFIG
     req = RunRequest(
         repo=repo,
@@ -131,6 +131,12 @@ def run_routed(
         click.echo("route-agent: the run ended without a result", err=True)
         return EXIT_CONFIG
     elapsed = time.monotonic() - started
+    ledger_state = _ledger_state(ledger)
+    if ledger_state["reachable"] is False:
+        # Plainly, on stderr in both modes: the run's result stands, its rows are safe in the spool.
+        click.echo(f"route-agent: the team ledger became unreachable during the run ({ledger_state['problem']}); "
+                   f"{ledger_state['spooled']} attempt row(s) are kept in {ledger_state['spool']} and will be written to it, "
+                   "once and in order, the next time route-agent reaches it", err=True)
     lanes_used = [a["lane"] for a in final.attempts]
     if lanes_used and lanes_used[-1] != decision.lane:
         checks = list(getattr(policy.verification, lanes_used[-1]))
@@ -151,6 +157,7 @@ def run_routed(
                 "sandboxed": not not_sandboxed,
                 "not_sandboxed": sorted(set(not_sandboxed)),
                 "base_commit": repo.head,
+                "ledger": ledger_state,
             }
         )
         click.echo(json.dumps(out, indent=2))
@@ -170,3 +177,16 @@ def run_routed(
     if final.result == "fail":
         return EXIT_FAILED
     return EXIT_CONFIG
+
+
+def _ledger_state(ledger: object) -> dict[str, Any]:
+    """Where the run's rows went: `reachable` is False when a shared ledger failed and rows were spooled."""
+    problem = getattr(ledger, "unreachable", None)
+    spool = getattr(ledger, "spool_path", None)
+    return {
+        "location": str(getattr(ledger, "location", "")),
+        "reachable": problem is None,
+        "problem": problem,
+        "spooled": int(getattr(ledger, "spooled", 0)),
+        "spool": str(spool) if spool is not None else None,
+    }

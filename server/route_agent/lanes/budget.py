@@ -9,7 +9,8 @@
         .record_after(task, actual_usd, model) -> bool     # False once a budget is spent
 
 A spent budget stops the run with a clear message; a lane is never downgraded to a cheaper model to
-fit a budget. The day's spend comes from the `SpendSource` (the ledger's rows for today); this
+fit a budget. A day's spend that cannot be read (a shared ledger that went away and never answered)
+is unknown, not zero: the call is refused with a message. The day's spend comes from the `SpendSource` (the ledger's rows for today); this
 module never writes it, so a call is counted once, by whoever records the attempt.
 """
 
@@ -68,13 +69,23 @@ class BudgetGuard:
                                 "switching to a cheaper model. Raise budgets.per_task_usd to continue")
         per_day = self.budgets.per_day_usd
         if per_day is not None and self.spend_source is not None:
-            today = self.spend_source.spent_today_usd()
+            today = self._spent_today(per_day, model)
             if today >= per_day:
                 raise LaneError("budget", f"the per-day budget of ${per_day:.2f} is spent (${today:.4f} today); "
                                 "the run stops here. Raise budgets.per_day_usd or wait until tomorrow")
             if today + estimate_usd > per_day:
                 raise LaneError("budget", f"calling {model} is estimated at ${estimate_usd:.4f}, which would pass the per-day "
                                 f"budget of ${per_day:.2f} (${today:.4f} spent today); the run stops here")
+
+    def _spent_today(self, per_day: float, model: str) -> float:
+        """Today's spend; one that cannot be read stops the call (fail safe: never spend blind)."""
+        assert self.spend_source is not None
+        try:
+            return self.spend_source.spent_today_usd()
+        except Exception as exc:  # a ledger that cannot be read: the spend is unknown, not zero
+            raise LaneError("budget", f"today's spend is unknown ({exc}), so calling {model} could pass the per-day budget of "
+                            f"${per_day:.2f}; the run stops here. Bring the ledger back, or run with --ledger naming one "
+                            "that can be read") from None
 
     def record_after(self, task: TaskSpend, actual_usd: float, model: str) -> bool:
         """Add a call's actual cost; False when a budget is now spent (the next call will stop)."""
@@ -84,5 +95,9 @@ class BudgetGuard:
         if per_task is not None and task.spent_usd >= per_task:
             return False
         per_day = self.budgets.per_day_usd
-        return not (per_day is not None and self.spend_source is not None
-                    and self.spend_source.spent_today_usd() + actual_usd >= per_day)
+        if per_day is None or self.spend_source is None:
+            return True
+        try:
+            return self.spend_source.spent_today_usd() + actual_usd < per_day
+        except Exception:  # unknown spend: the next call's check stops the run with the reason
+            return False

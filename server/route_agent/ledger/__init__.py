@@ -3,7 +3,7 @@
 SQLite (WAL, versioned schema with migrations) in the user's state directory by default, or
 PostgreSQL for a team (`postgresql://...`, via psycopg). Rows are written once per attempt, in
 their own transaction, keyed by a unique attempt id: a crash loses nothing already written and a
-retry never duplicates a row.
+retry never duplicates a row. Rows a PostgreSQL ledger cannot take wait in a local spool (spool.py).
 """
 
 from __future__ import annotations

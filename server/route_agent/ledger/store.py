@@ -277,6 +277,15 @@ class SqliteLedger:
         query += " ORDER BY created_at, run_id, attempt_no"
         return [AttemptRow.from_values(r) for r in self._db.execute(query, params).fetchall()]
 
+    def spooled_rows(self) -> list[tuple[int, AttemptRow]]:
+        """Every row in the order it was written (a spool is replayed in this order), with its rowid."""
+        rows = self._db.execute(f"SELECT rowid, {', '.join(COLUMNS)} FROM attempts ORDER BY rowid").fetchall()
+        return [(int(r[0]), AttemptRow.from_values(r[1:])) for r in rows]
+
+    def forget(self, rowid: int) -> None:
+        """Delete one row (a spooled row once the shared ledger holds it)."""
+        self._db.execute("DELETE FROM attempts WHERE rowid = ?", (rowid,))
+
     def spent_today_usd(self) -> float:
         today = datetime.now(UTC).date().isoformat()
         value = self._db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE created_at >= ?", (today,)).fetchone()[0]
@@ -302,7 +311,7 @@ class PostgresLedger:
             import psycopg
         except ImportError:
             raise LedgerError("a postgresql:// ledger needs psycopg: pip install 'route-agent[postgres]'") from None
-        self.location = _redact_dsn(dsn)
+        self.location = redact_dsn(dsn)
         try:
             self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
         except psycopg.Error as exc:
@@ -347,24 +356,27 @@ class PostgresLedger:
         row = self._db.execute("SELECT version FROM route_agent_schema").fetchone()
         return int(row[0]) if row else 0
 
-    def record(self, row: AttemptRow) -> None:
+    def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Execute `sql`; any database failure (a dead server, a closed connection) is a LedgerError."""
         import psycopg
 
-        marks = ", ".join("%s" for _ in COLUMNS)
         try:
-            self._db.execute(
-                f"INSERT INTO attempts ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (attempt_id) DO NOTHING", row.values()
-            )
+            return self._db.execute(sql, params)
         except psycopg.Error as exc:
-            raise LedgerError(f"cannot write to the ledger at {self.location}: {exc}") from None
+            raise LedgerError(f"cannot {what} the ledger at {self.location}: {_first_line(exc)}") from None
+
+    def record(self, row: AttemptRow) -> None:
+        marks = ", ".join("%s" for _ in COLUMNS)
+        self._run("write to", f"INSERT INTO attempts ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (attempt_id) DO NOTHING",
+                  row.values())
 
     def set_review(self, run_id: str, review: str) -> int:
-        cur = self._db.execute("UPDATE attempts SET review=%s WHERE run_id=%s AND passed=1", (review, run_id))
+        cur = self._run("write to", "UPDATE attempts SET review=%s WHERE run_id=%s AND passed=1", (review, run_id))
         return int(cur.rowcount)
 
     def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:
         sql = "UPDATE attempts SET escalated=1, escalation_reason=%s WHERE run_id=%s AND attempt_no=%s"
-        return int(self._db.execute(sql, (reason, run_id, attempt_no)).rowcount)
+        return int(self._run("write to", sql, (reason, run_id, attempt_no)).rowcount)
 
     def rows(self, since: str | None = None) -> list[AttemptRow]:
         query = f"SELECT {', '.join(COLUMNS)} FROM attempts"
@@ -373,18 +385,18 @@ class PostgresLedger:
             query += " WHERE created_at >= %s"
             params = (since,)
         query += " ORDER BY created_at, run_id, attempt_no"
-        return [AttemptRow.from_values(r) for r in self._db.execute(query, params).fetchall()]
+        return [AttemptRow.from_values(r) for r in self._run("read", query, params).fetchall()]
 
     def spent_today_usd(self) -> float:
         today = datetime.now(UTC).date().isoformat()
-        row = self._db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE created_at >= %s", (today,)).fetchone()
+        row = self._run("read", "SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE created_at >= %s", (today,)).fetchone()
         return float(row[0]) if row else 0.0
 
     def close(self) -> None:
         self._db.close()
 
 
-def _redact_dsn(dsn: str) -> str:
+def redact_dsn(dsn: str) -> str:
     if "@" in dsn and "://" in dsn:
         scheme, rest = dsn.split("://", 1)
         creds, host = rest.rsplit("@", 1)
@@ -400,12 +412,16 @@ def default_ledger_path() -> Path:
 
 
 def open_ledger(location: str | None = None) -> Ledger:
-    """`None`: SQLite in the state directory; `postgresql://...`: PostgreSQL; `sqlite:///PATH` or a
-    plain path: SQLite there (its folder must exist: a mistyped path must not start an empty ledger)."""
+    """`None`: SQLite in the state directory; `postgresql://...`: PostgreSQL, with a local spool for rows
+    it cannot take (spool.py); `sqlite:///PATH` or a plain path: SQLite there (its folder must exist: a
+    mistyped path must not start an empty ledger)."""
     if location is None or location == "":
         return SqliteLedger(default_ledger_path())
     if location.startswith(("postgresql://", "postgres://")):
-        return PostgresLedger(location)
+        from route_agent.ledger.spool import SpoolingLedger, spool_path_for
+        from route_agent.workspace.state import state_dir
+
+        return SpoolingLedger(location, spool_path_for(location, state_dir()))
     return SqliteLedger(sqlite_ledger_path(location))
 
 
@@ -420,7 +436,7 @@ def sqlite_ledger_path(location: str) -> Path:
         path = Path(rest[3:])
     elif "://" in location:
         scheme = location.split("://", 1)[0]
-        raise LedgerError(f"unknown ledger URL scheme {scheme!r} in {_redact_dsn(location)!r}: use a path, "
+        raise LedgerError(f"unknown ledger URL scheme {scheme!r} in {redact_dsn(location)!r}: use a path, "
                           "sqlite:///path or postgresql://...")
     else:
         path = Path(location)
