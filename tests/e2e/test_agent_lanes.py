@@ -115,8 +115,9 @@ def test_an_agent_that_skips_the_failing_test_is_caught_and_the_strong_lane_star
         tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
     repo = make_sync_repo(tmp_path / "repo")
     fake_llm.script("fast-skipper", replies=[bash(f"{PYTEST} tests/test_sync.py"), bash(SKIP), bash(f"{PYTEST} tests/test_sync.py"),
-                                             SUBMIT])
-    fake_llm.script("strong-fixer", replies=[bash("grep -n skip tests/test_sync.py || echo no-skip-here"), bash(FIX), SUBMIT])
+                                             bash("echo scratch > notes.txt"), SUBMIT])
+    fake_llm.script("strong-fixer", replies=[bash("grep -n skip tests/test_sync.py || echo no-skip-here; ls notes.txt || echo no-notes"),
+                                             bash(FIX), SUBMIT])
     fake_llm.script("verifier-90", reply=VERIFIER_90)
     policy = write_policy(tmp_path / "policy.yaml", fake_llm.base_url, "fast-skipper", "strong-fixer")
 
@@ -131,7 +132,8 @@ def test_an_agent_that_skips_the_failing_test_is_caught_and_the_strong_lane_star
     assert "What the previous attempt ran" in strong_first and "sed -i" in strong_first and "-> exit 1" in strong_first
     assert "Problems found in the previous attempt" in strong_first
     # A clean worktree: the fast attempt's skip marker is not there for the strong lane.
-    assert "no-skip-here" in user_messages(fake_llm, "strong-fixer")[1][-1]["content"]
+    first_look = user_messages(fake_llm, "strong-fixer")[1][-1]["content"]
+    assert "no-skip-here" in first_look and "no-notes" in first_look, first_look
 
 
 def test_a_key_printed_by_a_command_is_redacted_in_every_later_request(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
