@@ -119,7 +119,8 @@ def test_issue12_item01_the_editor_never_writes_a_path_rule_through_a_committed_
     pytest.param({"diff.noprefix": "true"}, id="noprefix"),
     pytest.param({"diff.mnemonicPrefix": "true"}, id="mnemonicprefix"),
     pytest.param({"diff.noprefix": "true", "diff.mnemonicPrefix": "true", "diff.context": "0", "color.diff": "always",
-                  "diff.relative": "true", "diff.suppressBlankEmpty": "true", "diff.orderFile": "missing.txt"},
+                  "diff.relative": "true", "diff.suppressBlankEmpty": "true", "diff.orderFile": "missing.txt",
+                  "apply.whitespace": "error", "apply.ignoreWhitespace": "change"},
                  id="all-at-once"),
 ])
 def test_issue12_item13_diff_format_settings_in_git_config_do_not_break_a_run(scenario: Scenario, settings: dict[str, str]) -> None:

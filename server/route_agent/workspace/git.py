@@ -44,6 +44,8 @@ HARDENING = (
     "-c", "diff.interHunkContext=0",
     "-c", "diff.suppressBlankEmpty=false",
     "-c", "diff.orderFile=/dev/null",
+    "-c", "apply.whitespace=nowarn",
+    "-c", "apply.ignoreWhitespace=no",
 )
 DIFF_FORMAT = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
 """Flags every `git diff` route-agent parses passes besides the pinned configuration above."""
