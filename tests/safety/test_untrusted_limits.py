@@ -217,8 +217,10 @@ def test_item11_escape_sequences_in_patch_paths_and_check_output_are_escaped(sce
     name = f"docs/notes{OSC8}{OSC0}.txt"
     diff = (f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n@@ -0,0 +1 @@\n+hi\n")
     s.fake.script("vandal", reply="Done.\n\n```diff\n" + diff + "```\n")
-    loud = check("loud", ["python3", "-c", f"import sys; print({OSC52 + OSC0!r}); print({OSC8!r}, file=sys.stderr); sys.exit(1)"],
-                 timeout_s=30)
+    # Its output names a file of the repository, so each line becomes a finding the transcript prints.
+    loud = check("loud", ["python3", "-c", f"import sys; print('app/sync.py:1:1: error: ' + {OSC52 + OSC0!r}); "
+                          f"print('app/sync.py:2:1: error: ' + {OSC8!r}, file=sys.stderr); sys.exit(1)"],
+                 parser="problem-matcher", timeout_s=30)
     policy = s.policy(checks=[loud], strong="vandal")
     outside = outside_fingerprint(s)
     r = s.cli("route", "--task", TASK, "--policy", str(policy))
