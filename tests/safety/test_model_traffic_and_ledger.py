@@ -218,6 +218,7 @@ def test_issue12_item16_a_ledger_that_dies_mid_run_loses_no_paid_call(scenario: 
             out = json.loads(stdout)
             assert proc.returncode == 0 and out["result"] == "pass", (proc.returncode, out["message"], stderr[-2000:])
             assert [a["lane"] for a in out["attempts"]] == ["fast", "strong"]
+            assert out["attempts"][1]["confidence"] == 0.9, "the verifier's budget check failed on the dead ledger"
             assert out["ledger"]["reachable"] is False and "team ledger became unreachable" in stderr, stderr[-2000:]
             attempts += len(out["attempts"])
         spools = list(s.state.glob("ledger-spool-*.sqlite3"))

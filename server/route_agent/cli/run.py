@@ -66,7 +66,8 @@ async def _consume(req: RunRequest, as_json: bool,
         elif isinstance(event, ev.CheckFinished):
             _say(f"  check {event.name}: {event.status} ({event.duration_s:.1f} s)", as_json)
         elif isinstance(event, ev.VerifierDone):
-            _say(f"  verifier: confidence {event.confidence:.2f} ({event.verdict}){'' if event.valid else ' - invalid reply'}", as_json)
+            problem = "" if event.valid else " - " + (event.summary[:200] or "invalid reply")  # an invalid reply says why
+            _say(f"  verifier: confidence {event.confidence:.2f} ({event.verdict}){problem}", as_json)
         elif isinstance(event, ev.AttemptFinished):
             for finding in event.findings[:20]:
                 _say(_finding_line(finding), as_json)

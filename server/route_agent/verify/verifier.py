@@ -137,7 +137,7 @@ def _quoted(raw: str, data: object, shown: Sequence[str]) -> bool:
 
 def low_confidence(problem: str) -> VerifierResult:
     finding = Finding("verifier", problem + "; counted as low confidence", "warning", rule="verifier-invalid", kind="verifier")
-    return VerifierResult(0.0, "unknown", "", (), valid=False, problem=problem, findings=(finding,))
+    return VerifierResult(0.0, "unknown", problem, (), valid=False, problem=problem, findings=(finding,))
 
 
 async def run_verifier(
