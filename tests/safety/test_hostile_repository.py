@@ -344,6 +344,8 @@ def test_issue12_item10_a_repository_policy_cannot_raise_the_patch_cap(scenario:
     assert r.out is not None, r.text
     assert r.out["attempts"][0]["result"] == "patch_rejected", r.out["attempts"]
     assert "verification.max_patch_files" in r.proc.stderr
+    assert not (s.repo / "gen").exists()
+    s.assert_nothing_lost()
 
 
 def test_issue12_item10_the_verifier_is_told_the_diff_was_cut_and_is_then_not_confident(scenario: Scenario) -> None:
