@@ -262,6 +262,7 @@ def test_a_shared_ledger_that_dies_spools_counts_the_spool_in_the_day_and_replay
         ledger.record(second)
         ledger.record(third)
         assert ledger.unreachable and "cannot" in ledger.unreachable and ledger.spooled == 2
+        assert ledger.mark_escalated(third.run_id, third.attempt_no, "user: failed") == 1  # the spooled row carries the mark
         # what the shared ledger said last, plus what was spooled since: the budget still sees every paid call
         assert ledger.spent_today_usd() == pytest.approx(first.cost_usd + second.cost_usd + third.cost_usd)
         ledger.close()
@@ -274,6 +275,7 @@ def test_a_shared_ledger_that_dies_spools_counts_the_spool_in_the_day_and_replay
         again = SpoolingLedger(server.dsn, spool)
         assert again.replayed == 0
         assert sorted(r.attempt_id for r in again.rows()) == sorted(r.attempt_id for r in (first, second, third))
+        assert next(r for r in again.rows() if r.attempt_id == third.attempt_id).escalated is True
         again.close()
 
 

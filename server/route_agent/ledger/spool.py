@@ -3,6 +3,7 @@
     SpoolingLedger(shared_dsn, spool_path)      # raises LedgerError when the shared ledger is unreachable at open
         .record(row)           shared ledger, or the spool once the shared ledger failed in this process
         .spent_today_usd()     shared spend + spooled rows; raises LedgerError when the spend is unknown
+        .mark_escalated(...), .set_review(...)   in the spool and in the shared ledger; never raise for it
         .unreachable           None, or what went wrong with the shared ledger during this run
         .spooled               rows this process put in the spool
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,10 +99,13 @@ class SpoolingLedger:
         return self._shared.rows(since) + spooled
 
     def set_review(self, run_id: str, review: str) -> int:
-        return self._shared.set_review(run_id, review)
+        spooled = self._spool_ledger().set_review(run_id, review) if self.spool_path.exists() else 0
+        return spooled + self._shared_or_zero(lambda: self._shared.set_review(run_id, review))
 
     def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:
-        return self._shared.mark_escalated(run_id, attempt_no, reason)
+        """Mark the attempt wherever it is: still in the spool (replayed with the mark), or shared."""
+        spooled = self._spool_ledger().mark_escalated(run_id, attempt_no, reason) if self.spool_path.exists() else 0
+        return spooled + self._shared_or_zero(lambda: self._shared.mark_escalated(run_id, attempt_no, reason))
 
     def close(self) -> None:
         self._shared.close()
@@ -108,6 +113,14 @@ class SpoolingLedger:
             self._spool.close()
 
     # -- internals -------------------------------------------------------------------------------
+    def _shared_or_zero(self, update: Callable[[], int]) -> int:
+        if self.unreachable is None:
+            try:
+                return update()
+            except LedgerError as exc:
+                self._lost(exc)
+        return 0
+
     def _lost(self, exc: LedgerError) -> None:
         self.unreachable = str(exc)
 
