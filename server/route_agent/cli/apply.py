@@ -1,7 +1,12 @@
-"""`route-agent apply RUN_ID`: move a verified patch into the user's files.
+"""`route-agent apply RUN_ID [--commit [--branch NAME]]` and `route-agent pr-body RUN_ID`.
+
+apply moves a verified patch into the user's files; with `--commit` it then commits exactly the
+patch's paths on a branch (new by default), with a message written from the run and trailers.
+pr-body prints a Markdown pull request description of the run.
 
 Exit codes: 0 applied; 1 a conflict with the user's edits since the run (nothing written);
-2 usage or workspace error (no such run, not a repository).
+2 usage or workspace error (no such run, not a repository, a stored run that does not match what was
+verified, a commit that cannot be made).
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from pathlib import Path
 
 import click
 
+from route_agent.ledger import LedgerError, open_ledger
+from route_agent.pipeline.artifacts import commit_message, load_run, pr_body
+from route_agent.workspace.commit import check_commit_possible, commit_patch, default_branch
 from route_agent.workspace.git import WorkspaceError, open_repo
 from route_agent.workspace.patches import PatchRejected
 from route_agent.workspace.worktree import apply_to_user_tree
@@ -18,25 +26,73 @@ from route_agent.workspace.worktree import apply_to_user_tree
 EXIT_APPLIED, EXIT_CONFLICT, EXIT_USAGE = 0, 1, 2
 
 
+def _stop(message: str) -> None:
+    click.echo(f"route-agent: {message}", err=True)
+    raise SystemExit(EXIT_USAGE)
+
+
 @click.command("apply")
 @click.argument("run_id")
 @click.option("--workspace", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Repository to apply to (default: the current directory).")
+@click.option("--commit", "commit", is_flag=True, help="Then commit exactly the patch's files, on a branch.")
+@click.option("--branch", default=None, help="Branch for --commit (default: a new route-agent/RUN_ID; your current branch's "
+                                             "name commits there).")
+@click.option("--ledger", "ledger_location", default=None, envvar="ROUTE_AGENT_LEDGER",
+              help="Where to record the review (default: the ledger in the state directory).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def apply_command(run_id: str, workspace: Path | None, as_json: bool) -> None:
+def apply_command(run_id: str, workspace: Path | None, commit: bool, branch: str | None, ledger_location: str | None,
+                  as_json: bool) -> None:
     """Apply the verified patch of RUN_ID to your files (three-way merge; a conflict writes nothing)."""
+    if branch is not None and not commit:
+        _stop("--branch needs --commit")
     try:
         repo = open_repo((workspace or Path.cwd()).absolute())
+        meta = load_run(run_id) if commit else None
+        target = branch or default_branch(run_id)
+        if meta is not None:
+            check_commit_possible(repo, [str(p) for p in meta.get("paths") or []], target)
         result = apply_to_user_tree(repo, run_id)
+        commit_id = commit_patch(repo, result.paths, target, commit_message(run_id, meta)) if meta is not None and result.applied else None
     except (WorkspaceError, PatchRejected) as exc:
-        click.echo(f"route-agent: {exc}", err=True)
-        raise SystemExit(EXIT_USAGE) from None
+        _stop(str(exc))
+        return
+    if result.applied:
+        _record_review(ledger_location, run_id, "accepted", commit_id=commit_id)
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "applied": result.applied, "paths": list(result.paths),
                                "merged": list(result.merged), "conflicts": list(result.conflicts),
-                               "message": result.message}))
+                               "message": result.message, "commit": commit_id, "branch": target if commit_id else None}))
     else:
         click.echo(result.message, err=not result.applied)
+        if commit_id:
+            click.echo(f"committed {commit_id[:12]} on branch {target}")
         for path in result.conflicts:
             click.echo(f"conflict: {path}", err=True)
     raise SystemExit(EXIT_APPLIED if result.applied else EXIT_CONFLICT)
+
+
+def _record_review(location: str | None, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int:
+    """Book the user's review of the run in the ledger; a ledger that cannot be written is a warning
+    here (the patch is applied either way), never lost silently."""
+    try:
+        ledger = open_ledger(location)
+        try:
+            return ledger.set_review(run_id, review, reason=reason, commit_id=commit_id)
+        finally:
+            ledger.close()
+    except LedgerError as exc:
+        click.echo(f"route-agent: warning: the review of run {run_id} was not recorded: {exc}", err=True)
+        return 0
+
+
+@click.command("pr-body")
+@click.argument("run_id")
+def pr_body_command(run_id: str) -> None:
+    """Print a Markdown pull request description of RUN_ID: brief, risk, lane, attempts, cost."""
+    try:
+        meta = load_run(run_id)
+    except WorkspaceError as exc:
+        _stop(str(exc))
+        return
+    click.echo(pr_body(run_id, meta), nl=False)

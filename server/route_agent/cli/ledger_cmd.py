@@ -56,3 +56,26 @@ def ledger_export(location: str | None, as_csv: bool, since: str | None) -> None
         fail(str(exc))
     click.echo(export_csv(rows), nl=False)
     ledger.close()
+
+
+@ledger_group.command("mark")
+@click.argument("run_id")
+@_LEDGER_OPTION
+@click.option("--rejected", "reason", required=True, metavar="REASON",
+              help="Record that review rejected the run's patch, and why (the review rejection rate counts it).")
+def ledger_mark(run_id: str, location: str | None, reason: str) -> None:
+    """Record a review decision on RUN_ID's verified patch."""
+    if not reason.strip():
+        fail("--rejected needs a reason (a few words a teammate can read later)")
+    try:
+        ledger = open_ledger(location)
+        try:
+            count = ledger.set_review(run_id, "rejected", reason=reason.strip())
+        finally:
+            ledger.close()
+    except LedgerError as exc:
+        fail(str(exc))
+    if count == 0:
+        fail(f"the ledger at {ledger.location} has no passing attempt of run {run_id}; "
+             "check the run id (`route-agent ledger export --csv`)")
+    click.echo(f"run {run_id}: rejected in review ({reason.strip()})")

@@ -348,9 +348,10 @@ from route_agent.cli.eval_cmd import register as register_eval  # noqa: E402
 
 register_eval(cli, policy_group)
 
-from route_agent.cli.apply import apply_command  # noqa: E402
+from route_agent.cli.apply import apply_command, pr_body_command  # noqa: E402
 
 cli.add_command(apply_command)
+cli.add_command(pr_body_command)
 
 from route_agent.cli.state_cmd import state_group  # noqa: E402
 

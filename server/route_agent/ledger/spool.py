@@ -98,9 +98,9 @@ class SpoolingLedger:
             spooled = [row for row in spooled if row.created_at >= since]
         return self._shared.rows(since) + spooled
 
-    def set_review(self, run_id: str, review: str) -> int:
-        spooled = self._spool_ledger().set_review(run_id, review) if self.spool_path.exists() else 0
-        return spooled + self._shared_or_zero(lambda: self._shared.set_review(run_id, review))
+    def set_review(self, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int:
+        spooled = self._spool_ledger().set_review(run_id, review, reason, commit_id) if self.spool_path.exists() else 0
+        return spooled + self._shared_or_zero(lambda: self._shared.set_review(run_id, review, reason, commit_id))
 
     def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:
         """Mark the attempt wherever it is: still in the spool (replayed with the mark), or shared."""

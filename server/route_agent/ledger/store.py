@@ -40,6 +40,8 @@ COLUMNS = (
     "cost_estimated",
     "executor",
     "steps",
+    "review_reason",
+    "commit_id",
 )
 
 
@@ -100,6 +102,10 @@ class AttemptRow:
     """What drove the lane: builtin (the agent loop), oneshot, or an external agent's name."""
     steps: int = 0
     """Model replies in the agent loop (0 for a one-shot call or an external agent)."""
+    review_reason: str | None = None
+    """Why the user rejected the patch in review (`ledger mark RUN_ID --rejected REASON`)."""
+    commit_id: str | None = None
+    """The commit `apply --commit` made of the patch."""
     attempt_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
@@ -143,7 +149,7 @@ class Ledger(Protocol):
     location: str
 
     def record(self, row: AttemptRow) -> None: ...
-    def set_review(self, run_id: str, review: str) -> int: ...
+    def set_review(self, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int: ...
     def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int: ...
     def rows(self, since: str | None = None) -> list[AttemptRow]: ...
     def spent_today_usd(self) -> float: ...
@@ -195,6 +201,9 @@ def _migrations(real: str, if_not_exists: str) -> tuple[str, ...]:
         # 6: lanes are agents: which executor drove the attempt and how many steps it took
         f"ALTER TABLE attempts ADD COLUMN {if_not_exists} executor TEXT NOT NULL DEFAULT 'oneshot'; "
         f"ALTER TABLE attempts ADD COLUMN {if_not_exists} steps INTEGER NOT NULL DEFAULT 0",
+        # 7: review events: why a patch was rejected, and the commit an accepted one became
+        f"ALTER TABLE attempts ADD COLUMN {if_not_exists} review_reason TEXT; "
+        f"ALTER TABLE attempts ADD COLUMN {if_not_exists} commit_id TEXT",
     )
 
 
@@ -260,8 +269,9 @@ class SqliteLedger:
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"cannot write to the ledger at {self.location}: {exc}") from None
 
-    def set_review(self, run_id: str, review: str) -> int:
-        cur = self._db.execute("UPDATE attempts SET review=? WHERE run_id=? AND passed=1", (review, run_id))
+    def set_review(self, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int:
+        cur = self._db.execute("UPDATE attempts SET review=?, review_reason=?, commit_id=? WHERE run_id=? AND passed=1",
+                               (review, _redacted(reason) if reason else None, commit_id, run_id))
         return cur.rowcount
 
     def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:
@@ -370,8 +380,9 @@ class PostgresLedger:
         self._run("write to", f"INSERT INTO attempts ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (attempt_id) DO NOTHING",
                   row.values())
 
-    def set_review(self, run_id: str, review: str) -> int:
-        cur = self._run("write to", "UPDATE attempts SET review=%s WHERE run_id=%s AND passed=1", (review, run_id))
+    def set_review(self, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int:
+        cur = self._run("write to", "UPDATE attempts SET review=%s, review_reason=%s, commit_id=%s WHERE run_id=%s AND passed=1",
+                        (review, _redacted(reason) if reason else None, commit_id, run_id))
         return int(cur.rowcount)
 
     def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:

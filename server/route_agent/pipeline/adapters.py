@@ -110,5 +110,10 @@ def save_run_for(req: RunRequest, worktree_base: str, diff: str, attempts: list[
             "attempts": attempts,
             "risk_score": req.decision.risk_score,
             "lane": req.decision.lane,
+            # what `route-agent pr-body` and a commit message tell a reviewer
+            "lane_reason": req.decision.lane_reason,
+            "plan": req.decision.plan_name,
+            "contributions": [c.as_dict() for c in req.decision.contributions],
+            "always_strong": [str(a) for a in req.decision.always_strong],
         },
     )

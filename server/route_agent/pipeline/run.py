@@ -94,6 +94,9 @@ class _Attempt:
     findings_count: int = 0
     executor: str = "oneshot"
     steps: int = 0
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    verifier: dict[str, Any] | None = None
+    """The verifier's verdict, confidence and summary (None when it did not run)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -115,6 +118,8 @@ class _Attempt:
             "left_out_of_prompt": self.withheld,
             "executor": self.executor,
             "steps": self.steps,
+            "findings": self.findings,
+            "verifier": self.verifier,
         }
 
 
@@ -488,6 +493,10 @@ def _judge(req: RunRequest, attempt: _Attempt, v: _Verification) -> NextStep:
     attempt.escalated = step.action == "escalate"
     attempt.reasons = step.reasons
     attempt.findings_count = len(v.findings)
+    attempt.findings = [f.as_dict() for f in v.findings[:50]]
+    if v.verifier is not None:
+        attempt.verifier = {"verdict": v.verifier.verdict, "confidence": v.verifier.confidence,
+                            "summary": v.verifier.summary, "valid": v.verifier.valid}
     return step
 
 
