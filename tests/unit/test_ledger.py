@@ -94,7 +94,7 @@ def test_percentile(values: list[float], q: float, expected: float | None) -> No
 
 def test_sqlite_is_wal_and_versioned(tmp_path: Path) -> None:
     store = SqliteLedger(tmp_path / "l.sqlite3")
-    assert store.schema_version == 6
+    assert store.schema_version == 7
     mode = store._db.execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
     store.close()
@@ -111,7 +111,7 @@ def test_sqlite_migrates_a_version_1_ledger(tmp_path: Path) -> None:
     db.commit()
     db.close()
     again = SqliteLedger(path)
-    assert again.schema_version == 6
+    assert again.schema_version == len(_SQLITE_MIGRATIONS)
     (row,) = again.rows()
     assert row.run_id == "r1" and row.task == "r1" and row.task_id == "r1"
     assert (row.executor, row.steps) == ("oneshot", 0), "rows from before agent lanes were one-shot calls"
