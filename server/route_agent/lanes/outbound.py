@@ -22,7 +22,9 @@ Rules, for every string in the request body (message contents, multi-part texts,
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,7 +47,8 @@ _ENV_SAFE_SUFFIXES = (".example", ".sample", ".template")
 # Substrings of every never-send name (lower case): lines without one cannot name such a file.
 _NEVER_SEND_HINTS = (".env", ".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", ".ppk", "id_", "rc", ".git",
                      ".htpasswd", ".tf", "credentials", "service-account", ".ssh", ".aws", ".gnupg", ".kube", ".docker")
-_LOCATED_PATH = re.compile(r"(?P<path>[^\s'\"`:()\[\]]+):\d+")
+_COLON_DIGIT = re.compile(r":\d")  # `path:line`: find the colons (rare), then read the path back to a delimiter
+_PATH_STOP = frozenset(" \t\n\r\x0b\x0c'\"`:()[]")
 _DIFF_GIT = re.compile(r'^diff --git (?:"?a/(?P<a>.+?)"?) (?:"?b/(?P<b>.+?)"?)\s*$')
 _OLD_HEADER = re.compile(r"^--- (?:a/)?(?P<path>[^\t]+)")
 _NEW_HEADER = re.compile(r"^\+\+\+ (?:b/)?(?P<path>[^\t]+)")
@@ -214,24 +217,28 @@ def _withhold_never_send_sections(lines: list[str], note: Callable[[int, str], N
 
 def _withhold_quotes_of_never_send_files(lines: list[str], note: Callable[[int, str], None] | None) -> bool:
     """Withhold lines that quote a never-send file at a line (`deploy/.env:1 ... 'DB_PASSWORD=...'`, as
-    findings and risk evidence do); True when any was."""
-    whole = "\n".join(lines).lower()
-    if not any(hint in whole for hint in _NEVER_SEND_HINTS):
+    findings and risk evidence do); True when any was. One regex pass over the whole text."""
+    text = "\n".join(lines)
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _NEVER_SEND_HINTS):
         return False
-    changed = False
-    for index, line in enumerate(lines):
-        lowered = line.lower()
-        if not any(hint in lowered for hint in _NEVER_SEND_HINTS):
+    starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    found: dict[int, tuple[str, str]] = {}
+    for colon in _COLON_DIGIT.finditer(text):
+        start = end = colon.start()
+        while start > 0 and text[start - 1] not in _PATH_STOP:
+            start -= 1
+        path = text[start:end]
+        if not path or not any(hint in path.lower() for hint in _NEVER_SEND_HINTS):
             continue
-        for match in _LOCATED_PATH.finditer(line):
-            reason = never_send_reason(match["path"])
-            if reason is not None:
-                lines[index] = f"[withheld: a line quoting {match['path']}: {reason}]"
-                if note is not None:
-                    note(index + 1, f"{match['path']}: {reason}")
-                changed = True
-                break
-    return changed
+        reason = never_send_reason(path)
+        if reason is not None:
+            found.setdefault(bisect.bisect_right(starts, start) - 1, (path, reason))
+    for index, (path, reason) in found.items():
+        lines[index] = f"[withheld: a line quoting {path}: {reason}]"
+        if note is not None:
+            note(index + 1, f"{path}: {reason}")
+    return bool(found)
 
 
 def _in_body(lines: list[str], index: int) -> bool:
