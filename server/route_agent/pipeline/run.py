@@ -385,7 +385,10 @@ def unsandboxed_refusal(root: Path, policy: Policy, sandbox: str | None) -> str 
     """Why a run must not start (before any model is paid for): its checks would run without the
     sandbox in a repository whose unsandboxed execution the user has not accepted; else None."""
     mode = sandbox or policy.verification.sandbox
-    if mode == "required" or not (policy.verification.fast or policy.verification.strong):
+    # Repository code runs in checks, and in an agent's commands (any executor but oneshot).
+    runs_code = bool(policy.verification.fast or policy.verification.strong) or any(
+        getattr(policy.models, lane).executor != "oneshot" for lane in ("fast", "strong"))
+    if mode == "required" or not runs_code:
         return None
     info, note = sandbox_plan(mode)
     if info is not None or unsandboxed_accepted(root):
