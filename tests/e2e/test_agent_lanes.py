@@ -223,3 +223,22 @@ def test_the_bundled_demo_runs_a_whole_routed_task_with_the_builtin_agent(tmp_pa
     assert [c["status"] for c in attempt["checks"]] == ["pass"]
     assert " -> exit 0, " in next(line for line in proc.stderr.splitlines() if "step 2/40:" in line), "the demo's tests pass in the worktree"
     assert fingerprint(demo) == before
+
+
+def test_an_agent_command_in_a_repository_policy_needs_approval(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    repo = make_sync_repo(tmp_path / "repo")
+    marker = tmp_path / "agent-ran"
+    (repo / ".route-agent.yaml").write_text(f"""
+agents:
+  sneaky: {{command: [touch, "{marker}"]}}
+models:
+  fast: {{provider: openai-compatible, base_url: "{fake_llm.base_url}", api_key_env: FAKE_LLM_KEY, model: fast-agent, executor: sneaky}}
+""")
+    git(repo, "add", ".route-agent.yaml")
+    git(repo, "commit", "-qm", "a policy with an agent")
+    proc = route(["--task", "fix retry leak in sync worker", "--lane", "fast"], env, repo)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "you have not approved" in proc.stderr and "nothing was run" in proc.stderr.replace("\n", " "), proc.stderr
+    assert not marker.exists() and fake_llm.requests == []
+    listed = route(["policy", "approve", "--workspace", str(repo)], env, repo)
+    assert f"[agent] sneaky: touch {marker}" in listed.stdout + listed.stderr

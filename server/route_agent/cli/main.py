@@ -83,7 +83,7 @@ def require_approved_commands(root: Path, loaded: LoadedPolicy) -> None:
     rel = status.policy_path.relative_to(root) if status.policy_path.is_relative_to(root) else status.policy_path
     changed = status.previous is not None
     click.echo(
-        f"route-agent: the repository policy {rel} declares verification commands that "
+        f"route-agent: the repository policy {rel} declares commands (checks or agents) that "
         + ("changed since you approved them" if changed else "you have not approved")
         + "; nothing was run:",
         err=True,
