@@ -225,7 +225,7 @@ def test_the_bundled_demo_runs_a_whole_routed_task_with_the_builtin_agent(tmp_pa
     assert fingerprint(demo) == before
 
 
-def test_an_agent_command_in_a_repository_policy_needs_approval(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_an_agent_command_in_a_repository_policy_needs_approval(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
     repo = make_sync_repo(tmp_path / "repo")
     marker = tmp_path / "agent-ran"
     (repo / ".route-agent.yaml").write_text(f"""
