@@ -226,7 +226,7 @@ async def test_a_timed_out_command_is_killed_and_reported(tmp_path: Path) -> Non
     assert outcome.tried == ["sleep 30 -> timeout"]
 
 
-async def test_a_budget_error_ends_the_session_as_a_limit(tmp_path: Path) -> None:
+async def test_a_spent_budget_ends_the_session_with_the_lane_error(tmp_path: Path) -> None:
     root = git_repo(tmp_path)
 
     class Spent:
@@ -234,7 +234,8 @@ async def test_a_budget_error_ends_the_session_as_a_limit(tmp_path: Path) -> Non
             raise LaneError("budget", "the per-task budget of $0.01 is spent")
 
     outcome = await run_agent(session(root), Spent())
-    assert outcome.status == "budget" and outcome.error is None and "per-task budget" in outcome.message
+    assert outcome.status == "budget" and outcome.error is not None and outcome.error.kind == "budget"
+    assert "per-task budget" in outcome.message
 
 
 async def test_cancelling_mid_command_kills_it_and_leaves_nothing(tmp_path: Path) -> None:

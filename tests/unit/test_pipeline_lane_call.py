@@ -50,7 +50,7 @@ class ScriptedCaller:
 
 def _request(tmp_path: Path, caller: LaneCaller) -> RunRequest:
     repo = open_repo(make_sync_repo(tmp_path / "repo"))
-    model = {"provider": "ollama", "model": "scripted"}
+    model = {"provider": "ollama", "model": "scripted", "executor": "oneshot"}  # one scripted diff per call
     policy = Policy.model_validate({"models": {"fast": model, "strong": model}, "verification": {"fast": [{"name": "tests", "kind": "tests", "run": CHECK, "timeout_s": 60}],
                                                      "strong": [{"name": "tests", "kind": "tests", "run": CHECK, "timeout_s": 60}]}})
     router = Router(policy)

@@ -14,8 +14,9 @@ The contract, so that any OpenAI-compatible model can drive it (no tool calling 
   grep-style line from one, is withheld) and then the secret scan (hits become `[REDACTED:<rule>]`)
   before it is added to the conversation, so no later request carries it;
 - limits: `max_steps` replies, a wall deadline, the lane's `max_context_tokens` (the oldest
-  observations are dropped first, and the conversation says so), and the budget guard of the lane
-  client (money and the per-task budget). A limit ends the session with a finding;
+  observations are dropped first, and the conversation says so): a limit ends the session with a
+  finding. The budget guard of the lane client (money per task and per day) stops the run as for any
+  lane call;
 - without a working sandbox nothing runs unless the user's own policy allows it
   (`agent: {allow_unsandboxed: true}`); the session stops with a message that says what to do.
 
@@ -241,8 +242,9 @@ class _Conversation:
 
 
 async def run_agent(session: AgentSession, client: ChatClient, on_step: Callable[[AgentStep], None] | None = None) -> AgentOutcome:
-    """Drive the session to `submit` or a limit; see the module docstring. LaneError other than a
-    budget is returned in `outcome.error` (status lane_error) with what was spent so far."""
+    """Drive the session to `submit` or a limit; see the module docstring. A LaneError (a spent budget
+    included) is returned in `outcome.error` with what was spent so far: the run ends with it, as
+    after a failed one-shot call."""
     limits = session.limits
     started = time.monotonic()
     deadline = started + limits.wall_timeout_s
@@ -277,9 +279,10 @@ async def run_agent(session: AgentSession, client: ChatClient, on_step: Callable
             except TimeoutError:
                 return _deadline(outcome, limits)
             except LaneError as exc:
+                # A spent budget stops the run as for any lane call (nothing escalates past it).
                 outcome.status = "budget" if exc.kind == "budget" else "lane_error"
                 outcome.message = str(exc)
-                outcome.error = None if exc.kind == "budget" else exc
+                outcome.error = exc
                 return outcome
             finally:
                 model_s = time.monotonic() - model_started
