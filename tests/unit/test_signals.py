@@ -376,3 +376,171 @@ def test_route_agents_own_policy_is_never_schema_or_auth(path: str) -> None:
 def test_a_secret_in_route_agents_own_files_still_counts() -> None:
     own = modified(".route-agent/policy.yaml", "api_key: 'AKIAIOSFODNN7EXAMPLE'")
     assert "secret_in_content" in signals_for(own).raised
+
+
+# Issue 16, item 3: signals that read real changes right (each class of mistake, on real-looking code).
+
+@pytest.mark.parametrize(
+    ("changed", "expected"),
+    [
+        pytest.param(modified("app/fields.py", "    default_field = models.CharField()"), False, id="def-inside-default"),
+        pytest.param(modified("app/ui.py", "    classes = ['btn', 'btn-primary']"), False, id="class-inside-classes"),
+        pytest.param(modified("src/lib.rs", "    let fnord = 3;"), False, id="fn-inside-fnord"),
+        pytest.param(modified("app/sync.py", "def drain(queue, limit=10):", removed=("def drain(queue):",)), False,
+                     id="changed-signature"),
+        pytest.param(modified("web/math.js", "export const add = (a, b) => a - b;", removed=("export const add = (a, b) => a + b;",)),
+                     False, id="same-arrow-function-modified"),
+        pytest.param(modified("web/math.js", "export const sub = (a, b) => a - b;"), True, id="new-arrow-function"),
+        pytest.param(modified("pkg/server.go", "func (s *Server) Drain(ctx context.Context) error {"), True, id="go-method"),
+        pytest.param(modified("src/lib.rs", "pub(crate) fn drain(q: &mut Queue) {"), True, id="rust-pub-crate-fn"),
+        pytest.param(modified("app/sync.py", "    def drain(self):", removed=("def drain(self):",)), False, id="reindented-def"),
+        pytest.param(ChangedFile("app/__init__.py", "untracked", added=((1, ""), (2, "   ")), new_mode="100644"), False,
+                     id="blank-new-file"),
+        pytest.param(ChangedFile("app/__init__.py", "added", added=(), new_mode="100644"), False, id="empty-new-file"),
+    ],
+)
+def test_new_code_is_a_name_the_file_did_not_define(changed: ChangedFile, expected: bool) -> None:
+    assert signals_for(changed, brief="fix it").needs_new_code is expected
+
+
+@pytest.mark.parametrize(
+    ("brief", "expected"),
+    [
+        pytest.param("Add docs for the new endpoint", False, id="add-docs-for"),
+        pytest.param("Update the documentation for the throttling API", False, id="update-documentation"),
+        pytest.param("Fix typos in the serializer docstrings", False, id="fix-typos"),
+        pytest.param("Add a new endpoint for exports", True, id="new-endpoint"),
+        pytest.param("implement retry support in the client", True, id="implement"),
+    ],
+)
+def test_a_docs_brief_does_not_ask_for_new_code(brief: str, expected: bool) -> None:
+    assert signals_for(modified("README.md", "More words."), brief=brief).needs_new_code is expected
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param(modified("tests/models.py", "    name = models.CharField(max_length=100)"), id="model-in-test-file"),
+        pytest.param(modified("tests/test_fields.py", "    age = models.IntegerField(default=0)"), id="model-in-test-module"),
+        pytest.param(modified("app/models.py", "    # age = models.IntegerField(default=0)"), id="commented-out-field"),
+        pytest.param(modified("app/models.py", "        age = models.IntegerField(default=0)",
+                              removed=("    age = models.IntegerField(default=0)",)), id="reindented-field"),
+        pytest.param(modified("docs/api-guide/schemas.md", "    CREATE TABLE users (id int);"), id="ddl-in-docs"),
+        pytest.param(modified("tests/migrations/0001_initial.py", "        migrations.AddField(model_name='a', name='b'),"),
+                     id="migration-fixture-in-tests"),
+    ],
+)
+def test_what_is_not_a_schema_change(changed: ChangedFile) -> None:
+    assert not signals_for(changed).has_schema_change
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("rest_framework/authtoken/south_migrations/0001_initial.py", id="south-migrations"),
+        pytest.param("app/alembic/versions/3f2a_add_age.py", id="nested-alembic-versions"),
+        pytest.param("db/migrate/20240101_add_age.rb", id="rails-db-migrate"),
+        pytest.param("backend/db/schema.rb", id="nested-schema-rb"),
+    ],
+)
+def test_migration_folders_not_named_migrations(path: str) -> None:
+    assert signals_for(modified(path, "x = 1")).has_schema_change
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param(modified("docs/topics/security.md", "Signing provides message integrity and a signature."),
+                     id="prose-in-docs"),
+        pytest.param(modified("README.rst", "Supports token authentication and permissions."), id="prose-in-readme"),
+        pytest.param(modified("rest_framework/views.py", "        patch_vary_headers(response, ['Authenticate'])"),
+                     id="vary-authenticate"),
+        pytest.param(modified("rest_framework/response.py", "            response['Vary'] = 'Authenticate'"),
+                     id="vary-header-item"),
+        pytest.param(modified("app/migrations_helpers.py", "        ('auth', '0008_alter_user_password_max_length'),"),
+                     id="migration-dependency-name"),
+        pytest.param(modified("rest_framework/schemas/inspectors.py", "        sig = inspect.signature(view.get)"),
+                     id="inspect-signature"),
+        pytest.param(modified("app/views.py", "    # check the password before saving"), id="commented-out"),
+        pytest.param(modified("tests/test_authentication.py", "        self.csrf_client.login(username='u', password='p')"),
+                     id="auth-test"),
+    ],
+)
+def test_what_is_not_auth_code(changed: ChangedFile) -> None:
+    assert not signals_for(changed).has_auth_code
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("rest_framework/authentication.py", id="authentication-py"),
+        pytest.param("rest_framework/permissions.py", id="permissions-py"),
+        pytest.param("rest_framework/authtoken/views.py", id="authtoken-views"),
+        pytest.param("rest_framework/authtoken/models.py", id="authtoken-models"),
+        pytest.param("django/middleware/csrf.py", id="csrf"),
+    ],
+)
+def test_auth_files_by_name(path: str) -> None:
+    assert signals_for(modified(path, "    x = 1")).has_auth_code
+
+
+def test_a_word_in_the_brief_alone_does_not_force_strong() -> None:
+    from route_agent.routing.decide import Router
+
+    router = Router(POLICY)
+    readme = ChangeSet(files=(modified("README.md", "More words."),))
+    decision = router.classify(readme, "Fix the password reset wording in the README")
+    assert "auth_code" in decision.signals.raised and not decision.signals.has_auth_code
+    assert "auth_code" not in {h.condition for h in decision.always_strong}
+    real = ChangeSet(files=(modified("app/users.py", "    if not check_password(user, supplied):"),))
+    assert "auth_code" in {h.condition for h in router.classify(real, "Fix the password check").always_strong}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("tox.ini", id="tox"),
+        pytest.param("noxfile.py", id="nox"),
+        pytest.param("Jenkinsfile", id="jenkins"),
+        pytest.param(".gitlab-ci.yml", id="gitlab"),
+        pytest.param("azure-pipelines.yml", id="azure"),
+        pytest.param(".circleci/config.yml", id="circleci"),
+        pytest.param("appveyor.yml", id="appveyor"),
+    ],
+)
+def test_ci_files(path: str) -> None:
+    assert "ci_config" in signals_for(modified(path, "x = 1")).raised
+
+
+def test_makefile_targets_run_by_ci() -> None:
+    assert "ci_config" in signals_for(modified("Makefile", "\tpython -m pytest -q tests")).raised
+    assert "ci_config" in signals_for(modified("Makefile", "lint:")).raised
+    assert "ci_config" not in signals_for(modified("Makefile", "\tpython -m build --wheel")).raised
+
+
+def test_a_rename_counts_as_one_file() -> None:
+    body = ((1, "def drain(queue):"), (2, "    return queue.pop()"))
+    files = (ChangedFile("app/old_sync.py", "deleted", removed=body, old_mode="100644"),
+             ChangedFile("app/sync.py", "added", added=body, new_mode="100644"),
+             modified("app/main.py", "from app.sync import drain", removed=("from app.old_sync import drain",)))
+    sig = signals_for(*files)
+    assert sig.files_touched == 2
+    assert not sig.needs_new_code and "deletions" not in sig.raised
+    renamed = ChangedFile("app/sync.py", "renamed", old_path="app/old_sync.py", old_mode="100644", new_mode="100644")
+    assert signals_for(renamed).files_touched == 1
+
+
+def test_floor_still_forces_strong_when_real() -> None:
+    from route_agent.routing.decide import Router
+
+    router = Router(POLICY)
+    cases = {
+        "schema_change": modified("app/models.py", "    age = models.IntegerField(default=0)"),
+        "auth_code": modified("rest_framework/authentication.py", "        token = self.get_token(request)"),
+        "ci_config": modified("tox.ini", "commands = pytest"),
+        "deploy_config": modified("Dockerfile", "FROM python:3.12"),
+        "secrets_handling": modified(".env", "DEBUG=1"),
+    }
+    for condition, changed in cases.items():
+        decision = router.classify(ChangeSet(files=(changed,)), "fix it")
+        assert decision.lane == "strong" and condition in {h.condition for h in decision.always_strong}, condition

@@ -182,7 +182,7 @@ class Router:
         raised = signals.raised
         for condition in self.always_strong_conditions:
             sig = raised.get(condition)
-            if sig is not None:
+            if sig is not None and condition not in signals.brief_only:
                 hits.append(AlwaysStrong(condition, FLOOR_REASONS.get(condition, sig.reason), sig.evidence))
         # Look-alikes of protected paths default upward, like the paths they imitate.
         if "lookalike_path" in raised and "lookalike_path" not in self.always_strong_conditions:

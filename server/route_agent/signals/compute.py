@@ -7,6 +7,7 @@ the score built from it can be explained line by line.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from route_agent.signals import detectors
 from route_agent.signals.changeset import ChangedFile, ChangeSet
 from route_agent.signals.paths import PathMatcher, is_code_path, is_route_agent_file
 from route_agent.signals.taint import (
+    DOCS_ONLY,
     INCIDENT,
     MANIPULATION,
     NEW_CODE,
@@ -73,6 +75,9 @@ class Signals:
     brief: str = ""
     paths: tuple[str, ...] = ()
     """The change set's paths, for evidence."""
+    brief_only: tuple[str, ...] = ()
+    """Raised signals whose only evidence is the brief: they add points, they do not force the
+    strong lane (`auth_code` from a word in the brief alone)."""
 
     def summary_line(self) -> str:
         return (
@@ -104,10 +109,34 @@ def _b(value: bool) -> str:
     return "true" if value else "false"
 
 
-_DEF_OR_CLASS = re.compile(
-    r"^\s*(async\s+def|def|class|func|function|fn|pub\s+fn|interface|struct"
-    r"|export\s+(default\s+)?(async\s+)?(function|class|const\s+\w+\s*=\s*\())\s*\w*"
+# A definition and the name it defines: the keyword must be a whole word followed by a name
+# (`default_field = ...`, `classes`, `fnord` are not definitions).
+_DEFINITION = re.compile(
+    r"^\s*(?:(?:export\s+)?(?:default\s+)?(?:pub(?:\([\w:]+\))?\s+)?(?:async\s+)?(?:unsafe\s+)?"
+    r"(?:def|class|function\*?|fn|interface|struct|trait|enum|module|type)\s+(?P<name>[A-Za-z_$][\w$]*)"
+    r"|func\s+(?:\([^)]*\)\s*)?(?P<go>[A-Za-z_]\w*)"
+    r"|type\s+(?P<gotype>[A-Za-z_]\w*)\s+(?:struct|interface)\b"
+    r"|(?:export\s+)?(?:const|let|var)\s+(?P<arrow>[A-Za-z_$][\w$]*)\s*(?::[^=]+)?=\s*(?:async\s+)?"
+    r"(?:function\b|\([^)]*\)\s*(?::[^=]+)?=>|[A-Za-z_$][\w$]*\s*=>))"
 )
+
+
+def defined_names(lines: tuple[tuple[int, str], ...]) -> dict[str, tuple[int, str]]:
+    """The names `lines` define (function, class, method...), each with its first defining line."""
+    names: dict[str, tuple[int, str]] = {}
+    for number, text in lines:
+        match = _DEFINITION.match(text)
+        if match is None:
+            continue
+        name = match.group("name") or match.group("go") or match.group("gotype") or match.group("arrow")
+        if name and name not in names:
+            names[name] = (number, text)
+    return names
+
+
+def _substantive(lines: tuple[tuple[int, str], ...]) -> bool:
+    """Whether a new file holds anything but blank lines."""
+    return any(text.strip() for _, text in lines)
 
 
 class _Collector:
@@ -136,8 +165,10 @@ def compute_signals(
 ) -> Signals:
     """All signals for one task. `brief` is tainted: it may raise signals, never clear them."""
     found = _Collector()
+    moved = _moved_paths(change_set.files)
     for changed in change_set.files:
-        _file_signals(changed, matcher, found)
+        _file_signals(changed, matcher, found, changed.path in moved)
+    from_files = set(found.items)
     clean = brief_clean if brief_clean is not None else clean_tainted(brief)
     _brief_signals(clean, found)
     failures = test_failures or TestFailures()
@@ -146,27 +177,37 @@ def compute_signals(
         evidence = list(failures.evidence[:MAX_EVIDENCE]) or [Evidence(detail=failures.source)]
         found.items["test_failures"] = (reason, evidence, failures.count)
     raised = found.result()
+    brief_only = tuple(name for name in _BRIEF_ONLY_WEAK if name in raised and name not in from_files)
     return Signals(
-        files_touched=len(change_set.files),
+        files_touched=len(change_set.files) - len(moved) // 2,
         has_schema_change="schema_change" in raised,
-        has_auth_code="auth_code" in raised,
+        has_auth_code="auth_code" in raised and "auth_code" not in brief_only,
         test_failures=max(0, failures.count),
         needs_new_code="new_code" in raised,
         raised=raised,
         hidden_characters=clean.hidden,
         brief=clean.text,
         paths=change_set.paths,
+        brief_only=brief_only,
     )
 
 
-def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector) -> None:
+_BRIEF_ONLY_WEAK = ("auth_code",)
+"""Signals that a word in the brief alone raises for points but that do not reach the floor: auth
+is code that authenticates or authorizes, so the change set has to show it."""
+
+
+def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector, moved: bool = False) -> None:
     path = changed.path
     classes = matcher.classify(path)
     if changed.old_path and changed.old_path != path:
         classes = classes + matcher.classify(changed.old_path)
     class_names = {m.path_class for m in classes}
+    not_code = bool(class_names & {"docs", "tests"})
     for match in classes:
         name = match.path_class
+        if not_code and name in ("schema_change", "auth_code"):
+            continue  # a migration fixture in a test, a page about permissions: no schema or auth code
         detail = f"matches path rule {match.glob!r}"
         if name in ("schema_change", "auth_code", "secrets_handling", "ci_config", "deploy_config"):
             found.add(name, _PATH_REASONS[name], Evidence(path=path, line=1 if changed.status != "deleted" else None, detail=detail))
@@ -187,7 +228,7 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector)
         found.add("file_mode_change", "submodule pointer changed", Evidence(path=path, detail="gitlink"))
     elif changed.exec_bit_changed:
         found.add("file_mode_change", "executable bit changed", Evidence(path=path, detail=f"mode {changed.old_mode}->{changed.new_mode}"))
-    if changed.status == "deleted":
+    if changed.status == "deleted" and not moved:
         found.add("deletions", "file(s) deleted", Evidence(path=path, detail=f"{len(changed.removed)} line(s) removed"))
     if changed.binary:
         found.add("binary_change", "binary file changed", Evidence(path=path))
@@ -195,29 +236,113 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector)
         found.add("truncated_input", "part of a file was too large to examine", Evidence(path=path))
     if changed.binary or changed.is_submodule:
         return
-    lines = changed.added + changed.removed
+    # Lines removed and added again with only their indentation changed are not a change of meaning.
+    added, removed = _without_reindented(changed.added, changed.removed)
+    lines = added + removed
     lowered = detectors.lowered_text(lines)  # one keyword prefilter text for every rule set
-    content_rules: tuple[tuple[tuple[detectors.Rule, ...], str, str], ...] = (
-        (detectors.SCHEMA_RULES, "schema_change", "schema change in the changed lines"),
-        (detectors.AUTH_RULES, "auth_code", "authentication or authorization code in the changed lines"),
-        (detectors.DEPLOY_RULES, "deploy_config", "deployment manifest in the changed lines"),
-    )
-    if is_route_agent_file(path):
-        content_rules = content_rules[2:]  # a policy names schema and auth paths; it is neither
-    for rule_set, name, reason in content_rules:
-        for hit in detectors.scan_lines(rule_set, path, lines, limit=3, lowered=lowered):
-            found.add(name, reason, Evidence(path=path, line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
+    prose_or_test = bool(class_names & {"docs", "tests"}) or detectors.path_suffix(path) in _PROSE_SUFFIXES
+    if not prose_or_test and not is_route_agent_file(path):
+        # Schema and auth are about code: words in docs, a model in a test, a commented-out line are not.
+        code_lines = tuple(item for item in lines if not _is_comment(item[1]))
+        for rule_set, name, reason in (
+            (detectors.SCHEMA_RULES, "schema_change", "schema change in the changed lines"),
+            (detectors.AUTH_RULES, "auth_code", "authentication or authorization code in the changed lines"),
+        ):
+            for hit in detectors.scan_lines(rule_set, path, code_lines, limit=3, lowered=lowered):
+                found.add(name, reason, Evidence(path=path, line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
+    for hit in detectors.scan_lines(detectors.DEPLOY_RULES, path, lines, limit=3, lowered=lowered):
+        found.add("deploy_config", "deployment manifest in the changed lines",
+                  Evidence(path=path, line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
+    if is_ci_makefile(path):
+        for hit in detectors.scan_lines(detectors.CI_MAKE_RULES, path, lines, limit=3, lowered=lowered):
+            found.add("ci_config", _PATH_REASONS["ci_config"],
+                      Evidence(path=path, line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
     for hit in detectors.scan_lines(detectors.SECRET_RULES, path, changed.added, limit=3, lowered=lowered):
         found.add("secret_in_content", "a secret-like value in the added lines",
                   Evidence(path=path, line=hit.line, detail=f"{hit.rule} (value withheld)"))
-    if "docs" not in class_names and is_code_path(path):
-        if changed.status in ("added", "untracked") and changed.added:
+    if moved or "docs" in class_names or not is_code_path(path):
+        return
+    if changed.status in ("added", "untracked"):
+        if _substantive(changed.added):
             found.add("new_code", "new code file", Evidence(path=path, detail="new file"))
+        return
+    # New code is a definition whose name the file did not define before: a changed signature or
+    # body keeps its name. Only the changed lines are known here, so "before" is the removed lines.
+    before = defined_names(changed.removed)
+    for name, (number, text) in defined_names(added).items():
+        if name not in before:
+            found.add("new_code", "new function or class", Evidence(path=path, line=number, excerpt=text.strip()[:80]))
+            break
+
+
+_PROSE_SUFFIXES = frozenset({".md", ".rst", ".txt", ".adoc", ".html", ".htm", ".textile", ".po", ".pot"})
+_COMMENT_PREFIXES = ("#", "//", "--", "/*", "*", "<!--", "{#", ";")
+
+
+def _is_comment(text: str) -> bool:
+    stripped = text.lstrip()
+    return stripped.startswith(_COMMENT_PREFIXES) and not stripped.startswith(("#!", "#[", "#include", "#define"))
+
+
+def _without_reindented(added: tuple[tuple[int, str], ...],
+                        removed: tuple[tuple[int, str], ...]) -> tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]:
+    """Added and removed lines without the pairs whose text differs only in surrounding whitespace."""
+    if not added or not removed:
+        return added, removed
+    gone = Counter(text.strip() for _, text in removed)
+    back = Counter(text.strip() for _, text in added)
+    same = gone & back
+    if not same:
+        return added, removed
+    return _drop(added, Counter(same)), _drop(removed, same)
+
+
+def _drop(lines: tuple[tuple[int, str], ...], counts: Counter[str]) -> tuple[tuple[int, str], ...]:
+    kept: list[tuple[int, str]] = []
+    for item in lines:
+        key = item[1].strip()
+        if counts[key] > 0:
+            counts[key] -= 1
         else:
-            for number, text in changed.added:
-                if _DEF_OR_CLASS.match(text):
-                    found.add("new_code", "new function or class", Evidence(path=path, line=number, excerpt=text.strip()[:80]))
-                    break
+            kept.append(item)
+    return tuple(kept)
+
+
+_MAKEFILES = frozenset({"Makefile", "makefile", "GNUmakefile"})
+
+
+def is_ci_makefile(path: str) -> bool:
+    """A Makefile (or `*.mk`): its targets are what CI runs when their recipes run checks."""
+    name = path.rpartition("/")[2]
+    return name in _MAKEFILES or name.endswith(".mk")
+
+
+def _moved_paths(files: tuple[ChangedFile, ...]) -> frozenset[str]:
+    """Paths of deleted and added files that are one file renamed (git reports them apart with
+    --no-renames): same content, or same name with at least half of the lines kept."""
+    deleted = [f for f in files if f.status == "deleted"]
+    created = [f for f in files if f.status in ("added", "untracked")]
+    if not deleted or not created:
+        return frozenset()
+    moved: set[str] = set()
+    for gone in deleted:
+        old_text = [text for _, text in gone.removed]
+        old_name = gone.path.rpartition("/")[2]
+        for new in created:
+            if new.path in moved:
+                continue
+            new_text = [text for _, text in new.added]
+            if old_text == new_text and (old_text or old_name == new.path.rpartition("/")[2]):
+                similar = True
+            elif old_name == new.path.rpartition("/")[2] and old_text and new_text:
+                kept = sum((Counter(old_text) & Counter(new_text)).values())
+                similar = kept * 2 >= max(len(old_text), len(new_text))
+            else:
+                similar = False
+            if similar:
+                moved.update((gone.path, new.path))
+                break
+    return frozenset(moved)
 
 
 _PATH_REASONS = {
@@ -248,7 +373,7 @@ def _brief_signals(clean: CleanText, found: _Collector) -> None:
     if phrase:
         found.add("production_incident", "the brief mentions a production incident", Evidence(path="brief", excerpt=phrase))
     phrase = find_phrase(NEW_CODE, clean.folded)
-    if phrase:
+    if phrase and not DOCS_ONLY.search(clean.folded):
         found.add("new_code", "the brief asks for new code", Evidence(path="brief", excerpt=phrase))
     examined = clean.scanned or clean.text
     text = examined if not clean.smuggled else examined + "\n" + clean.smuggled

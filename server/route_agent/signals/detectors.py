@@ -19,10 +19,23 @@ class Rule:
     pattern: re.Pattern[str]
     suffixes: tuple[str, ...] = ()
     """When set, the rule applies only to files with one of these suffixes."""
+    exclude: re.Pattern[str] | None = None
+    """A line this matches is not a hit of the rule (a look-alike that is not what the rule means)."""
 
 
-def _r(name: str, keywords: tuple[str, ...], pattern: str, suffixes: tuple[str, ...] = (), flags: int = re.IGNORECASE) -> Rule:
-    return Rule(name, keywords, re.compile(pattern, flags), suffixes)
+def _r(name: str, keywords: tuple[str, ...], pattern: str, suffixes: tuple[str, ...] = (), flags: int = re.IGNORECASE,
+       exclude: re.Pattern[str] | None = None) -> Rule:
+    return Rule(name, keywords, re.compile(pattern, flags), suffixes, exclude)
+
+
+# Lines that name auth without doing it: a cache `Vary: Authenticate` header, a Django migration
+# dependency on the `auth` app or a migration named after a field ("0008_alter_user_password").
+_NOT_AUTH = re.compile(
+    r"(?<![a-z])vary(?![a-z])"
+    r"|^\s*[\[(]?\s*['\"]\w+['\"]\s*,\s*['\"]\d{4}_\w*['\"]\s*[\])]?\s*,?\s*[\])]?,?\s*$"
+    r"|swappable_dependency\(",
+    re.IGNORECASE,
+)
 
 
 CODE = (".py", ".pyi", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs", ".go", ".rb", ".java", ".kt", ".kts",
@@ -44,22 +57,34 @@ SCHEMA_RULES: tuple[Rule, ...] = (
     _r("OpenAPI schema", ("openapi", "swagger", "components:", "paths:"), r"^\s*(openapi|swagger)\s*:|^\s*(components|paths)\s*:\s*$", (".yaml", ".yml", ".json"), flags=0),  # noqa: E501 - a regex reads best whole
 )
 
+
+def _ra(name: str, keywords: tuple[str, ...], pattern: str, flags: int = re.IGNORECASE) -> Rule:
+    return _r(name, keywords, pattern, flags=flags, exclude=_NOT_AUTH)
+
+
 AUTH_RULES: tuple[Rule, ...] = (
-    _r("JWT handling", ("jwt", "jws", "jose"), r"\b(jwt|jws|jose|pyjwt|jsonwebtoken)\b|\bjwt[._](encode|decode|verify|sign)"),
-    _r("token verification", ("token",), r"\b(verify|validate|decode|sign|issue|refresh|revoke|check)_?\w*token|\btoken_?(verify|validation|expir\w*|secret|signing)|\b(access|refresh|bearer|id|auth|csrf|session)_?token\b"),  # noqa: E501 - a regex reads best whole
-    _r("password handling", ("password", "passwd", "bcrypt", "argon2", "scrypt", "pbkdf2"),
+    _ra("JWT handling", ("jwt", "jws", "jose"), r"\b(jwt|jws|jose|pyjwt|jsonwebtoken)\b|\bjwt[._](encode|decode|verify|sign)"),
+    _ra("token verification", ("token",), r"\b(verify|validate|decode|sign|issue|refresh|revoke|check)_?\w*token|\btoken_?(verify|validation|expir\w*|secret|signing)|\b(access|refresh|bearer|id|auth|csrf|session)_?token\b"),  # noqa: E501 - a regex reads best whole
+    _ra("password handling", ("password", "passwd", "bcrypt", "argon2", "scrypt", "pbkdf2"),
        r"\b(password|passwd)\b|\b(bcrypt|argon2|scrypt|pbkdf2)\b|check_password|hash_password|set_password"),
-    _r("session handling", ("session", "login_required", "cookie"), r"\b(session_?(id|key|cookie|token|expir\w*)|login_required|set_cookie|sessionid|request\.session)\b"),  # noqa: E501 - a regex reads best whole
-    _r("permission check", ("perm", "authoriz", "authoris", "authentic", "is_admin", "superuser", "role", "acl", "rbac", "scope"),
+    _ra("session handling", ("session", "login_required", "cookie"), r"\b(session_?(id|key|cookie|token|expir\w*)|login_required|set_cookie|sessionid|request\.session)\b"),  # noqa: E501 - a regex reads best whole
+    _ra("permission check", ("perm", "authoriz", "authoris", "authentic", "is_admin", "superuser", "role", "acl", "rbac", "scope"),
        r"\b(has_?perm\w*|check_?perm\w*|require_?(role|perm\w*|scope)|permission_required|is_admin|is_superuser|authori[sz]e\w*|authenticat\w*|rbac|acl\b)"),
-    _r("OAuth / OIDC", ("oauth", "oidc", "openid", "saml", "client_secret"), r"\b(oauth|oidc|openid|saml)|\b(client_secret|authorization_code|pkce)\b"),  # noqa: E501 - a regex reads best whole
-    _r("cryptography", ("hmac", "crypt", "cipher", "hashlib", "signing", "signature", "rsa", "aes", "nonce", "fernet", "ecdsa", "ed25519", "digest"),  # noqa: E501 - a regex reads best whole
-       r"\b(hmac|hashlib|cryptography|fernet|cipher|aes|rsa|ecdsa|ed25519|nonce|signing_key|verify_signature|signature)\b|compare_digest"),
+    _ra("OAuth / OIDC", ("oauth", "oidc", "openid", "saml", "client_secret"), r"\b(oauth|oidc|openid|saml)|\b(client_secret|authorization_code|pkce)\b"),  # noqa: E501 - a regex reads best whole
+    _ra("cryptography", ("hmac", "crypt", "cipher", "hashlib", "signing", "signature", "rsa", "aes", "nonce", "fernet", "ecdsa", "ed25519", "digest"),  # noqa: E501 - a regex reads best whole
+       r"\b(hmac|cryptography|fernet|cipher|aes|rsa|ecdsa|ed25519|nonce|signing_key|verify_signature|bad_?signature|signature_?(valid|invalid|mismatch|expired)|signing\.(dumps|loads|Signer|TimestampSigner))\b|compare_digest"),
 )
 
 # A deployment manifest in any YAML file: Kubernetes objects, Helm, Compose services.
 DEPLOY_RULES: tuple[Rule, ...] = (
     _r("Kubernetes manifest", ("kind:",), r"^\s*kind\s*:\s*(Deployment|StatefulSet|DaemonSet|Service|Ingress|CronJob|Job|ConfigMap|Secret|Role|ClusterRole|RoleBinding|HorizontalPodAutoscaler|NetworkPolicy)\b", (".yaml", ".yml"), flags=0),  # noqa: E501 - a regex reads best whole
+)
+
+# CI in a Makefile: the recipe lines that run tests, linters, type checkers or coverage (the
+# targets CI runs), not a change to how the project builds or installs.
+CI_MAKE_RULES: tuple[Rule, ...] = (
+    _r("check run by CI", ("test", "lint", "flake8", "ruff", "mypy", "pyright", "tox", "nox", "coverage", "eslint", "tsc", "vet", "clippy", "check", "ci"),  # noqa: E501 - a regex reads best whole
+       r"^\s*(test|tests|lint|check|ci|coverage|typecheck)\w*\s*:|\b(pytest|tox|nox|flake8|ruff|mypy|pyright|coverage|eslint|tsc|go\s+(test|vet)|cargo\s+(test|clippy)|npm\s+(run\s+)?test)\b"),
 )
 
 SECRET_RULES: tuple[Rule, ...] = (
@@ -147,7 +172,7 @@ def scan_lines(rules: tuple[Rule, ...], path: str, lines: tuple[tuple[int, str],
             if not any(k in lowered_line for k in rule.keywords):
                 continue
             match = rule.pattern.search(text)
-            if match is None:
+            if match is None or (rule.exclude is not None and rule.exclude.search(text)):
                 continue
             hits.append(Hit(rule.name, number, _excerpt(text, match.start(), match.end()),
                             (match.start(), match.end())))

@@ -148,6 +148,14 @@ NEW_CODE = re.compile(
     r"|\bnew\s+(feature|function|method|class|endpoint|module|file|api)\b|\bimplement\b"
 )
 
+DOCS_ONLY = re.compile(
+    r"^\W*(add|adds|adding|write|writes|writing|update|updates|updating|improve|improves|improving|fix|fixes|fixing|"
+    r"document|documents|documenting|clarify|clarifies|reword|rewords|expand|expands)\s+"
+    r"(?:(?:the|a|an|some|more|missing|better|new|api|user|inline|code)\s+)*"
+    r"(docs?|documentation|docstrings?|comments?|readme|changelog|release\s+notes|typos?|wording|spelling|examples?\s+in\s+the\s+docs)\b"
+)
+"""A brief that asks for documentation ("Add docs for ..."): not a request for new code."""
+
 
 def find_phrase(pattern: re.Pattern[str], folded: str) -> str | None:
     match = pattern.search(folded)
