@@ -187,7 +187,8 @@ def test_layering_default_then_user_then_repo(tmp_path: Path) -> None:
     assert policy.models.fast.provider == "ollama"
     assert policy.models.fast.max_context_tokens == 32000  # mappings merge key by key
     assert policy.models.strong.model == "anthropic/claude-3.7-sonnet"
-    assert loaded.sources == ("<built-in default.yaml>", str(user), str(repo_policy))
+    # the checks detected in the repository (none here) sit between the default and the user's file
+    assert loaded.sources == ("<built-in default.yaml>", "<detected checks: none found>", str(user), str(repo_policy))
 
 
 def test_explicit_policy_replaces_the_repository_policy(tmp_path: Path) -> None:

@@ -6,11 +6,12 @@ import shlex
 from typing import Any
 
 from route_agent.policy.models import Check
+from route_agent.policy.toolchain import NO_CHECKS_NOTE
 from route_agent.routing.decide import Decision
 
 
 def verification_line(checks: list[Check]) -> str:
-    return " && ".join(shlex.join(c.run) for c in checks) if checks else "(none configured)"
+    return " && ".join(shlex.join(c.run) for c in checks) if checks else NO_CHECKS_NOTE
 
 
 def human_decision(decision: Decision) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from route_agent.lsp.state.folders import FolderState
+from route_agent.policy.toolchain import NO_CHECKS_NOTE
 from route_agent.routing.decide import AlwaysStrong, Decision
 from route_agent.signals import Evidence
 
@@ -37,7 +38,9 @@ def hover_text(ls: RouteAgentServer, uri: str, line: int) -> str | None:
         return cache[key]
     if len(cache) > 512 or (cache and next(iter(cache))[0] != snapshot.generation):
         cache.clear()
-    text = compute_hover(snapshot.decision, rel, line, refreshing=folder.refreshing)
+    checks = getattr(snapshot.policy.policy.verification, snapshot.decision.lane)
+    text = compute_hover(snapshot.decision, rel, line, refreshing=folder.refreshing,
+                         verification=" && ".join(" ".join(c.run) for c in checks) or None)
     cache[key] = text
     return text
 
@@ -51,8 +54,10 @@ def always_strong_on_line(decision: Decision, rel_path: str, line0: int) -> list
             if any(ev.path == rel_path and ev.line == line0 + 1 for ev in hit.evidence)]
 
 
-def compute_hover(decision: Decision, rel_path: str, line0: int, refreshing: bool = False) -> str | None:
-    """Markdown: `Risk score: N -> <lane> lane`, the rule on this line first, then each contribution."""
+def compute_hover(decision: Decision, rel_path: str, line0: int, refreshing: bool = False,
+                  verification: str | None = "") -> str | None:
+    """Markdown: `Risk score: N -> <lane> lane`, the rule on this line first, then each contribution.
+    `verification` is the lane's checks as one line (None: none configured or detected; "": not shown)."""
     if rel_path not in decision.signals.paths:
         return None
     title = f"**Risk score: {decision.risk_score} -> {decision.lane} lane**"
@@ -64,6 +69,10 @@ def compute_hover(decision: Decision, rel_path: str, line0: int, refreshing: boo
         evidence = next(ev for ev in hit.evidence if ev.path == rel_path and ev.line == line0 + 1)
         parts.append(f"**Always strong on this line: `{hit.condition}`** ({hit.reason}): {_evidence(evidence)}")
     parts.append(f"Lane: {decision.lane_reason}")
+    if verification is None:
+        parts.append(f"Verification: none found; {NO_CHECKS_NOTE.split(': ', 1)[1]}")
+    elif verification:
+        parts.append(f"Verification: `{verification}`")
     if decision.plan is not None:
         plan = f"Plan: `{decision.plan.plan}`"
         p = decision.plan.prediction

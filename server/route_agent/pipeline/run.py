@@ -464,6 +464,8 @@ def _judge(req: RunRequest, attempt: _Attempt, v: _Verification) -> NextStep:
     labels = tuple(r.name for r in report.runs) if report else ()
     if v.snapshot_only:
         labels = (*labels, "snapshot-only")
+    if report is not None and any(r.no_tests for r in report.runs):
+        labels = (*labels, "unverified")  # a test check that ran no test is weak: never a pass on its own
     if lane == "fast" and v.rejected_reason is None and not labels and v.verifier is None:
         # Nothing looked at this patch: a cheap lane's word alone is not verification.
         labels = ("unverified",)

@@ -27,6 +27,7 @@ from route_agent.policy.loader import (
     validate,
 )
 from route_agent.policy.models import Check, ModelSpec, Policy
+from route_agent.policy.toolchain import detect_checks, facts_identity, read_repo_facts
 
 __all__ = [
     "FLOOR_CONDITIONS",
@@ -86,6 +87,7 @@ class PolicyCache:
         self._default: Layer | None = None
         self._validated: dict[tuple[Any, ...], LoadedPolicy] = {}
         self._restricted: tuple[LoadedPolicy, LoadedPolicy, LoadedPolicy] | None = None
+        self._detected: dict[str, tuple[tuple[Any, ...], Layer]] = {}
 
     def default_layer(self) -> Layer:
         if self._default is None:
@@ -102,13 +104,25 @@ class PolicyCache:
         self._layers[key] = (ident, layer)
         return layer
 
-    def load(self, *paths: Path) -> LoadedPolicy:
-        """Validate the default layered with `paths` (in order); cached until a file changes."""
-        key = tuple((str(p), file_identity(p)) for p in paths)
+    def detected_layer(self, root: Path) -> Layer:
+        """The checks detected in `root` (toolchain.py) as a layer over the default; re-read when a probed file changes."""
+        ident = facts_identity(root)
+        cached = self._detected.get(str(root))
+        if cached is not None and cached[0] == ident:
+            return cached[1]
+        detected = detect_checks(read_repo_facts(root))
+        layer = Layer(path=f"<detected checks: {', '.join(detected.toolchains) or 'none found'}>", data=detected.policy_data())
+        self._detected[str(root)] = (ident, layer)
+        return layer
+
+    def load(self, *paths: Path, detected: Layer | None = None) -> LoadedPolicy:
+        """Validate the default (then `detected`) layered with `paths` (in order); cached until a file changes."""
+        idents = tuple((str(p), file_identity(p)) for p in paths)
+        key = (json.dumps(detected.data, sort_keys=True) if detected is not None else None, *idents)
         hit = self._validated.get(key)
-        if hit is not None and all(ident is not None for _, ident in key):
+        if hit is not None and all(ident is not None for _, ident in idents):
             return hit
-        layers = [self.default_layer(), *(self.layer(p) for p in paths)]
+        layers = [self.default_layer(), *([detected] if detected is not None else []), *(self.layer(p) for p in paths)]
         merged = merge_layers(layers)
         policy = validate(merged, str(paths[-1]) if paths else DEFAULT_POLICY_NAME)
         if policy.routing.learned is not None:
@@ -118,10 +132,13 @@ class PolicyCache:
         return loaded
 
     def for_workspace(self, root: Path | None, explicit: Path | None = None, user: Path | None = None) -> LoadedPolicy:
-        """The effective policy: default, then the user's file, then `explicit` or the repository's.
+        """The effective policy: default, then the checks detected in `root` (toolchain.py), then the
+        user's file, then `explicit` or the repository's. A `verification:` section in any of the files
+        replaces the detected checks.
 
         The repository's policy may only make things stricter: what it lowers is ignored and listed
         in `warnings` (strictness.py). `explicit` and the user's file are the user's own."""
+        detected = self.detected_layer(root) if root is not None else None
         paths: list[Path] = []
         if user is not None and user.is_file():
             paths.append(user)
@@ -131,14 +148,14 @@ class PolicyCache:
             for rel in REPO_POLICY_PATHS:
                 candidate = root / rel
                 if candidate.is_file():
-                    return self._restricted_load(paths, candidate)
-        return self.load(*paths)
+                    return self._restricted_load(paths, candidate, detected)
+        return self.load(*paths, detected=detected)
 
-    def _restricted_load(self, trusted_paths: list[Path], repo_path: Path) -> LoadedPolicy:
+    def _restricted_load(self, trusted_paths: list[Path], repo_path: Path, detected: Layer | None) -> LoadedPolicy:
         from route_agent.policy.strictness import lowered_issues, restrict
 
-        full = self.load(*trusted_paths, repo_path)
-        trusted = self.load(*trusted_paths)
+        full = self.load(*trusted_paths, repo_path, detected=detected)
+        trusted = self.load(*trusted_paths, detected=detected)
         last = self._restricted
         if last is not None and last[0] is full and last[1] is trusted:
             return last[2]  # the same object while nothing changed: the LSP reuses its router

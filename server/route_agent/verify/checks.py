@@ -210,10 +210,13 @@ class CheckRun:
     tail: str = ""
     sandboxed: bool = False
     findings: list[Finding] = field(default_factory=list)
+    no_tests: bool = False
+    """A test check that ran no test (pytest exit 5, `no test files`, `running 0 tests`): a weak
+    check, never a pass. It does not fail the attempt; the attempt is `unverified` (escalates)."""
 
     @property
     def passed(self) -> bool:
-        return self.exit_code == 0 and not (self.timed_out or self.output_exceeded or self.cancelled or self.error)
+        return (self.exit_code == 0 or self.no_tests) and not (self.timed_out or self.output_exceeded or self.cancelled or self.error)
 
     @property
     def status(self) -> str:
@@ -225,6 +228,8 @@ class CheckRun:
             return "output-exceeded"
         if self.cancelled:
             return "cancelled"
+        if self.no_tests:
+            return "no-tests"
         return "pass" if self.exit_code == 0 else "fail"
 
     @property
@@ -324,6 +329,8 @@ async def run_one(
     if sandbox is not None and sandbox.executable:
         scratch = scratch_dir or Path(tempfile.mkdtemp(prefix="route-agent-check-"))
         env.update(TMPDIR=str(scratch), TMP=str(scratch), TEMP=str(scratch))
+        # The root is read-only in the sandbox: build caches (go's, and any tool that follows XDG) go to the scratch dir.
+        env.update(GOCACHE=str(scratch / "go-build"), XDG_CACHE_HOME=str(scratch / "cache"))
         argv = sandbox_argv(sandbox.executable, worktree, argv, scratch=scratch, share_network=share_network)
     elif scratch_dir is not None:
         env.update(TMPDIR=str(scratch_dir), TMP=str(scratch_dir), TEMP=str(scratch_dir))
@@ -459,8 +466,40 @@ async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: P
                 Finding(check.name, "the check left processes running after it exited; they were killed", "warning", rule="orphans")
             )
     run.exit_code = proc.returncode
+    run.no_tests = not (run.timed_out or run.output_exceeded) and ran_no_test(check, run.exit_code, run.output_excerpt)
+    if run.no_tests:
+        run.findings.append(Finding(check.name, f"{check.name} ran no test: a weak check, never a pass; the patch is unverified by tests",
+                                    "warning", rule="no-tests"))
+        return run
     run.findings.extend(_parse(check, run, worktree))
     return run
+
+
+# What test runners print when they found nothing to run (pytest, jest, vitest, node --test, go, cargo, mocha).
+_NO_TESTS_OUTPUT = re.compile(
+    r"\bno tests? (?:files? )?(?:were )?(?:found|ran|collected)\b|\bcollected 0 items\b|\[no tests to run\]"
+    r"|^\S*\s*tests 0\s*$|\b0 passing\b",
+    re.IGNORECASE | re.MULTILINE)
+_CARGO_RUNNING = re.compile(r"^running (\d+) tests?$", re.MULTILINE)
+
+
+def ran_no_test(check: Check, exit_code: int | None, output: str) -> bool:
+    """Whether a `tests` check ran no test at all (from its exit code and output only)."""
+    if check.kind != "tests" or exit_code is None:
+        return False
+    tool = Path(check.run[0]).name
+    if "pytest" in check.run and exit_code == 5:
+        return True  # pytest: no tests were collected
+    if exit_code != 0:
+        return False
+    if tool == "go" and "-json" in check.run:
+        return '"Action":"run"' not in output
+    if tool == "go":
+        return "no test files" in output and "\nok " not in f"\n{output}" and not output.startswith("ok ")
+    counts = [int(n) for n in _CARGO_RUNNING.findall(output)]
+    if tool == "cargo" and counts:
+        return not any(counts)
+    return _NO_TESTS_OUTPUT.search(output) is not None
 
 
 def _parse(check: Check, run: CheckRun, worktree: Path) -> list[Finding]:
