@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --system
+bash scripts/setup-agents.sh
 PY=.venv/bin/python
 
 echo "== ruff"; $PY -m ruff check server tests benchmarks

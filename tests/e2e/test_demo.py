@@ -62,3 +62,22 @@ def test_make_demo_repo_refuses_a_foreign_directory(tmp_path: Path) -> None:
 def test_make_demo_repo_replaces_an_earlier_demo(demo_repo: Path) -> None:
     subprocess.run(["bash", str(SCRIPT), str(demo_repo)], check=True, capture_output=True, timeout=120)
     assert (demo_repo / ".git").is_dir()
+
+
+def test_demo_script_word_for_word_without_a_key() -> None:
+    """`bash scripts/demo.sh`, the README's first command, as a newcomer without a key runs it: the dry
+    run, then the whole loop against the scripted model (tamper catch, escalation, a verified patch)."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTE_AGENT_")}
+    env["HOME"] = os.environ.get("HOME", "/root")
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    dry, _, scripted = out.partition("== No OPENROUTER_API_KEY: the same task against a SCRIPTED model")
+    assert "result: dry-run" in dry and "dry run: OPENROUTER_API_KEY is not set" in dry
+    assert "attempt 1: fast lane (scripted-fast)" in scripted
+    assert "[tamper/skip-marker]" in scripted and "escalation: fast -> strong (tamper)" in scripted
+    assert "attempt 2: strong lane (scripted-strong)" in scripted and "result: pass" in scripted
+    assert "+def test_giving_up_releases_every_connection() -> None:" in scripted
+    demo_repo = ROOT / "examples" / "demo-repo"
+    assert "test_giving_up_releases_every_connection" not in (demo_repo / "tests" / "test_sync_worker.py").read_text(), \
+        "the demo applied the patch to the repository without being asked"

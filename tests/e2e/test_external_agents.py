@@ -1,5 +1,5 @@
 """The shipped presets for external agents (policies/examples/agents.yaml), driven end to end: the real
-aider and mini-swe-agent programs, installed by scripts/setup.sh in .agents-venv, run as a lane's
+aider and mini-swe-agent programs, installed by scripts/setup-agents.sh in .agents-venv, run as a lane's
 executor in the sandboxed worktree against the scripted model server on 127.0.0.1, each answered in
 its own reply format. The routed model name, the base URL and the lane's key reach the agent, and
 its edit becomes the verified patch."""
@@ -51,7 +51,7 @@ MINI_REPLIES = [
 @pytest.fixture(scope="module", autouse=True)
 def agents_installed() -> None:
     missing = [name for name in ("aider", "mini-swe-agent") if not (AGENTS_BIN / name).is_file()]
-    assert not missing, f"{', '.join(missing)} not found in {AGENTS_BIN}: run scripts/setup.sh (it installs them in .agents-venv)"
+    assert not missing, f"{', '.join(missing)} not found in {AGENTS_BIN}: run scripts/setup-agents.sh (it installs them in .agents-venv)"
 
 
 def write_policy(path: Path, base_url: str, executor: str, model: str) -> Path:
