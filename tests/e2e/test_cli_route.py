@@ -292,6 +292,18 @@ def test_policy_check_ok(tmp_path: Path) -> None:
     assert proc.stdout.startswith(f"{policy}: ok")
 
 
+@pytest.mark.parametrize(
+    ("base_url", "refused"),
+    [pytest.param("https://llm.example.net/v1", True, id="remote"), pytest.param("http://127.0.0.1:11434/v1", False, id="loopback")],
+)
+def test_policy_check_says_a_remote_endpoint_would_be_refused_in_a_repository(tmp_path: Path, base_url: str, refused: bool) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f'models:\n  fast: {{provider: openai-compatible, model: m, base_url: "{base_url}"}}\n')
+    proc = run(tmp_path, "policy", "check", str(policy))
+    assert proc.returncode == 0, proc.stderr
+    assert ("would be refused: it sets models.fast.base_url" in proc.stdout) is refused
+
+
 def test_bad_repository_policy_stops_route(tmp_path: Path, repo: Path) -> None:
     (repo / ".route-agent.yaml").write_text("routing:\n  fast_max_score: [\n")
     proc = run(tmp_path, "--task", "tidy", cwd=repo)

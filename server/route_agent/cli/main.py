@@ -225,6 +225,13 @@ def policy_check(file: Path) -> None:
         raise SystemExit(EXIT_CONFIG) from None
     commands = sum(len(getattr(loaded.policy.verification, lane)) for lane in ("fast", "strong"))
     click.echo(f"{file}: ok ({commands} verification command(s); always-strong: {', '.join(loaded.always_strong_conditions)})")
+    from route_agent.policy.approval import endpoint_overrides_in
+
+    remote = endpoint_overrides_in(file)
+    if remote:
+        click.echo(f"{file}: note: as a repository's policy (.route-agent/policy.yaml) this file would be refused: it sets "
+                   f"{', '.join(remote)}, and a repository may point models only at endpoints on this machine; as your own "
+                   "policy or with --policy it is used")
 
 
 @policy_group.command("approve")

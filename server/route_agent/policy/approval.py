@@ -262,6 +262,13 @@ def repo_endpoint_overrides(root: Path, read: LayerReader | None = None) -> tupl
     path = repo_policy_file(root)
     if path is None:
         return None
+    found = endpoint_overrides_in(path, read)
+    return (path, found) if found else None
+
+
+def endpoint_overrides_in(path: Path, read: LayerReader | None = None) -> list[str]:
+    """The dotted keys of the policy file `path` that a repository's policy may not set (see
+    `repo_endpoint_overrides`)."""
     models = _reader(read)(path).data.get("models")
     found: list[str] = []
     if isinstance(models, dict):
@@ -273,7 +280,7 @@ def repo_endpoint_overrides(root: Path, read: LayerReader | None = None) -> tupl
                 elif str(spec.get("api_key_env", "")).upper().startswith(PLATFORM_CREDENTIALS):
                     found.append(f"{where}.api_key_env")
                 spec, where = spec.get("fallback"), f"{where}.fallback"
-    return (path, found) if found else None
+    return found
 
 
 # --- unsandboxed execution (issue 12, item 3) ---------------------------------------------------
