@@ -364,6 +364,10 @@ from route_agent.cli.state_cmd import state_group  # noqa: E402
 
 cli.add_command(state_group)
 
+from route_agent.cli.init_cmd import init_command  # noqa: E402
+
+cli.add_command(init_command)
+
 
 @cli.command("serve")
 def serve_command() -> None:
