@@ -544,3 +544,53 @@ def test_floor_still_forces_strong_when_real() -> None:
     for condition, changed in cases.items():
         decision = router.classify(ChangeSet(files=(changed,)), "fix it")
         assert decision.lane == "strong" and condition in {h.condition for h in decision.always_strong}, condition
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param(modified("rest_framework/utils/field_mapping.py", "    if isinstance(model_field, models.DecimalField):"),
+                     id="isinstance-of-a-model-field"),
+        pytest.param(modified("rest_framework/authtoken/serializers.py", "    username = serializers.CharField()"),
+                     id="serializer-field"),
+    ],
+)
+def test_reading_a_model_is_not_a_schema_change(changed: ChangedFile) -> None:
+    assert not signals_for(changed).has_schema_change
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param(modified("rest_framework/views.py", "        Instantiates and returns the list of authenticators that this view can use."),
+                     id="docstring-prose"),
+        pytest.param(modified("tox.ini", "    django-oauth-plus==2.2.1"), id="oauth-pin-in-tox"),
+        pytest.param(modified("docs_theme/css/bootstrap.css", 'input[type="password"],'), id="css-password-input"),
+    ],
+)
+def test_words_outside_auth_code_are_not_auth(changed: ChangedFile) -> None:
+    assert not signals_for(changed).has_auth_code
+
+
+def test_reordering_authentication_and_permission_checks_is_auth() -> None:
+    changed = modified("rest_framework/views.py", "        self.check_permissions(request)", "        self.perform_authentication(request)",
+                       removed=("        self.perform_authentication(request)", "        self.check_permissions(request)"))
+    assert signals_for(changed).has_auth_code
+
+
+@pytest.mark.parametrize("path", ["djangorestframework/tokenauth/models.py", "app/authtoken_views.py"])
+def test_token_models_and_views_by_path(path: str) -> None:
+    assert signals_for(modified(path, "        return super().save(*args, **kwargs)")).has_auth_code
+
+
+def test_a_line_added_at_the_top_of_a_file_is_not_a_new_file() -> None:
+    from route_agent.signals.diffparse import change_set_from_diff
+
+    diff = ("diff --git a/app/filters.py b/app/filters.py\nindex 1111111..2222222 100644\n--- a/app/filters.py\n"
+            "+++ b/app/filters.py\n@@ -0,0 +1 @@\n+from __future__ import annotations\n")
+    changed = change_set_from_diff(diff).files[0]
+    assert changed.status == "modified"
+    assert not signals_for(changed).needs_new_code
+    new = ("diff --git a/app/new.py b/app/new.py\nnew file mode 100644\nindex 0000000..2222222\n--- /dev/null\n"
+           "+++ b/app/new.py\n@@ -0,0 +1 @@\n+X = 1\n")
+    assert change_set_from_diff(new).files[0].status == "added"

@@ -62,6 +62,7 @@ FLOOR_GLOBS: dict[str, tuple[str, ...]] = {
         "authentication.*",
         "authorization.*",
         "authtoken/",
+        "tokenauth/",
         "*authtoken*",
         "csrf.*",
         "!*.md",

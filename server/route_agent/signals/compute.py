@@ -243,11 +243,14 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector,
     prose_or_test = bool(class_names & {"docs", "tests"}) or detectors.path_suffix(path) in _PROSE_SUFFIXES
     if not prose_or_test and not is_route_agent_file(path):
         # Schema and auth are about code: words in docs, a model in a test, a commented-out line are not.
-        code_lines = tuple(item for item in lines if not _is_comment(item[1]))
-        for rule_set, name, reason in (
+        code_lines = tuple(item for item in lines if not _is_comment(item[1]) and not _is_prose(item[1]))
+        content_rules: tuple[tuple[tuple[detectors.Rule, ...], str, str], ...] = (
             (detectors.SCHEMA_RULES, "schema_change", "schema change in the changed lines"),
             (detectors.AUTH_RULES, "auth_code", "authentication or authorization code in the changed lines"),
-        ):
+        )
+        if not is_code_path(path):
+            content_rules = content_rules[:1]  # an `oauth2==1.5` pin in tox.ini, `input[type=password]` in CSS
+        for rule_set, name, reason in content_rules:
             for hit in detectors.scan_lines(rule_set, path, code_lines, limit=3, lowered=lowered):
                 found.add(name, reason, Evidence(path=path, line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
     for hit in detectors.scan_lines(detectors.DEPLOY_RULES, path, lines, limit=3, lowered=lowered):
@@ -284,13 +287,29 @@ def _is_comment(text: str) -> bool:
     return stripped.startswith(_COMMENT_PREFIXES) and not stripped.startswith(("#!", "#[", "#include", "#define"))
 
 
+_PROSE = re.compile(r"[A-Za-z`][A-Za-z0-9`'\",.;:!?/\- ]*")
+_CODE_WORDS = frozenset({"import", "from", "return", "raise", "assert", "def", "class", "if", "elif", "else", "for", "while",
+                         "yield", "lambda", "with", "try", "except", "pass", "del", "global", "await", "async", "not"})
+
+
+def _is_prose(text: str) -> bool:
+    """A line of words, as in a docstring or a multi-line comment: no code punctuation or
+    snake_case, four words or more, not starting with a keyword."""
+    stripped = text.strip().strip("\"'*").strip()
+    words = stripped.split()
+    return len(words) >= 4 and words[0] not in _CODE_WORDS and _PROSE.fullmatch(stripped) is not None
+
+
 def _without_reindented(added: tuple[tuple[int, str], ...],
                         removed: tuple[tuple[int, str], ...]) -> tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]:
     """Added and removed lines without the pairs whose text differs only in surrounding whitespace."""
     if not added or not removed:
         return added, removed
-    gone = Counter(text.strip() for _, text in removed)
-    back = Counter(text.strip() for _, text in added)
+    # A line moved unchanged (same text, indentation included) is a reorder, which can matter
+    # (authenticate before checking permissions): only a change of indentation alone is dropped.
+    exact = Counter(text for _, text in removed) & Counter(text for _, text in added)
+    gone = Counter(text.strip() for _, text in removed if text not in exact)
+    back = Counter(text.strip() for _, text in added if text not in exact)
     same = gone & back
     if not same:
         return added, removed

@@ -48,7 +48,7 @@ SCHEMA_RULES: tuple[Rule, ...] = (
     _r("Django migration operation", ("migrations.",), r"\bmigrations\.(AddField|RemoveField|AlterField|RenameField|CreateModel|DeleteModel|AddIndex|RemoveIndex|AddConstraint|RunSQL|RunPython|AlterUniqueTogether)\b", flags=0),  # noqa: E501 - a regex reads best whole
     _r("Alembic operation", ("op.",), r"\bop\.(add_column|drop_column|alter_column|create_table|drop_table|create_index|drop_index|create_foreign_key|execute)\b", flags=0),  # noqa: E501 - a regex reads best whole
     _r("ORM model field", ("field", "column", "foreignkey", "onetoone", "manytomany"),
-       r"\b(models\.\w*Field|models\.ForeignKey|models\.OneToOneField|models\.ManyToManyField|mapped_column|sa\.Column|Column\(\s*(String|Integer|Text|Boolean|DateTime|ForeignKey|Numeric|JSON))", CODE, flags=0),  # noqa: E501 - a regex reads best whole
+       r"^\s*\w+\s*(?::[^=]*)?=\s*(models\.\w*Field|models\.ForeignKey|models\.OneToOneField|models\.ManyToManyField|mapped_column|sa\.Column|Column\(\s*(String|Integer|Text|Boolean|DateTime|ForeignKey|Numeric|JSON))", CODE, flags=0),  # noqa: E501 - a regex reads best whole
     _r("Rails migration", ("add_column", "remove_column", "create_table", "change_column"),
        r"\b(add_column|remove_column|create_table|change_column|add_reference|add_index)\b", (".rb",), flags=0),
     _r("Prisma model", ("model ", "enum "), r"^\s*(model|enum)\s+\w+\s*\{", (".prisma",), flags=0),
@@ -69,7 +69,7 @@ AUTH_RULES: tuple[Rule, ...] = (
        r"\b(password|passwd)\b|\b(bcrypt|argon2|scrypt|pbkdf2)\b|check_password|hash_password|set_password"),
     _ra("session handling", ("session", "login_required", "cookie"), r"\b(session_?(id|key|cookie|token|expir\w*)|login_required|set_cookie|sessionid|request\.session)\b"),  # noqa: E501 - a regex reads best whole
     _ra("permission check", ("perm", "authoriz", "authoris", "authentic", "is_admin", "superuser", "role", "acl", "rbac", "scope"),
-       r"\b(has_?perm\w*|check_?perm\w*|require_?(role|perm\w*|scope)|permission_required|is_admin|is_superuser|authori[sz]e\w*|authenticat\w*|rbac|acl\b)"),
+       r"\b(has_?perm\w*|check_?perm\w*|require_?(role|perm\w*|scope)|permission_required|is_admin|is_superuser|authori[sz]e\w*|authenticat\w*|rbac|acl\b)|\w+_authenticat\w*|\w+_authori[sz]\w*"),
     _ra("OAuth / OIDC", ("oauth", "oidc", "openid", "saml", "client_secret"), r"\b(oauth|oidc|openid|saml)|\b(client_secret|authorization_code|pkce)\b"),  # noqa: E501 - a regex reads best whole
     _ra("cryptography", ("hmac", "crypt", "cipher", "hashlib", "signing", "signature", "rsa", "aes", "nonce", "fernet", "ecdsa", "ed25519", "digest"),  # noqa: E501 - a regex reads best whole
        r"\b(hmac|cryptography|fernet|cipher|aes|rsa|ecdsa|ed25519|nonce|signing_key|verify_signature|bad_?signature|signature_?(valid|invalid|mismatch|expired)|signing\.(dumps|loads|Signer|TimestampSigner))\b|compare_digest"),

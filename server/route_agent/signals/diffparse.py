@@ -71,9 +71,12 @@ def change_set_from_diff(diff_text: str, base: str | None = None) -> ChangeSet:
                 old_mode = new_mode = text.split()[2]
         status: FileStatus = "modified"
         old_path = None
-        if pfile.is_added_file:
+        # From git's headers, not unidiff's guess: with -U0, a line added at the top of a file is a
+        # hunk "@@ -0,0 +1 @@", which unidiff reads as a new file.
+        headers = [str(info).strip() for info in pfile.patch_info or ()]
+        if pfile.source_file == "/dev/null" or any(h.startswith("new file mode ") for h in headers):
             status = "added"
-        elif pfile.is_removed_file:
+        elif pfile.target_file == "/dev/null" or any(h.startswith("deleted file mode ") for h in headers):
             status = "deleted"
         elif pfile.is_rename:
             status = "renamed"
