@@ -145,8 +145,8 @@ def small_repo_overhead(runs: int) -> float:
             server.script("fixer", reply=bench_pipeline.fix_reply(repo))
             server.script("verifier", reply=bench_pipeline.VERIFIER)
             policy = bench_pipeline.policy_file(base, server.base_url)
-            # the one-shot lane, as when the 111 ms were measured
-            policy.write_text(policy.read_text().replace("api_key_env: BENCH_KEY", "api_key_env: BENCH_KEY, executor: oneshot"))
+            if "executor:" not in policy.read_text():  # the one-shot lane, as when the 111 ms were measured
+                policy.write_text(policy.read_text().replace("api_key_env: BENCH_KEY", "api_key_env: BENCH_KEY, executor: oneshot"))
             rows = [asyncio.run(bench_pipeline.one_run(repo, policy, base / "ledger.sqlite3")) for _ in range(runs)]
         finally:
             server.stop()
@@ -187,7 +187,6 @@ def main() -> None:
             server.stop()
             git(root, "checkout", "-q", "--", *chosen)
             untracked.unlink(missing_ok=True)
-    small = small_repo_overhead(args.small_runs)
 
     st = statistics.median(status)
     w = statistics.median(r["overhead"] for r in warm)
@@ -196,7 +195,8 @@ def main() -> None:
     print(f"routed run on a {files:,}-file repository ({MODIFIED} files modified, 1 untracked); medians of {args.runs}:")
     print(f"  git status --porcelain           {st * 1000:8.0f} ms  (median of {len(status)}, between the runs)")
     print(f"  cold first run: overhead         {cold['overhead'] * 1000:8.0f} ms = {cold['overhead'] / st:5.1f}x git status "
-          f"(of which the one checkout {cold['cold_checkout'] * 1000:.0f} ms, reported in the transcript)")
+          f"(the one `git worktree add` {cold['cold_checkout'] * 1000:.0f} ms, reported in the transcript; "
+          f"the rest {(cold['overhead'] - cold['cold_checkout']) * 1000:.0f} ms)")
     print(f"  warm run: overhead               {w * 1000:8.0f} ms = {w / st:5.1f}x git status   "
           f"goal <= 5x and <= 1000 ms: {'met' if w <= 5 * st and w <= 1.0 else 'NOT met'}")
     print(f"  escalated run ({attempts:.0f} attempts): overhead {e * 1000:6.0f} ms = {e / w:5.2f}x warm        "
@@ -204,6 +204,8 @@ def main() -> None:
     print(f"  model + checks in a warm run     {statistics.median(r['model'] + r['checks'] for r in warm) * 1000:8.0f} ms")
     print(f"  state directory on disk          {human(state_bytes):>8}  (worktrees {human(worktree_bytes)}; "
           f"the repository's own files: {human(checkout_bytes)})")
+    sys.stdout.flush()
+    small = small_repo_overhead(args.small_runs)
     print(f"small example repository (bench_pipeline's run): overhead {small * 1000:.0f} ms   goal <= 111 ms: "
           f"{'met' if small <= 0.111 else 'NOT met'}")
 
