@@ -135,3 +135,31 @@ def check(*run: str) -> Check:
 )
 def test_a_check_that_ran_no_test_is_weak(the_check: Check, exit_code: int, output: str, weak: bool) -> None:
     assert ran_no_test(the_check, exit_code, output) is weak
+
+
+GO_TEST_JSON_FAIL = "\n".join([
+    '{"Action":"run","Package":"example.com/calc/sub","Test":"TestAdd"}',
+    '{"Action":"output","Package":"example.com/calc/sub","Test":"TestAdd","Output":"=== RUN   TestAdd\\n"}',
+    '{"Action":"output","Package":"example.com/calc/sub","Test":"TestAdd","Output":"    add_test.go:7: Add(2, 3) = -1\\n"}',
+    '{"Action":"output","Package":"example.com/calc/sub","Test":"TestAdd","Output":"--- FAIL: TestAdd (0.00s)\\n"}',
+    '{"Action":"fail","Package":"example.com/calc/sub","Test":"TestAdd","Elapsed":0}',
+    '{"Action":"output","Package":"example.com/calc/sub","Output":"FAIL\\texample.com/calc/sub\\t0.005s\\n"}',
+    '{"Action":"fail","Package":"example.com/calc/sub","Elapsed":0.005}',
+    "# example.com/calc/other",
+    "other/x.go:3:9: undefined: y",
+])
+
+
+def test_go_test_json_failures_are_findings_at_the_test_line(tmp_path: Path) -> None:
+    from route_agent.verify.findings import from_go_test_json
+
+    (tmp_path / "go.mod").write_text("module example.com/calc\n\ngo 1.19\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "add_test.go").write_text("package sub\n")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x.go").write_text("package other\n")
+    found = from_go_test_json(GO_TEST_JSON_FAIL, "tests", tmp_path)
+    assert [(f.message, f.path, f.line, f.rule) for f in found] == [
+        ("undefined: y", "other/x.go", 3, None),
+        ("TestAdd: Add(2, 3) = -1", "sub/add_test.go", 7, "failure"),
+    ]

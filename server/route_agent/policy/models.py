@@ -314,7 +314,7 @@ class Budgets(StrictModel):
 class Check(StrictModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     run: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
-    parser: Literal["junit", "sarif", "problem-matcher", "exit-code"] = "exit-code"
+    parser: Literal["junit", "sarif", "problem-matcher", "go-test-json", "exit-code"] = "exit-code"
     report: str | None = Field(
         default=None, description="Path (relative to the worktree) of a JUnit or SARIF report the check writes."
     )

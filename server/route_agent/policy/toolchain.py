@@ -230,7 +230,7 @@ def _go(facts: RepoFacts) -> _Found:
     if "go.mod" not in facts.names:
         return None
     return "go", [
-        Check(name="tests", kind="tests", run=["go", "test", "-json", "./..."], parser="exit-code", timeout_s=300),
+        Check(name="tests", kind="tests", run=["go", "test", "-json", "./..."], parser="go-test-json", timeout_s=300),
         Check(name="vet", kind="lint", run=["go", "vet", "./..."], parser="problem-matcher", timeout_s=120),
     ], ["go.mod: go test -json (no test files is a weak check)", "go.mod: go vet"]
 

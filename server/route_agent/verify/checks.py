@@ -34,7 +34,7 @@ from typing import Any
 
 from route_agent.policy.models import Check
 from route_agent.verify import reaper
-from route_agent.verify.findings import Finding, from_exit_code, from_junit, from_problem_matcher, from_sarif
+from route_agent.verify.findings import Finding, from_exit_code, from_go_test_json, from_junit, from_problem_matcher, from_sarif
 
 KEEP_BYTES = 32 * 1024
 KILL_GRACE_S = 2.0
@@ -520,6 +520,8 @@ def _parse(check: Check, run: CheckRun, worktree: Path) -> list[Finding]:
         findings = from_junit(report_text or output.encode(), check.name, worktree)
     elif check.parser == "sarif":
         findings = from_sarif(report_text or output.encode(), check.name, worktree)
+    elif check.parser == "go-test-json":
+        findings = from_go_test_json(output, check.name, worktree)
     elif check.parser == "problem-matcher":
         findings = from_problem_matcher(output, check.name, worktree)
     if run.exit_code != 0 and not any(f.severity == "error" for f in findings):

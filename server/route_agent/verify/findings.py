@@ -135,6 +135,59 @@ def from_problem_matcher(output: str, check: str, worktree: Path, limit: int = 5
     return out
 
 
+_GO_LOCATION = re.compile(r"^\s*(?P<file>[\w./-]+\.go):(?P<line>\d+):\s*(?P<msg>.*)$")
+_GO_MODULE = re.compile(r"^module\s+(\S+)", re.MULTILINE)
+
+
+def _go_package_dir(package: str, worktree: Path) -> str:
+    """The folder of a Go package, relative to the worktree (from go.mod's module path)."""
+    try:
+        module = _GO_MODULE.search((worktree / "go.mod").read_text("utf-8", errors="replace"))
+    except OSError:
+        module = None
+    if module is None or not (package == module.group(1) or package.startswith(module.group(1) + "/")):
+        return ""
+    return package[len(module.group(1)):].strip("/")
+
+
+def from_go_test_json(output: str, check: str, worktree: Path, limit: int = 500) -> list[Finding]:
+    """`go test -json` events: one finding per failed test at the first `file.go:line:` it printed;
+    lines that are not JSON (build errors on stderr) go through the problem matcher."""
+    printed: dict[tuple[str, str], list[str]] = {}
+    failed: list[tuple[str, str]] = []
+    plain: list[str] = []
+    for raw in output.splitlines():
+        try:
+            event = json.loads(raw) if raw.startswith("{") else None
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            plain.append(raw)
+            continue
+        package, test, action = str(event.get("Package") or ""), event.get("Test"), event.get("Action")
+        if not isinstance(test, str):
+            continue
+        if action == "output":
+            printed.setdefault((package, test), []).append(str(event.get("Output") or ""))
+        elif action == "fail":
+            failed.append((package, test))
+    out = from_problem_matcher("\n".join(plain), check, worktree, limit)
+    for package, test in failed[:limit]:
+        lines = [line.rstrip("\n") for line in printed.get((package, test), [])]
+        path = line_no = None
+        message = ""
+        for line in lines:
+            found = _GO_LOCATION.match(line)
+            if found:
+                folder = _go_package_dir(package, worktree)
+                candidate = f"{folder}/{found.group('file')}" if folder else found.group("file")
+                path = to_repo_path(candidate, worktree)
+                line_no, message = int(found.group("line")), found.group("msg").strip()
+                break
+        out.append(Finding(check, f"{test}: {message or 'failed'}"[:1000], "error", path, line_no, rule="failure"))
+    return out
+
+
 def from_exit_code(check: str, exit_code: int | None, tail: str, timed_out: bool) -> Finding:
     if timed_out:
         return Finding(
