@@ -33,6 +33,8 @@ async def test_hover_shows_risk_and_always_strong_rule_first(client: LanguageCli
     assert "Risk score: " in text and "-> strong lane" in text
     assert text.index("Always strong on this line") < text.index("`files_touched`")
     assert "auth_code" in text and "tokens.py:" in text
+    # no toolchain in this repository and no policy: the hover says no verification was found
+    assert "Verification: none found; a patch is then checked only by the tamper checks" in text
     other = hover_text(await client.text_document_hover_async(types.HoverParams(
         text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(0, 0))))
     assert "Always strong on this line" not in other

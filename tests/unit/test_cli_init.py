@@ -64,3 +64,20 @@ def test_init_without_a_toolchain_says_no_verification_was_found(tmp_path: Path)
     result = CliRunner().invoke(cli, ["init", "--workspace", str(tmp_path), "--write"])
     assert result.exit_code == 2 and "nothing to write" in result.output
     assert not (tmp_path / ".route-agent").exists()
+
+
+def test_dry_run_shows_the_detected_checks_or_that_none_were_found(tmp_path: Path) -> None:
+    repo = node_repo(tmp_path / "repo")
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "x"], check=True)
+    (repo / "index.js").write_text("export const one = 1;\n")
+    env = {"ROUTE_AGENT_STATE_DIR": str(tmp_path / "state"), "ROUTE_AGENT_CONFIG_DIR": str(tmp_path / "config"),
+           "OPENROUTER_API_KEY": "", "OPENAI_API_KEY": ""}
+    args = ["route", "--task", "tidy index.js", "--workspace", str(repo), "--dry-run"]
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "verification: pnpm test && pnpm run typecheck" in result.output
+    (repo / "package.json").write_text(json.dumps({"scripts": {}}))
+    result = CliRunner().invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert "verification: no verification found" in result.output and "escalates to the strong lane" in result.output
