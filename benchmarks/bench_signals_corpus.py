@@ -56,7 +56,8 @@ _DOCS = re.compile(r"(^|/)docs?/|\.(md|rst|txt)$|(^|/)(LICENSE|CHANGELOG)")
 _MIGRATION = re.compile(r"(^|/)(\w*migrations|alembic/versions|db/migrate)/")
 _SCHEMA_FILE = re.compile(r"\.(sql|proto|graphql|gql|prisma)$|(^|/)(openapi|swagger)\.(ya?ml|json)$")
 _AUTH_MODULE = re.compile(r"(^|/)(authentication|permissions|authorization|auth|csrf|backends|tokens)\.py$"
-                          r"|(^|/)(authtoken|tokenauth|auth)/")
+                          r"|(^|/)(authtoken|tokenauth|auth)/|(^|/)\w*(oauth|oidc|openid|saml|sso)\w*/")
+_ASSET = re.compile(r"\.(html?|css|scss|less|svg|png|jpg|gif|ico|po|mo)$")
 _CI = re.compile(r"^(\.github/(workflows|actions)/|\.github/dependabot\.ya?ml$|tox\.ini$|noxfile\.py$|\.travis\.yml$|Jenkinsfile"
                  r"|\.gitlab-ci\.yml$|azure-pipelines|\.circleci/|appveyor\.yml$|\.cirrus\.yml$)")
 _MAKE_CHECK = re.compile(r"\b(pytest|tox|flake8|ruff|mypy|coverage|isort|lint|test)\b")
@@ -107,6 +108,27 @@ def _model_fields(text: str | None) -> set[str]:
     return out
 
 
+def _model_shape(text: str | None) -> set[str]:
+    """Model fields (by class, name and value, not position) and the Meta options that shape tables."""
+    shape = _model_fields(text)
+    if not text:
+        return shape
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return shape
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        bases = {ast.unparse(b) for b in cls.bases}
+        if "models.Model" in bases:
+            shape.add(f"model {cls.name}")
+        if cls.name == "Meta":
+            for stmt in cls.body:
+                if isinstance(stmt, ast.Assign) and any(getattr(t, "id", "") in ("db_table", "swappable", "unique_together",
+                                                                                  "index_together", "managed") for t in stmt.targets):
+                    shape.add(ast.dump(stmt))
+    return shape
+
+
 def _docstring_lines(text: str | None) -> set[int]:
     if not text:
         return set()
@@ -135,9 +157,9 @@ def propose(repo: Path, commit: str) -> dict[str, object]:
         old_text = None if kind == "A" else _show(repo, base, old)
         new_text = None if kind == "D" else _show(repo, commit, path)
         if prod and (_MIGRATION.search(path) or _SCHEMA_FILE.search(path)
-                     or (path.endswith(".py") and _model_fields(old_text) != _model_fields(new_text))):
+                     or (path.endswith(".py") and _model_shape(old_text) != _model_shape(new_text))):
             labels["schema"] = True
-        if prod and _AUTH_MODULE.search(path):
+        if prod and _AUTH_MODULE.search(path) and not _ASSET.search(path):
             labels["auth"] = True
         elif prod and path.endswith(".py"):
             diff = git(repo, "diff", "-U0", base, commit, "--", path) if kind != "R" else ""
@@ -183,9 +205,9 @@ def select(repo: Path, count: int, seed: int = 16) -> list[str]:
     rng = random.Random(seed)
     strata = [
         (commits("*migrations*"), 20),
-        (commits("rest_framework/authentication.py", "rest_framework/permissions.py", "rest_framework/authtoken"), 30),
+        (commits("*authentication*", "*permission*", "*authtoken*", "*auth*.py", "*token*.py", "*validators*.py"), 30),
         (commits("tox.ini", ".github", ".travis.yml", "Makefile", "noxfile.py"), 25),
-        (commits("rest_framework/views.py", "rest_framework/generics.py", "rest_framework/request.py"), 15),
+        (commits("*views*.py", "*request*.py", "*models.py"), 15),
         (commits(), count),
     ]
     chosen: list[str] = []
@@ -220,53 +242,75 @@ def load(path: Path) -> list[dict[str, object]]:
     return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repo", type=Path, required=True, help="a full local clone of the corpus repository")
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
-    parser.add_argument("--relabel", action="store_true", help="print where the labeller disagrees with the labels")
-    parser.add_argument("--select", type=int, default=0, help="draw N commits and print proposed labels as JSONL")
-    parser.add_argument("--verbose", action="store_true", help="print every miss and false alarm")
-    args = parser.parse_args()
-    if not (args.repo / ".git").exists() and not (args.repo / "HEAD").exists():
-        sys.exit(f"{args.repo}: not a git repository; clone it first (see the docstring of this script)")
-    if args.select:
-        for commit in select(args.repo, args.select):
-            print(json.dumps({"repo": "encode/django-rest-framework", "commit": commit, "labels": propose(args.repo, commit)}))
-        return 0
-    matcher = PathMatcher(PolicyCache().load().policy)
-    rows = load(args.corpus)
-    counts = {name: [0, 0, 0] for name in DETECTORS}  # true positives, false positives, false negatives
-    files_exact = replayed = 0
-    for row in rows:
-        commit, labels = str(row["commit"]), row["labels"]
-        assert isinstance(labels, dict)
-        try:
-            got = detect(args.repo, commit, matcher)
-        except RuntimeError as exc:
-            print(f"skipped {commit[:10]}: {exc}")
-            continue
-        replayed += 1
-        if args.relabel:
-            proposal = propose(args.repo, commit)
-            diff = {k: (labels[k], proposal[k]) for k in (*DETECTORS, "files") if labels[k] != proposal[k]}
-            if diff:
-                print(f"labeller disagrees {commit[:10]}: {diff}")
-        files_exact += got["files"] == labels["files"]
-        for name in DETECTORS:
-            want, have = bool(labels[name]), bool(got[name])
-            counts[name][0] += want and have
-            counts[name][1] += have and not want
-            counts[name][2] += want and not have
-            if args.verbose and want != have:
-                print(f"{'miss' if want else 'false alarm'} {name} {commit[:10]} {row.get('note', '')}")
-    print(f"commits replayed: {replayed} of {len(rows)}")
-    print(f"{'detector':<10}{'positives':>10}{'precision':>11}{'recall':>8}")
+def _report(title: str, counts: dict[str, list[int]], files_exact: int, replayed: int) -> None:
+    print(f"{title}: {replayed} commits")
+    print(f"  {'detector':<10}{'positives':>10}{'precision':>11}{'recall':>8}")
     for name, (tp, fp, fn) in counts.items():
         precision = tp / (tp + fp) if tp + fp else 1.0
         recall = tp / (tp + fn) if tp + fn else 1.0
-        print(f"{name:<10}{tp + fn:>10}{precision:>11.2f}{recall:>8.2f}")
-    print(f"files touched exact: {files_exact}/{replayed} ({files_exact / max(replayed, 1):.2f})")
+        print(f"  {name:<10}{tp + fn:>10}{precision:>11.2f}{recall:>8.2f}")
+    print(f"  files touched exact: {files_exact}/{replayed} ({files_exact / max(replayed, 1):.2f})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repo", action="append", required=True, metavar="[OWNER/NAME=]PATH",
+                        help="a full local clone of a corpus repository (repeat for each; a bare PATH serves every row)")
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--relabel", action="store_true", help="print where the labeller disagrees with the labels")
+    parser.add_argument("--select", type=int, default=0, help="draw N commits and print proposed labels as JSONL")
+    parser.add_argument("--name", default="encode/django-rest-framework", help="owner/name recorded with --select")
+    parser.add_argument("--verbose", action="store_true", help="print every miss and false alarm")
+    args = parser.parse_args()
+    clones: dict[str, Path] = {}
+    for item in args.repo:
+        name, _, path = item.rpartition("=")
+        clone = Path(path)
+        if not (clone / ".git").exists() and not (clone / "HEAD").exists():
+            sys.exit(f"{clone}: not a git repository; clone it first (see the docstring of this script)")
+        clones[name or "*"] = clone
+    if args.select:
+        clone = clones.get(args.name) or clones.get("*") or next(iter(clones.values()))
+        for commit in select(clone, args.select):
+            print(json.dumps({"repo": args.name, "commit": commit, "labels": propose(clone, commit)}))
+        return 0
+    matcher = PathMatcher(PolicyCache().load().policy)
+    rows = load(args.corpus)
+    per_repo: dict[str, tuple[dict[str, list[int]], list[int]]] = {}
+    total = ({name: [0, 0, 0] for name in DETECTORS}, [0, 0])  # tp, fp, fn per detector; files exact, replayed
+    for row in rows:
+        repo_name, commit, labels = str(row["repo"]), str(row["commit"]), row["labels"]
+        assert isinstance(labels, dict)
+        clone = clones.get(repo_name) or clones.get("*")
+        if clone is None:
+            print(f"skipped {repo_name} {commit[:10]}: no clone given (--repo {repo_name}=PATH)")
+            continue
+        try:
+            got = detect(clone, commit, matcher)
+        except RuntimeError as exc:
+            print(f"skipped {repo_name} {commit[:10]}: {exc}")
+            continue
+        if args.relabel:
+            proposal = propose(clone, commit)
+            diff = {k: (labels[k], proposal[k]) for k in (*DETECTORS, "files") if labels[k] != proposal[k]}
+            if diff:
+                print(f"labeller disagrees {commit[:10]}: {diff}")
+        mine = per_repo.setdefault(repo_name, ({name: [0, 0, 0] for name in DETECTORS}, [0, 0]))
+        for counts, tally in (mine, total):
+            tally[0] += got["files"] == labels["files"]
+            tally[1] += 1
+            for name in DETECTORS:
+                want, have = bool(labels[name]), bool(got[name])
+                counts[name][0] += want and have
+                counts[name][1] += have and not want
+                counts[name][2] += want and not have
+        for name in DETECTORS:
+            if args.verbose and bool(labels[name]) != bool(got[name]):
+                print(f"{'miss' if labels[name] else 'false alarm'} {name} {repo_name} {commit[:10]} {row.get('note', '')}")
+    for repo_name, (counts, tally) in per_repo.items():
+        _report(repo_name, counts, tally[0], tally[1])
+    if len(per_repo) > 1:
+        _report("all", total[0], total[1][0], total[1][1])
     return 0
 
 

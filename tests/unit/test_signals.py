@@ -594,3 +594,41 @@ def test_a_line_added_at_the_top_of_a_file_is_not_a_new_file() -> None:
     new = ("diff --git a/app/new.py b/app/new.py\nnew file mode 100644\nindex 0000000..2222222\n--- /dev/null\n"
            "+++ b/app/new.py\n@@ -0,0 +1 @@\n+X = 1\n")
     assert change_set_from_diff(new).files[0].status == "added"
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param(modified("oauth2_provider/models.py", "    grant_type = models.IntegerField(choices=GRANT_TYPES)",
+                              removed=("    grant_type =models.IntegerField(choices=GRANT_TYPES)",)), id="spacing-inside-the-line"),
+        pytest.param(modified("oauth2_provider/models.py", "    expires = models.DateTimeField()",
+                              removed=("    expires = models.DateTimeField()  # TODO provide a default",)), id="comment-dropped"),
+        pytest.param(modified("app/models.py", "    b = models.IntegerField()", "    a = models.IntegerField()",
+                              removed=("    a = models.IntegerField()", "    b = models.IntegerField()")), id="fields-reordered"),
+    ],
+)
+def test_a_field_that_keeps_its_meaning_is_not_a_schema_change(changed: ChangedFile) -> None:
+    assert not signals_for(changed).has_schema_change
+
+
+def test_a_model_made_swappable_is_a_schema_change() -> None:
+    changed = modified("oauth2_provider/models.py", "class AbstractRefreshToken(models.Model):",
+                       '        swappable = "OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL"', removed=("class RefreshToken(models.Model):",))
+    assert signals_for(changed).has_schema_change
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        pytest.param(modified("setup.py", "        'oauthlib==0.6.0',"), id="requirement-pin"),
+        pytest.param(modified("setup.py", '    description="OAuth2 goodies for the Djangonauts",'), id="package-description"),
+        pytest.param(modified("oauth2_provider/templates/oauth2_provider/application_detail.html", "<h3>{{ app.name }}</h3>"),
+                     id="template-in-an-oauth-package"),
+    ],
+)
+def test_names_and_templates_are_not_auth_code(changed: ChangedFile) -> None:
+    assert not signals_for(changed).has_auth_code
+
+
+def test_code_in_an_oauth_package_is_auth() -> None:
+    assert signals_for(modified("oauth2_provider/views/base.py", "        return self.get_redirect(request)")).has_auth_code

@@ -206,8 +206,9 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector,
     not_code = bool(class_names & {"docs", "tests"})
     for match in classes:
         name = match.path_class
-        if not_code and name in ("schema_change", "auth_code"):
-            continue  # a migration fixture in a test, a page about permissions: no schema or auth code
+        if (not_code and name in ("schema_change", "auth_code")) or \
+                (name == "auth_code" and detectors.path_suffix(path) in _ASSET_SUFFIXES):
+            continue  # a migration fixture in a test, a page about permissions, a login template: no schema or auth code
         detail = f"matches path rule {match.glob!r}"
         if name in ("schema_change", "auth_code", "secrets_handling", "ci_config", "deploy_config"):
             found.add(name, _PATH_REASONS[name], Evidence(path=path, line=1 if changed.status != "deleted" else None, detail=detail))
@@ -239,6 +240,9 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector,
     # Lines removed and added again with only their indentation changed are not a change of meaning.
     added, removed = _without_reindented(changed.added, changed.removed)
     lines = added + removed
+    # For schema, a field moved within its model or with a comment or spacing changed is the same field.
+    same_added, same_removed = _without_reindented(changed.added, changed.removed, moves=True)
+    schema_lines = tuple(item for item in same_added + same_removed if not _is_comment(item[1]) and not _is_prose(item[1]))
     lowered = detectors.lowered_text(lines)  # one keyword prefilter text for every rule set
     prose_or_test = bool(class_names & {"docs", "tests"}) or detectors.path_suffix(path) in _PROSE_SUFFIXES
     if not prose_or_test and not is_route_agent_file(path):
@@ -251,7 +255,8 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector,
         if not is_code_path(path):
             content_rules = content_rules[:1]  # an `oauth2==1.5` pin in tox.ini, `input[type=password]` in CSS
         for rule_set, name, reason in content_rules:
-            for hit in detectors.scan_lines(rule_set, path, code_lines, limit=3, lowered=lowered):
+            scanned = schema_lines if name == "schema_change" else code_lines
+            for hit in detectors.scan_lines(rule_set, path, scanned, limit=3, lowered=lowered):
                 found.add(name, reason, Evidence(path=path, line=hit.line, excerpt=hit.excerpt, detail=hit.rule))
     for hit in detectors.scan_lines(detectors.DEPLOY_RULES, path, lines, limit=3, lowered=lowered):
         found.add("deploy_config", "deployment manifest in the changed lines",
@@ -278,6 +283,7 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector,
             break
 
 
+_ASSET_SUFFIXES = frozenset({".html", ".htm", ".css", ".scss", ".less", ".svg", ".png", ".jpg", ".gif", ".ico", ".po", ".mo"})
 _PROSE_SUFFIXES = frozenset({".md", ".rst", ".txt", ".adoc", ".html", ".htm", ".textile", ".po", ".pot"})
 _COMMENT_PREFIXES = ("#", "//", "--", "/*", "*", "<!--", "{#", ";")
 
@@ -300,26 +306,35 @@ def _is_prose(text: str) -> bool:
     return len(words) >= 4 and words[0] not in _CODE_WORDS and _PROSE.fullmatch(stripped) is not None
 
 
-def _without_reindented(added: tuple[tuple[int, str], ...],
-                        removed: tuple[tuple[int, str], ...]) -> tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]:
-    """Added and removed lines without the pairs whose text differs only in surrounding whitespace."""
+def _without_reindented(added: tuple[tuple[int, str], ...], removed: tuple[tuple[int, str], ...],
+                        moves: bool = False) -> tuple[tuple[tuple[int, str], ...], tuple[tuple[int, str], ...]]:
+    """Added and removed lines without the pairs that differ only in spacing or a trailing comment.
+
+    A line moved unchanged (same text, indentation included) is a reorder, which can matter
+    (authenticate before checking permissions): it is dropped only when `moves` is true."""
     if not added or not removed:
         return added, removed
-    # A line moved unchanged (same text, indentation included) is a reorder, which can matter
-    # (authenticate before checking permissions): only a change of indentation alone is dropped.
-    exact = Counter(text for _, text in removed) & Counter(text for _, text in added)
-    gone = Counter(text.strip() for _, text in removed if text not in exact)
-    back = Counter(text.strip() for _, text in added if text not in exact)
+    exact: Counter[str] = Counter() if moves else Counter(text for _, text in removed) & Counter(text for _, text in added)
+    gone = Counter(_layout_free(text) for _, text in removed if text not in exact)
+    back = Counter(_layout_free(text) for _, text in added if text not in exact)
     same = gone & back
     if not same:
         return added, removed
     return _drop(added, Counter(same)), _drop(removed, same)
 
 
+_TRAILING_COMMENT = re.compile(r"\s(#|//)[^'\"]*$")
+
+
+def _layout_free(text: str) -> str:
+    """A line without its trailing comment and without any whitespace: what a formatter changes."""
+    return "".join(_TRAILING_COMMENT.sub("", text).split())
+
+
 def _drop(lines: tuple[tuple[int, str], ...], counts: Counter[str]) -> tuple[tuple[int, str], ...]:
     kept: list[tuple[int, str]] = []
     for item in lines:
-        key = item[1].strip()
+        key = _layout_free(item[1])
         if counts[key] > 0:
             counts[key] -= 1
         else:

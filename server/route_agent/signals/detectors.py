@@ -33,7 +33,9 @@ def _r(name: str, keywords: tuple[str, ...], pattern: str, suffixes: tuple[str, 
 _NOT_AUTH = re.compile(
     r"(?<![a-z])vary(?![a-z])"
     r"|^\s*[\[(]?\s*['\"]\w+['\"]\s*,\s*['\"]\d{4}_\w*['\"]\s*[\])]?\s*,?\s*[\])]?,?\s*$"
-    r"|swappable_dependency\(",
+    r"|swappable_dependency\("
+    r"|['\"][A-Za-z0-9_.\-\[\]]+\s*(==|>=|<=|~=|!=|<|>)\s*[\w.*]+['\"]"  # a requirement pin: 'oauthlib==3.2'
+    r"|^\s*(description|long_description|summary|keywords)\s*=",
     re.IGNORECASE,
 )
 
@@ -49,6 +51,9 @@ SCHEMA_RULES: tuple[Rule, ...] = (
     _r("Alembic operation", ("op.",), r"\bop\.(add_column|drop_column|alter_column|create_table|drop_table|create_index|drop_index|create_foreign_key|execute)\b", flags=0),  # noqa: E501 - a regex reads best whole
     _r("ORM model field", ("field", "column", "foreignkey", "onetoone", "manytomany"),
        r"^\s*\w+\s*(?::[^=]*)?=\s*(models\.\w*Field|models\.ForeignKey|models\.OneToOneField|models\.ManyToManyField|mapped_column|sa\.Column|Column\(\s*(String|Integer|Text|Boolean|DateTime|ForeignKey|Numeric|JSON))", CODE, flags=0),  # noqa: E501 - a regex reads best whole
+    _r("ORM model definition", ("model", "swappable", "db_table", "together", "managed"),
+       r"^\s*class\s+\w+\s*\(\s*(models\.Model|db\.Model)\s*\)\s*:|^\s*(db_table|swappable|unique_together|index_together|managed)\s*=",
+       (".py",), flags=0),
     _r("Rails migration", ("add_column", "remove_column", "create_table", "change_column"),
        r"\b(add_column|remove_column|create_table|change_column|add_reference|add_index)\b", (".rb",), flags=0),
     _r("Prisma model", ("model ", "enum "), r"^\s*(model|enum)\s+\w+\s*\{", (".prisma",), flags=0),
