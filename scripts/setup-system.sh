@@ -12,8 +12,10 @@ PKGS=(git bubblewrap)
 PKGS+=(neovim)
 # --- ledger: a real PostgreSQL server for the team-ledger tests (started per test run by the fixture)
 PKGS+=(postgresql)
-# --- toolchain detection: a real Go module routed through `go test -json` and `go vet` (tests/e2e/test_toolchain_runs.py)
+# --- toolchain detection (tests/e2e/test_toolchain_runs.py): a real Go module routed through `go test -json` and `go vet`
 PKGS+=(golang-go)
+# ... and a real Rust crate through `cargo test` and `cargo clippy` (Debian's cargo, rustc and clippy: about 30 s to install)
+PKGS+=(cargo rust-clippy)
 # --- VS Code extension (client-vscode) and its real-editor test: Node, code-server's native
 # build deps, ripgrep (code-server's search, linked in place of the downloaded one), Chromium.
 PKGS+=(build-essential pkg-config libkrb5-dev libxkbfile-dev libsecret-1-dev libx11-dev ripgrep chromium)

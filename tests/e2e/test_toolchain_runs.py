@@ -51,6 +51,31 @@ GO_FIX_REPLY = """Add instead of subtracting.
  }
 ```
 """
+CARGO_TOML = '[package]\nname = "calc"\nversion = "0.1.0"\nedition = "2021"\n\n[dependencies]\n'
+LIB_RS = """pub fn add(a: i32, b: i32) -> i32 {
+    a - b
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn adds() {
+        assert_eq!(super::add(2, 3), 5);
+    }
+}
+"""
+RUST_FIX_REPLY = """Add instead of subtracting.
+
+```diff
+--- a/src/lib.rs
++++ b/src/lib.rs
+@@ -1,3 +1,3 @@
+ pub fn add(a: i32, b: i32) -> i32 {
+-    a - b
++    a + b
+ }
+```
+"""
 
 
 def models_only_policy(path: Path, base_url: str, fast: str, strong: str) -> Path:
@@ -169,3 +194,21 @@ def test_go_repository_is_verified_with_go_test_and_vet(tmp_path: Path, env: dic
     out = json.loads(proc.stdout)
     assert out["result"] == "pass"
     assert [(c["name"], c["status"]) for c in out["attempts"][0]["checks"]] == [("tests", "pass"), ("vet", "pass")]
+
+
+def test_rust_repository_is_verified_with_cargo_test_and_clippy(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "Cargo.toml").write_text(CARGO_TOML)
+    (repo / "src" / "lib.rs").write_text(LIB_RS)
+    (repo / ".gitignore").write_text("target/\nCargo.lock\n")
+    commit_all(repo, "calc")
+    fake_llm.script("fast-rust", reply=RUST_FIX_REPLY)
+    fake_llm.script("verifier-90", reply=VERIFIER_90)
+    policy = models_only_policy(tmp_path / "policy.yaml", fake_llm.base_url, "fast-rust", "strong-unused")
+
+    proc = run_cli(["--task", "fix add in src/lib.rs", "--policy", str(policy), "--json"], env, repo)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    out = json.loads(proc.stdout)
+    assert out["result"] == "pass"
+    assert [(c["name"], c["status"]) for c in out["attempts"][0]["checks"]] == [("tests", "pass"), ("clippy", "pass")]
