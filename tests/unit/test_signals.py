@@ -632,3 +632,8 @@ def test_names_and_templates_are_not_auth_code(changed: ChangedFile) -> None:
 
 def test_code_in_an_oauth_package_is_auth() -> None:
     assert signals_for(modified("oauth2_provider/views/base.py", "        return self.get_redirect(request)")).has_auth_code
+
+
+def test_sql_on_its_own_line_in_a_string_is_still_schema() -> None:
+    changed = modified("app/db.py", 'SQL = """', "    ALTER TABLE users ADD COLUMN age int", '"""')
+    assert signals_for(changed).has_schema_change

@@ -242,7 +242,8 @@ def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector,
     lines = added + removed
     # For schema, a field moved within its model or with a comment or spacing changed is the same field.
     same_added, same_removed = _without_reindented(changed.added, changed.removed, moves=True)
-    schema_lines = tuple(item for item in same_added + same_removed if not _is_comment(item[1]) and not _is_prose(item[1]))
+    # (Prose lines are kept for schema: a line of SQL in a multi-line string reads like words.)
+    schema_lines = tuple(item for item in same_added + same_removed if not _is_comment(item[1]))
     lowered = detectors.lowered_text(lines)  # one keyword prefilter text for every rule set
     prose_or_test = bool(class_names & {"docs", "tests"}) or detectors.path_suffix(path) in _PROSE_SUFFIXES
     if not prose_or_test and not is_route_agent_file(path):
