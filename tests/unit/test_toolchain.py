@@ -163,3 +163,30 @@ def test_go_test_json_failures_are_findings_at_the_test_line(tmp_path: Path) -> 
         ("undefined: y", "other/x.go", 3, None),
         ("TestAdd: Add(2, 3) = -1", "sub/add_test.go", 7, "failure"),
     ]
+
+
+def test_eslint_stylish_output_becomes_findings(tmp_path: Path) -> None:
+    from route_agent.verify.findings import from_problem_matcher
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "add.js").write_text("export const add = (a, b) => a + b;\n")
+    output = "\n".join([
+        "> calc@1.0.0 lint", "> eslint .", "",
+        f"{tmp_path}/src/add.js",
+        "  1:14  error    'unused' is assigned a value but never used  no-unused-vars",
+        "  3:1   warning  Unexpected console statement                 no-console",
+        "",
+        "✖ 2 problems (1 error, 1 warning)",
+    ])
+    found = from_problem_matcher(output, "lint", tmp_path)
+    assert [(f.path, f.line, f.column, f.severity, f.rule, f.message) for f in found] == [
+        ("src/add.js", 1, 14, "error", "no-unused-vars", "'unused' is assigned a value but never used"),
+        ("src/add.js", 3, 1, "warning", "no-console", "Unexpected console statement"),
+    ]
+
+
+def test_odd_lines_in_linter_output_are_skipped(tmp_path: Path) -> None:
+    from route_agent.verify.findings import from_problem_matcher
+
+    odd = "\n".join(["nul\x00byte", "x" * 5000, "../../etc/passwd", "  1:1  error  no file above  rule"])
+    assert from_problem_matcher(odd, "lint", tmp_path) == []

@@ -111,12 +111,36 @@ _TSC = re.compile(r"^(?P<file>[^\s(][^(\n]*)\((?P<line>\d+),(?P<col>\d+)\):\s*(?
 _SEVERITY: dict[str, Severity] = {"error": "error", "warning": "warning", "note": "info", "info": "info", "hint": "hint"}
 
 
+# eslint's default (stylish) output: a line naming the file, then `  line:col  severity  message  rule` under it
+_STYLISH = re.compile(r"^\s+(?P<line>\d+):(?P<col>\d+)\s+(?P<sev>error|warning)\s+(?P<msg>.+?)(?:\s{2,}(?P<rule>[@\w/-]+))?$")
+
+
+def _file_header(line: str, worktree: Path) -> str | None:
+    """The repository path a line names on its own (eslint stylish's file header), else None."""
+    if not line or line[0].isspace() or len(line) > 4096 or "\x00" in line:
+        return None
+    try:
+        header = to_repo_path(line, worktree)
+        return header if header is not None and (worktree / header).is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 def from_problem_matcher(output: str, check: str, worktree: Path, limit: int = 500) -> list[Finding]:
     out: list[Finding] = []
+    stylish_file: str | None = None
     for raw_line in output.splitlines():
         line = raw_line.rstrip()
+        stylish = _STYLISH.match(line) if stylish_file else None
+        if stylish is not None and stylish_file is not None:
+            out.append(Finding(check, stylish.group("msg")[:1000], _SEVERITY[stylish.group("sev")], stylish_file,
+                               int(stylish.group("line")), int(stylish.group("col")), rule=stylish.group("rule")))
+            if len(out) >= limit:
+                break
+            continue
         match = _TSC.match(line) or _COLON.match(line)
         if match is None:
+            stylish_file = _file_header(line, worktree)
             continue
         path = to_repo_path(match.group("file"), worktree)
         if path is None or not (worktree / path).exists():
