@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 import click
 
 from route_agent import __version__
 from route_agent.cli.errors import EXIT_CONFIG, EXIT_OK, fail
 from route_agent.cli.terminal import protect_streams
+from route_agent.pipeline.approve import approval_state, approve
+from route_agent.pipeline.prepare import Refusal, RunPlan, RunRefused, RunSettings, plan_run, prepare_run
 from route_agent.policy import (
     LoadedPolicy,
     PolicyCache,
@@ -26,12 +27,9 @@ from route_agent.policy import (
     effective_always_strong,
     policy_json_schema,
 )
-from route_agent.policy.keys import missing_key
-from route_agent.routing import LaneRefused, Router
-from route_agent.signals import Evidence, TestFailures
-from route_agent.verify.junit import ReportError, read_junit
-from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
-from route_agent.workspace.state import latest_test_failures, user_policy_path
+from route_agent.policy.approval import commands_diff
+from route_agent.workspace.git import WorkspaceError, open_repo
+from route_agent.workspace.state import user_policy_path
 
 MAX_TASK_FILE_BYTES = 64 * 1024 * 1024
 """A brief read from a file is refused above this; the classifier scans and sends far less (taint.py)."""
@@ -58,28 +56,17 @@ def load_policy_or_exit(root: Path | None, explicit: Path | None) -> LoadedPolic
     return loaded
 
 
-def require_approved_commands(root: Path, loaded: LoadedPolicy) -> None:
-    """Exit 2 before anything runs when the repository's policy declares commands the user has not
-    approved (exactly this list, by SHA-256) or sets a model's base_url or api_key_env; `--policy`, the
-    user's config and the default are trusted."""
-    from route_agent.policy.approval import commands_diff, repo_endpoint_overrides, repo_policy_needing_approval
-
-    try:
-        overrides = repo_endpoint_overrides(root)
-        if overrides is not None:
-            where = overrides[0].relative_to(root) if overrides[0].is_relative_to(root) else overrides[0]
-            fail(
-                f"the repository policy {where} sets {', '.join(overrides[1])}: a repository cannot choose where your API keys go "
-                f"(only endpoints on this machine) or send a platform credential; nothing was run. Put model endpoints in your own "
-                f"policy ({user_policy_path()}) or pass --policy FILE"
-            )
-        status = repo_policy_needing_approval(root, loaded.policy)
-    except PolicyError as exc:
-        for issue in exc.issues:
+def print_refusal(refusal: Refusal) -> NoReturn:
+    """A run the pipeline refused: the reason on stderr (every issue of a broken policy, every command
+    of an unapproved one and what changed), then exit 2."""
+    if refusal.kind == "policy" and refusal.issues:
+        for issue in refusal.issues:
             click.echo(str(issue), err=True)
-        raise SystemExit(EXIT_CONFIG) from None
-    if status is None or status.approved:
-        return
+        raise SystemExit(EXIT_CONFIG)
+    status = refusal.approval
+    if refusal.kind != "unapproved" or status is None:
+        fail(refusal.message)
+    root = refusal.workspace or status.policy_path.parent
     rel = status.policy_path.relative_to(root) if status.policy_path.is_relative_to(root) else status.policy_path
     changed = status.previous is not None
     click.echo(
@@ -102,17 +89,44 @@ def require_approved_commands(root: Path, loaded: LoadedPolicy) -> None:
     raise SystemExit(EXIT_CONFIG)
 
 
-def test_failures_for(root: Path, report: Path | None) -> TestFailures:
-    if report is not None:
-        try:
-            summary = read_junit(report)
-        except ReportError as exc:
-            fail(str(exc))
-        evidence = tuple(
-            Evidence(path=f.file, line=f.line, detail=f.test_id, excerpt=f.message[:120] or None) for f in summary.failures[:20]
-        )
-        return TestFailures(count=len(summary.failures), source=str(report), evidence=evidence)
-    return latest_test_failures(root)
+def print_dry_run(plan: RunPlan, as_json: bool, started: float, note: str | None) -> NoReturn:
+    from route_agent.cli.render import human_decision, json_base, verification_line
+    from route_agent.lanes.estimate import estimate_call_cost
+
+    decision, spec = plan.decision, plan.spec
+    checks = list(getattr(plan.loaded.policy.verification, decision.lane))
+    estimate = estimate_call_cost(spec, plan.change_set)
+    elapsed = round(time.monotonic() - started, 3)
+    if as_json:
+        out = json_base(decision, checks)
+        out.update({"attempts": [], "result": "dry-run", "cost_usd_estimate": estimate, "latency_seconds": elapsed,
+                    "model": spec.model, "policy_sources": list(plan.loaded.sources), "base_commit": plan.repo.head,
+                    "policy_warnings": [str(w) for w in plan.loaded.warnings]})
+        if note:
+            out["note"] = note
+        click.echo(json.dumps(out, indent=2))
+    else:
+        for line in human_decision(decision):
+            click.echo(line)
+        click.echo(f"verification: {verification_line(checks)}")
+        click.echo("result: dry-run")
+        click.echo(f"cost_usd_estimate: {estimate:.2f}")
+        click.echo(f"latency_seconds: {elapsed:.1f}")
+        if note:
+            click.echo(note)
+    raise SystemExit(EXIT_OK)
+
+
+def print_policy_warnings(loaded: LoadedPolicy) -> None:
+    for warning in loaded.warnings:  # a repository's policy lowered a protection: ignored, said every time
+        click.echo(f"route-agent: warning: {warning}", err=True)
+
+
+def route_settings(task: str, workspace: Path | None, policy_path: Path | None, lane: str, ledger_location: str | None,
+                   sandbox: str | None, test_report: Path | None) -> RunSettings:
+    """The CLI's side of `pipeline.prepare`: the flags, and this process's environment."""
+    return RunSettings(root=(workspace or Path.cwd()).absolute(), brief=task, lane=lane,  # type: ignore[arg-type]
+                       explicit_policy=policy_path, ledger_location=ledger_location, sandbox=sandbox, test_report=test_report)
 
 
 @cli.command("route")
@@ -146,66 +160,29 @@ def route_command(task: str | None, task_file: BinaryIO | None, workspace: Path 
             fail(f"the brief is over {MAX_TASK_FILE_BYTES // (1024 * 1024)} MB; shorten it")
         task = raw.decode("utf-8", "replace")
     assert task is not None
-    try:
-        repo = open_repo((workspace or Path.cwd()).absolute())
-    except WorkspaceError as exc:
-        fail(str(exc))
-    loaded = load_policy_or_exit(repo.root, policy_path)
-    policy = loaded.policy
-    failures = test_failures_for(repo.root, test_report)
-    try:
-        change_set = collect_change_set(repo)
-    except WorkspaceError as exc:
-        fail(str(exc))
-    from route_agent.pipeline.economics import read_economics
-
-    router = Router(policy, repo=str(repo.root), economics=read_economics(policy, ledger_location, change_set))
-    try:
-        decision = router.classify(change_set, task, failures, requested_lane=lane)  # type: ignore[arg-type]
-    except LaneRefused as exc:
-        fail(str(exc))
-    spec = getattr(policy.models, decision.lane)
-    checks = list(getattr(policy.verification, decision.lane))
-    unset = missing_key(spec, os.environ)
-    note = None
-    if not dry_run and unset is not None:
-        dry_run = True
-        note = f"dry run: {unset} is not set, so no model was called (set it to run the {decision.lane} lane: {spec.model})"
-    if not dry_run and policy_path is None:
-        require_approved_commands(repo.root, loaded)
-    if not dry_run:
-        from route_agent.pipeline.run import unsandboxed_refusal
-
-        refusal = unsandboxed_refusal(repo.root, policy, sandbox)
-        if refusal is not None:
-            fail(refusal)
+    settings = route_settings(task, workspace, policy_path, lane, ledger_location, sandbox, test_report)
     if dry_run:
-        from route_agent.cli.render import human_decision, json_base, verification_line
-        from route_agent.lanes.estimate import estimate_call_cost
-
-        estimate = estimate_call_cost(spec, change_set)
-        elapsed = round(time.monotonic() - started, 3)
-        if as_json:
-            out = json_base(decision, checks)
-            out.update({"attempts": [], "result": "dry-run", "cost_usd_estimate": estimate, "latency_seconds": elapsed,
-                        "model": spec.model, "policy_sources": list(loaded.sources), "base_commit": repo.head,
-                        "policy_warnings": [str(w) for w in loaded.warnings]})
-            if note:
-                out["note"] = note
-            click.echo(json.dumps(out, indent=2))
-        else:
-            for line in human_decision(decision):
-                click.echo(line)
-            click.echo(f"verification: {verification_line(checks)}")
-            click.echo("result: dry-run")
-            click.echo(f"cost_usd_estimate: {estimate:.2f}")
-            click.echo(f"latency_seconds: {elapsed:.1f}")
-            if note:
-                click.echo(note)
-        raise SystemExit(EXIT_OK)
+        try:
+            plan = plan_run(settings)
+        except RunRefused as exc:
+            print_refusal(exc.refusal)
+        print_policy_warnings(plan.loaded)
+        print_dry_run(plan, as_json, started, None)
+    try:
+        prepared = prepare_run(settings)
+    except RunRefused as exc:
+        if exc.plan is not None:
+            print_policy_warnings(exc.plan.loaded)
+        if exc.refusal.kind == "missing_key" and exc.plan is not None:
+            # Decided once (pipeline/prepare.py): with no key, the terminal shows what would happen.
+            note = (f"dry run: {exc.refusal.missing} is not set, so no model was called "
+                    f"(set it to run the {exc.plan.decision.lane} lane: {exc.plan.spec.model})")
+            print_dry_run(exc.plan, as_json, started, note)
+        print_refusal(exc.refusal)
+    print_policy_warnings(prepared.plan.loaded)
     from route_agent.cli.run import run_routed
 
-    raise SystemExit(run_routed(repo, loaded, router, decision, task, change_set, as_json, started, ledger_location, sandbox))
+    raise SystemExit(run_routed(prepared, as_json, started))
 
 
 @cli.group("policy")
@@ -243,19 +220,24 @@ def policy_check(file: Path) -> None:
               help="Instead: accept that this repository's checks and tests run without the sandbox (as you, seeing your keys).")
 def policy_approve(workspace: Path | None, yes: bool, expected: str | None, unsandboxed: bool) -> None:
     """Approve the exact verification commands the repository's policy declares (stored as a SHA-256)."""
-    from route_agent.policy.approval import commands_diff, record_approval, repo_policy_needing_approval
-
+    if unsandboxed:
+        try:
+            accept_unsandboxed(open_repo((workspace or Path.cwd()).absolute()).root, yes)
+        except WorkspaceError as exc:
+            fail(str(exc))
+        return
     try:
-        repo = open_repo((workspace or Path.cwd()).absolute())
+        state = approval_state((workspace or Path.cwd()).absolute())
     except WorkspaceError as exc:
         fail(str(exc))
-    if unsandboxed:
-        accept_unsandboxed(repo.root, yes)
-        return
-    loaded = load_policy_or_exit(repo.root, None)
-    status = repo_policy_needing_approval(repo.root, loaded.policy)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            click.echo(str(issue), err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+    print_policy_warnings(state.loaded)
+    status = state.status
     if status is None:
-        click.echo(f"{repo.root}: the repository declares no verification commands of its own; nothing to approve")
+        click.echo(f"{state.root}: the repository declares no verification commands of its own; nothing to approve")
         return
     click.echo(f"policy: {status.policy_path}")
     for command in status.commands:
@@ -276,7 +258,7 @@ def policy_approve(workspace: Path | None, yes: bool, expected: str | None, unsa
     if not yes and not click.confirm("Allow these commands to run when route-agent verifies a patch?", default=False):
         click.echo("not approved", err=True)
         raise SystemExit(EXIT_CONFIG)
-    record_approval(repo.root, status.policy_path, status.commands)
+    approve(state, status.sha256)
     click.echo(f"approved ({len(status.commands)} command(s))")
 
 

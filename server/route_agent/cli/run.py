@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 import time
@@ -14,14 +13,9 @@ import click
 
 from route_agent.cli.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 from route_agent.cli.render import human_decision, json_base, verification_line
-from route_agent.ledger import LedgerError, open_ledger
 from route_agent.pipeline import events as ev
+from route_agent.pipeline.prepare import PreparedRun
 from route_agent.pipeline.run import RunRequest, run_task
-from route_agent.policy import LoadedPolicy
-from route_agent.policy.approval import unsandboxed_opt_in_trusted
-from route_agent.routing.decide import Decision, Router
-from route_agent.signals.changeset import ChangeSet
-from route_agent.workspace.git import Repo
 
 
 def _say(line: str, as_json: bool) -> None:
@@ -81,36 +75,11 @@ async def _consume(req: RunRequest, as_json: bool,
     return final, escalations
 
 
-def run_routed(
-    repo: Repo,
-    loaded: LoadedPolicy,
-    router: Router,
-    decision: Decision,
-    brief: str,
-    change_set: ChangeSet,
-    as_json: bool,
-    started: float,
-    ledger_location: str | None = None,
-    sandbox: str | None = None,
-) -> int:
-    policy = loaded.policy
-    try:
-        ledger = open_ledger(ledger_location)
-    except LedgerError as exc:
-        click.echo(f"route-agent: {exc}; nothing was run (today's spend cannot be read)", err=True)
-        return EXIT_CONFIG
-    req = RunRequest(
-        repo=repo,
-        policy=policy,
-        router=router,
-        decision=decision,
-        brief=brief,
-        change_set=change_set,
-        ledger=ledger,
-        environ=dict(os.environ),
-        sandbox=sandbox,
-        allow_unsandboxed=unsandboxed_opt_in_trusted(repo.root, loaded.sources),
-    )
+def run_routed(prepared: PreparedRun, as_json: bool, started: float) -> int:
+    """Run a prepared request, printing its transcript; the exit code. Closes the request's ledger."""
+    req, loaded, repo = prepared.request, prepared.plan.loaded, prepared.plan.repo
+    policy, decision = req.policy, req.decision
+    ledger = req.ledger
     checks = list(getattr(policy.verification, decision.lane))
     if not as_json:
         for line in human_decision(decision):
@@ -127,7 +96,8 @@ def run_routed(
         return 130
     finally:
         loop.close()
-        ledger.close()
+        if ledger is not None:
+            ledger.close()
     if final is None:
         click.echo("route-agent: the run ended without a result", err=True)
         return EXIT_CONFIG

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pygls.exceptions import JsonRpcInvalidParams
 
-from route_agent.lsp.routed_runs import RunRefused
+from route_agent.pipeline.prepare import RunRefused
 
 if TYPE_CHECKING:
     from route_agent.lsp.server import RouteAgentServer
@@ -83,9 +83,16 @@ def refused(ls: RouteAgentServer, exc: RunRefused | str) -> dict[str, Any]:
     (an error code), and the server would log a traceback for what is no fault."""
     from lsprotocol import types
 
-    message = plain_text(str(exc))
+    message = plain_text(str(exc) + (_EDITOR_HINTS.get(exc.refusal.kind, "") if isinstance(exc, RunRefused) else ""))
     ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=f"route-agent: {message}"))
     return {"refused": True, "message": message}
+
+
+_EDITOR_HINTS = {
+    "missing_key": "; set it in the environment the editor starts route-agent serve with, then restart the server",
+    "unsandboxed": " (or the editor's Allow Unsandboxed Checks command)",
+}
+"""What the editor adds to a pipeline refusal (pipeline/prepare.py) that the terminal says otherwise."""
 
 
 def plain_text(text: str) -> str:

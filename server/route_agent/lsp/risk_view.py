@@ -116,16 +116,7 @@ def summary(ls: RouteAgentServer, folder: FolderState) -> dict[str, Any]:
     """The folder's latest risk, as the contract in client-vscode/README.md describes it."""
     snap = folder.snapshot
     decision = snap.decision if snap else None
-    approved: bool | None = None
-    if snap is not None and ls.settings.policy_path is None:
-        from route_agent.policy.approval import repo_policy_needing_approval
-
-        try:
-            # The snapshot's policy is the effective one; the cache re-reads the file only when it changed.
-            status = repo_policy_needing_approval(snap.repo.root, snap.policy.policy, folder.policy_cache.layer)
-            approved = None if status is None else status.approved
-        except Exception:  # a broken policy is reported as the folder's error already
-            approved = None
+    approved = snap.policy_approved if snap is not None else None
     return {
         "folderUri": folder.uri,
         "riskScore": decision.risk_score if decision else None,

@@ -1,21 +1,18 @@
 """A routed run from the editor: a `RunRequest` from the server's state, and the pipeline's events
 turned into work-done progress, diagnostics and the escalation prompt.
 
-The request is built the way `route-agent route` builds it (cli/main.py, cli/run.py): the workspace
-folder's repository, the effective policy (the `policyPath` setting, else the repository's file,
-layered over the user's and the default), the change set with the open buffers counting instead of
-the files on disk, the decision recomputed for the brief, a ledger (`ROUTE_AGENT_LEDGER` in the
-server's environment, else the state directory's), and the server's own environment, so API keys set
-where the editor started the server reach the lane client.
-
-Trust: a repository policy that declares verification commands runs them only once the user approved
-that exact list (policy/approval.py, the same SHA-256 store as `route-agent policy approve`; the
-editor approves with the `route-agent.approvePolicy` command). A `policyPath` from the editor's
-settings counts as given by the user, like `--policy`, and so do the user's config and the default.
+The request is prepared by `pipeline.prepare.prepare_run`, the same function `route-agent route`
+calls, from `run_settings`: the workspace folder's repository, the `policyPath` setting (else the
+repository's policy, layered over the user's and the default), the open buffers counting instead of
+the files on disk, a ledger (`ROUTE_AGENT_LEDGER` in the server's environment, else the state
+directory's), and the server's own environment, so API keys set where the editor started the server
+reach the lane client. Its refusals (untrusted workspace, unapproved repository commands, a missing
+key, ...) are typed; the commands answer them with a JSON-RPC error carrying the message.
 
 The editor's escalation UX. The CLI lets the pipeline escalate on its own (`routing.escalate_on`).
 In the editor the user decides instead: a run whose lane is fast is started with a copy of the
-policy whose `routing.max_attempts` is 1, so the pipeline stops after the fast attempt. When that
+policy whose `routing.max_attempts` is 1 (`RunSettings.ask_before_escalating`), so the pipeline
+stops after the fast attempt. When that
 attempt fails (checks, tamper, scope, a rejected patch, or doubts that `escalate_on` counts), the
 user is asked with `window/showMessageRequest` "Fast lane failed N checks. Escalate to strong
 lane?" (Escalate / Show findings / Dismiss), and the same prompt stays as a `route-agent/verify`
@@ -39,27 +36,18 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator
 from concurrent.futures import Future
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from lsprotocol import types
 
-from route_agent.ledger import LedgerError, open_ledger
 from route_agent.lsp.diagnostic_items import escalation_message, plural
+from route_agent.lsp.state.folders import FolderState
 from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
 from route_agent.pipeline import events as ev
-from route_agent.pipeline.run import RunRequest, run_task, unsandboxed_refusal
-from route_agent.policy import PolicyCache, PolicyError
-from route_agent.policy.approval import repo_endpoint_overrides, repo_policy_needing_approval, unsandboxed_opt_in_trusted
-from route_agent.policy.keys import missing_key
-from route_agent.policy.models import ModelSpec, Policy
-from route_agent.routing import LaneRefused, Router
-from route_agent.verify.findings import Finding as PipelineFinding
-from route_agent.workspace.git import WorkspaceError, collect_change_set, open_repo
-from route_agent.workspace.state import latest_test_failures, user_policy_path
+from route_agent.pipeline.prepare import Refusal, RunRefused, RunSettings, prepare_run
+from route_agent.pipeline.run import RunRequest, run_task
 from route_agent.workspace.worktree import run_path
 
 if TYPE_CHECKING:
@@ -69,119 +57,22 @@ logger = logging.getLogger(__name__)
 
 ESCALATE, SHOW_FINDINGS, DISMISS = "Escalate", "Show findings", "Dismiss"
 RequestedLane = Literal["auto", "fast", "strong"]
-FAILED_KINDS = ("tamper", "scope", "patch", "integrity")
-"""Finding kinds that fail an attempt by themselves (besides failed check runs)."""
 STATUS: dict[str, RunStatus] = {"pass": "passed", "fail": "failed", "error": "error", "cancelled": "cancelled"}
 
 
-class RunRefused(Exception):
-    """The run cannot start; the message says what the user can do about it."""
-
-
-
-# --- the request -------------------------------------------------------------------------------
-
-
-def attempt_policy(policy: Policy, lane: str) -> Policy:
-    """The policy a run uses: one attempt when it starts fast (the editor asks before escalating)."""
-    if lane != "fast" or policy.routing.max_attempts == 1:
-        return policy
-    return policy.model_copy(update={"routing": policy.routing.model_copy(update={"max_attempts": 1})})
-
-
-@dataclass(frozen=True)
-class RequestInputs:
-    root: Path
-    buffers: Mapping[str, str]
-    policy_cache: PolicyCache
-    explicit_policy: Path | None
-    brief: str
-    lane: RequestedLane
-    run_id: str
-    environ: Mapping[str, str]
-    carry: Sequence[PipelineFinding] = ()
-    ledger_location: str | None = None
-    trusted: bool = True
-    sandbox: str | None = None
-    provider_base_urls: tuple[tuple[str, str], ...] = ()
-    task_id: str | None = None
-    first_attempt_no: int = 1
-
-
-def with_provider_urls(policy: Policy, urls: tuple[tuple[str, str], ...]) -> Policy:
-    """The user's per-provider endpoints for models whose entry names none (never the repository's)."""
-    if not urls:
-        return policy
-    table = dict(urls)
-
-    def fill(spec: ModelSpec | None) -> ModelSpec | None:
-        if spec is None:
-            return None
-        update: dict[str, object] = {}
-        if spec.base_url is None and spec.provider in table:
-            update["base_url"] = table[spec.provider]
-        if spec.fallback is not None:
-            update["fallback"] = fill(spec.fallback)
-        return spec.model_copy(update=update) if update else spec
-
-    models = policy.models
-    return policy.model_copy(update={"models": models.model_copy(update={
-        "fast": fill(models.fast), "strong": fill(models.strong), "verifier": fill(models.verifier)})})
-
-
-def build_request(inputs: RequestInputs) -> RunRequest:
-    """Git, policy, approval and scoring for one run; synchronous (call it in a worker thread).
-
-    Raises RunRefused with a message for the user. The caller closes `request.ledger`.
-    """
-    if not inputs.trusted:
-        raise RunRefused("this workspace is not trusted: a routed run executes the repository's tests and checks, so "
-                         "route-agent runs none of them in restricted mode; trust the workspace to route fixes")
-    try:
-        repo = open_repo(inputs.root)
-        loaded = inputs.policy_cache.for_workspace(repo.root, inputs.explicit_policy, user_policy_path())
-        if inputs.explicit_policy is None:
-            overrides = repo_endpoint_overrides(repo.root, inputs.policy_cache.layer)
-            if overrides is not None:
-                raise RunRefused(f"the repository policy {overrides[0]} sets {', '.join(overrides[1])}: a repository cannot choose "
-                                 "where your API keys go (only endpoints on this machine); nothing was run")
-            status = repo_policy_needing_approval(repo.root, loaded.policy, inputs.policy_cache.layer)
-            if status is not None and not status.approved:
-                changed = "changed since you approved them" if status.previous is not None else "you have not approved"
-                raise RunRefused(
-                    f"the repository policy {status.policy_path} declares {len(status.commands)} verification command(s) that "
-                    f"{changed} (sha256 {status.sha256[:12]}…); nothing was run. Approve them with "
-                    f"'route-agent policy approve --workspace {repo.root}' or the editor's approve command")
-        change_set = collect_change_set(repo, buffers=dict(inputs.buffers))
-    except PolicyError as exc:
-        raise RunRefused(f"policy error: {exc.issues[0] if exc.issues else exc}") from None
-    except WorkspaceError as exc:
-        raise RunRefused(str(exc)) from None
-    from route_agent.pipeline.economics import read_economics
-
-    router = Router(loaded.policy, repo=str(repo.root), economics=read_economics(loaded.policy, inputs.ledger_location, change_set))
-    try:
-        decision = router.classify(change_set, inputs.brief, latest_test_failures(repo.root), requested_lane=inputs.lane)
-    except LaneRefused as exc:
-        raise RunRefused(str(exc)) from None
-    spec = getattr(loaded.policy.models, decision.lane)
-    unset = missing_key(spec, inputs.environ)
-    if unset is not None:
-        raise RunRefused(f"the {decision.lane} lane ({spec.model}) needs {unset}; set it in the environment the editor starts "
-                         "route-agent serve with, then restart the server")
-    refusal = unsandboxed_refusal(repo.root, loaded.policy, inputs.sandbox)
-    if refusal is not None:
-        raise RunRefused(refusal + " (or the editor's Allow Unsandboxed Checks command)")
-    try:
-        ledger = open_ledger(inputs.ledger_location)
-    except LedgerError as exc:
-        raise RunRefused(str(exc)) from None
-    policy = with_provider_urls(attempt_policy(loaded.policy, decision.lane), inputs.provider_base_urls)
-    return RunRequest(repo=repo, policy=policy, router=router, decision=decision,
-                      brief=inputs.brief, change_set=change_set, ledger=ledger, environ=dict(inputs.environ),
-                      run_id=inputs.run_id, carry_findings=tuple(inputs.carry), sandbox=inputs.sandbox,
-                      task_id=inputs.task_id, first_attempt_no=inputs.first_attempt_no, buffers=dict(inputs.buffers),
-                      allow_unsandboxed=unsandboxed_opt_in_trusted(repo.root, loaded.sources, inputs.policy_cache.layer))
+def run_settings(ls: RouteAgentServer, folder: FolderState, brief: str, lane: RequestedLane, run_id: str,
+                 escalate_from: RunRecord | None = None) -> RunSettings:
+    """The editor's side of `pipeline.prepare`: the folder's repository and open buffers, the server's
+    settings and environment (so API keys set where the editor started the server reach the lanes)."""
+    return RunSettings(
+        root=folder.root, brief=brief, lane=lane, explicit_policy=ls.settings.policy_path, buffers=ls.buffers_for(folder),
+        environ=dict(os.environ), ledger_location=os.environ.get("ROUTE_AGENT_LEDGER") or None, sandbox=ls.settings.sandbox,
+        trusted=ls.settings.workspace_trusted, provider_base_urls=ls.settings.provider_base_urls, ask_before_escalating=True,
+        run_id=run_id, carry=escalate_from.carried if escalate_from else (), policy_cache=folder.policy_cache,
+        # The user's escalation continues the same task: one task in the ledger, attempts numbered on.
+        task_id=(escalate_from.task_id or escalate_from.run_id) if escalate_from else None,
+        first_attempt_no=2 if escalate_from else 1,
+    )
 
 
 def load_patch_texts(run_id: str) -> tuple[dict[str, str | None], dict[str, str | None]]:
@@ -201,15 +92,6 @@ def load_patch_texts(run_id: str) -> tuple[dict[str, str | None], dict[str, str 
     return base, after
 
 
-def failed_checks_of(event: ev.AttemptFinished) -> list[str]:
-    """What failed in an attempt: check runs that did not pass, then tamper/scope/patch findings."""
-    names = [str(c.get("name")) for c in event.attempt.get("checks") or () if c.get("status") != "pass"]
-    for finding in event.findings:
-        if finding.kind in FAILED_KINDS and finding.check not in names:
-            names.append(finding.check)
-    return names
-
-
 # --- starting and driving a run ----------------------------------------------------------------
 
 
@@ -218,18 +100,9 @@ async def start_run(ls: RouteAgentServer, folder_uri: str, brief: str, lane: Req
     """Build the request (git in a worker thread), then run it in the background. RunRefused when it cannot start."""
     folder = ls.folders.get(folder_uri)
     if folder is None:
-        raise RunRefused(f"unknown workspace folder {folder_uri}")
+        raise RunRefused(Refusal("workspace", f"unknown workspace folder {folder_uri}"))
     run_id = f"lsp-{uuid.uuid4().hex[:12]}"
-    inputs = RequestInputs(
-        root=folder.root, buffers=ls.buffers_for(folder), policy_cache=folder.policy_cache,
-        explicit_policy=ls.settings.policy_path, brief=brief, lane=lane, run_id=run_id, environ=dict(os.environ),
-        carry=escalate_from.carried if escalate_from else (), ledger_location=os.environ.get("ROUTE_AGENT_LEDGER") or None,
-        trusted=ls.settings.workspace_trusted, sandbox=ls.settings.sandbox, provider_base_urls=ls.settings.provider_base_urls,
-        # The user's escalation continues the same task: one task in the ledger, attempts numbered on.
-        task_id=(escalate_from.task_id or escalate_from.run_id) if escalate_from else None,
-        first_attempt_no=2 if escalate_from else 1,
-    )
-    request = await asyncio.to_thread(build_request, inputs)
+    request = (await asyncio.to_thread(prepare_run, run_settings(ls, folder, brief, lane, run_id, escalate_from))).request
     if escalate_from is not None and request.ledger is not None:
         reason = "user: " + (",".join(escalate_from.reasons) or "failed")
         await asyncio.to_thread(request.ledger.mark_escalated, escalate_from.run_id, 1, reason)
@@ -369,7 +242,7 @@ async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, pr
         record.findings = [Finding.from_pipeline(f) for f in event.findings]
         record.carried = event.findings
         record.reasons = event.reasons
-        record.failed_checks = failed_checks_of(event)
+        record.failed_checks = list(event.failed)
         if record.anchor is None:
             located = next((f for f in record.findings if f.path), None)
             if located is not None:

@@ -138,7 +138,7 @@ class RouteAgentServer(LanguageServer):
         try:
             snapshot: RiskSnapshot | None = await asyncio.to_thread(
                 compute_snapshot, folder.root, buffers, folder.policy_cache, self.settings.policy_path,
-                self.settings.lane, generation, folder.snapshot,
+                self.settings.lane, generation, folder.snapshot, os.environ.get("ROUTE_AGENT_LEDGER") or None,
             )
             folder.error = None
             folder.policy_error = None

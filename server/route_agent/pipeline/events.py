@@ -139,6 +139,8 @@ class AttemptFinished(Event):
     action: Literal["accept", "escalate", "stop", "error"]
     reasons: tuple[str, ...]
     findings: tuple[Finding, ...]
+    failed: tuple[str, ...] = ()
+    """What failed, by name: check runs that did not pass, then tamper, scope, patch and integrity findings."""
     kind: str = field(init=False, default="attempt_finished")
 
 

@@ -194,7 +194,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
             run.all_findings.extend(findings)
             _record(req, attempt, passed=attempt.passed)
             _remember(req, findings, attempt)
-            yield ev.AttemptFinished(attempt.as_dict(), step.action, step.reasons, tuple(findings))
+            yield ev.AttemptFinished(attempt.as_dict(), step.action, step.reasons, tuple(findings), _failed_names(attempt, findings))
             if step.action == "accept":
                 save = functools.partial(
                     adapters.save_run_for, req, verification.worktree_base, verification.diff_text, [a.as_dict() for a in run.attempts]
@@ -524,6 +524,18 @@ def _check_done(queue: asyncio.Queue[ev.Event]) -> Callable[[CheckRun], None]:
         queue.put_nowait(ev.CheckFinished(run.name, run.status, round(run.duration_s, 3)))
 
     return done
+
+
+FAILING_FINDING_KINDS = ("tamper", "scope", "patch", "integrity")
+"""Finding kinds that fail an attempt by themselves (besides failed check runs)."""
+
+
+def _failed_names(attempt: _Attempt, findings: Sequence[Finding]) -> tuple[str, ...]:
+    names = [str(c.get("name")) for c in attempt.checks if c.get("status") != "pass"]
+    for finding in findings:
+        if finding.kind in FAILING_FINDING_KINDS and finding.check not in names:
+            names.append(finding.check)
+    return tuple(names)
 
 
 def _test_checks(policy: Policy, lane: str) -> set[str]:

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from route_agent.pipeline.prepare import RunSettings, plan_workspace
 from route_agent.policy import LoadedPolicy, PolicyCache, PolicyError
-from route_agent.routing import LaneRefused, Router
+from route_agent.policy.approval import repo_policy_needing_approval
+from route_agent.routing import Router
 from route_agent.routing.decide import Decision
 from route_agent.signals import ChangeSet, Evidence
-from route_agent.workspace.git import Repo, WorkspaceError, collect_change_set, open_repo
-from route_agent.workspace.state import latest_test_failures, user_policy_path
+from route_agent.workspace.git import Repo, WorkspaceError
 
 DRIFT_SIGNALS = ("auth_code", "schema_change")
 
@@ -44,6 +45,9 @@ class RiskSnapshot:
     computed_at: float
     generation: int
     router: Router
+    policy_approved: bool | None = None
+    """Whether the repository policy's commands are approved; None when it declares none or the
+    policy in force is the user's own (`policyPath`)."""
 
     @property
     def paths(self) -> frozenset[str]:
@@ -118,22 +122,24 @@ def compute_snapshot(
     requested_lane: Literal["auto", "fast", "strong"],
     generation: int,
     previous: RiskSnapshot | None = None,
+    ledger_location: str | None = None,
 ) -> RiskSnapshot:
-    """Git, policy and scoring for one folder. Raises WorkspaceError or PolicyError.
+    """Git, policy and scoring for one folder, as a run would plan them (pipeline.prepare), with an
+    empty brief. Synchronous; raises WorkspaceError or PolicyError.
 
     The router (compiled path rules, their per-path cache) is reused while the policy is the same
-    object, which the policy cache guarantees until a policy file changes.
+    object, which the policy cache guarantees until a policy file changes. The approval state of a
+    repository's commands is read here, once per snapshot, not by every reader.
     """
-    repo = open_repo(root)
-    loaded = policy_cache.for_workspace(repo.root, explicit_policy, user_policy_path())
-    change_set = collect_change_set(repo, buffers=buffers)
-    router = previous.router if previous is not None and previous.policy is loaded else Router(loaded.policy, repo=str(repo.root))
-    failures = latest_test_failures(repo.root)
-    try:
-        decision = router.classify(change_set, "", failures, requested_lane=requested_lane)
-    except LaneRefused:
-        decision = router.classify(change_set, "", failures)
-    return RiskSnapshot(decision, change_set, loaded, repo, find_drift(decision, router), time.monotonic(), generation, router)
+    settings = RunSettings(root=root, brief="", lane=requested_lane, explicit_policy=explicit_policy, buffers=buffers,
+                           ledger_location=ledger_location, policy_cache=policy_cache)
+    plan = plan_workspace(settings, previous.router if previous is not None else None, lane_fallback=True)
+    approved: bool | None = None
+    if explicit_policy is None:
+        status = repo_policy_needing_approval(plan.repo.root, plan.loaded.policy, policy_cache.layer)
+        approved = None if status is None else status.approved
+    return RiskSnapshot(plan.decision, plan.change_set, plan.loaded, plan.repo, find_drift(plan.decision, plan.router),
+                        time.monotonic(), generation, plan.router, approved)
 
 
 __all__ = [

@@ -6,8 +6,8 @@ from typing import Any
 
 from route_agent.lsp import routed_runs
 from route_agent.lsp.command_args import RunArgs, parse_args, refused
-from route_agent.lsp.routed_runs import RunRefused
 from route_agent.lsp.server import RouteAgentServer  # at run time: pygls reads the handler's annotations
+from route_agent.pipeline.prepare import RunRefused
 
 
 async def handle(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:

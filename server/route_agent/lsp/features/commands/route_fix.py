@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from route_agent.lsp import routed_runs
 from route_agent.lsp.command_args import RouteFixArgs, parse_args, refused, resolve_folder_uri
-from route_agent.lsp.routed_runs import RunRefused
 from route_agent.lsp.server import RouteAgentServer  # at run time: pygls reads the handler's annotations
+from route_agent.pipeline.prepare import RunRefused
 
 
 async def handle(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
