@@ -16,9 +16,9 @@ from route_agent.lanes.errors import LaneError
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.lane_call import LaneCaller
 from route_agent.pipeline.run import RunRequest, run_task
-from route_agent.policy.approval import record_unsandboxed
 from route_agent.policy.models import Policy
 from route_agent.routing import Router
+from route_agent.workspace.approvals import record_unsandboxed
 from route_agent.workspace.git import collect_change_set, open_repo
 from support.repos import FIX_REPLY, make_sync_repo
 

@@ -263,7 +263,7 @@ def policy_approve(workspace: Path | None, yes: bool, expected: str | None, unsa
 
 
 def accept_unsandboxed(root: Path, yes: bool) -> None:
-    from route_agent.policy.approval import record_unsandboxed, unsandboxed_accepted
+    from route_agent.workspace.approvals import record_unsandboxed, unsandboxed_accepted
 
     click.echo(f"{root}: without the sandbox, this repository's checks, its tests and its conftest run as you: they can read "
                "your files and the keys your shell exported (from /proc of their parent processes), and reach the network.")

@@ -4,7 +4,7 @@ approve`, the editor's `route-agent.approvePolicy` and `route-agent.policyComman
     state = approval_state(root, policy_cache=None, explicit=None)   # WorkspaceError, PolicyError
     approve(state, expected_sha256)                                  # ApprovalMismatch; records it
 
-Only exactly the list whose SHA-256 the user was shown is approved (policy/approval.py stores it).
+Only exactly the list whose SHA-256 the user was shown is approved (workspace/approvals.py stores it).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from route_agent.policy import LoadedPolicy, PolicyCache
-from route_agent.policy.approval import PolicyCommand, RepoPolicyStatus, commands_hash, policy_commands, record_approval
-from route_agent.policy.approval import repo_policy_needing_approval as _needing
+from route_agent.policy.approval import PolicyCommand, RepoPolicyStatus, commands_hash, policy_commands
+from route_agent.workspace.approvals import record_approval
+from route_agent.workspace.approvals import repo_policy_needing_approval as _needing
 from route_agent.workspace.git import open_repo
 from route_agent.workspace.state import user_policy_path
 

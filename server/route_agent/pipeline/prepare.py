@@ -33,7 +33,7 @@ from route_agent.ledger import LedgerError, open_ledger
 from route_agent.pipeline.economics import read_economics
 from route_agent.pipeline.run import RunRequest, unsandboxed_refusal
 from route_agent.policy import LoadedPolicy, PolicyCache, PolicyError, PolicyIssue
-from route_agent.policy.approval import RepoPolicyStatus, repo_endpoint_overrides, repo_policy_needing_approval, unsandboxed_opt_in_trusted
+from route_agent.policy.approval import RepoPolicyStatus, repo_endpoint_overrides, unsandboxed_opt_in_trusted
 from route_agent.policy.keys import missing_key
 from route_agent.policy.models import ModelSpec, Policy
 from route_agent.routing import LaneRefused, Router
@@ -42,6 +42,7 @@ from route_agent.signals import Evidence, TestFailures
 from route_agent.signals.changeset import ChangeSet
 from route_agent.verify.findings import Finding
 from route_agent.verify.junit import ReportError, read_junit
+from route_agent.workspace.approvals import repo_policy_needing_approval
 from route_agent.workspace.git import Repo, WorkspaceError, collect_change_set, open_repo
 from route_agent.workspace.state import latest_test_failures, user_policy_path
 

@@ -26,7 +26,6 @@ from route_agent.ledger.store import AttemptRow, Ledger
 from route_agent.pipeline import adapters, executors
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.lane_call import LaneCaller, LaneReply, call_lane, open_lane_caller
-from route_agent.policy.approval import unsandboxed_accepted
 from route_agent.policy.models import Policy
 from route_agent.routing.decide import AttemptOutcome, Decision, Lane, NextStep, Router, next_route
 from route_agent.signals.changeset import ChangeSet
@@ -36,6 +35,7 @@ from route_agent.verify.findings import Finding
 from route_agent.verify.rescore import rescore_patch
 from route_agent.verify.tamper import check_tamper
 from route_agent.verify.verifier import VerifierResult, low_confidence, run_verifier
+from route_agent.workspace.approvals import unsandboxed_accepted
 from route_agent.workspace.git import Repo
 from route_agent.workspace.state import write_latest_verification
 from route_agent.workspace.worktree import Worktree

@@ -15,10 +15,10 @@ from typing import Literal
 
 from route_agent.pipeline.prepare import RunSettings, plan_workspace
 from route_agent.policy import LoadedPolicy, PolicyCache, PolicyError
-from route_agent.policy.approval import repo_policy_needing_approval
 from route_agent.routing import Router
 from route_agent.routing.decide import Decision
 from route_agent.signals import ChangeSet, Evidence
+from route_agent.workspace.approvals import repo_policy_needing_approval
 from route_agent.workspace.git import Repo, WorkspaceError
 
 DRIFT_SIGNALS = ("auth_code", "schema_change")

@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 def handle(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     """Accept, as `route-agent policy approve --unsandboxed` does, that this folder's repository code
     (checks, tests, conftest) runs without the sandbox; the client asks the user first (issue 12, item 3)."""
-    from route_agent.policy.approval import record_unsandboxed
+    from route_agent.workspace.approvals import record_unsandboxed
     from route_agent.workspace.git import open_repo
 
     parsed = parse_args(FolderArgs, args)
