@@ -9,6 +9,7 @@ import os
 import sys
 
 from route_agent.lsp.features import register_all
+from route_agent.lsp.pygls_private import is_shut_down
 from route_agent.lsp.server import SHUTDOWN_GRACE_S, LspLogHandler, RouteAgentServer
 
 
@@ -59,7 +60,7 @@ async def serve_stdio(server: RouteAgentServer) -> int:
     code = 0
     try:
         await read_messages(reader, server.protocol)
-        code = 0 if server.protocol._shutdown else 1
+        code = 0 if is_shut_down(server.protocol) else 1
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0
     finally:

@@ -1,8 +1,10 @@
 """Live validation of a policy file being edited: its own text, layered over the default (and, for a
-repository's policy, compared with the user's layers), shown as diagnostics in that file."""
+repository's policy, compared with the user's layers), shown as diagnostics in that file. Debounced
+per document like the risk refresh, and parsed in a worker thread, so typing never waits for it."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,16 +60,34 @@ def is_policy_document(ls: RouteAgentServer, uri: str) -> bool:
     return is_repo_policy_path(candidate)
 
 
-def schedule_policy_check(ls: RouteAgentServer, uri: str) -> None:
+def schedule_policy_check(ls: RouteAgentServer, uri: str, delay: float | None = None) -> None:
+    """Validate the document's text after the debounce (each edit pushes it back), in a worker thread."""
+    timers = ls.diagnostics.policy_timers
+    if (timer := timers.pop(uri, None)) is not None:
+        timer.cancel()
+    loop = ls.loop or asyncio.get_running_loop()
+    wait = ls.settings.debounce_s if delay is None else delay
+    timers[uri] = loop.call_later(wait, lambda: ls.spawn(_validate(ls, uri)))
+
+
+async def _validate(ls: RouteAgentServer, uri: str) -> None:
+    ls.diagnostics.policy_timers.pop(uri, None)
     doc = ls.document(uri)
     path = uris.to_fs_path(uri)
     if doc is None or path is None:
         return
     cache = next(iter(ls.folders.values())).policy_cache if ls.folders else PolicyCache()
-    ls.diagnostics.policy[uri] = policy_text_diagnostics(doc.text, path, cache)
+    version = doc.version
+    found = await asyncio.to_thread(policy_text_diagnostics, doc.text, path, cache)
+    current = ls.document(uri)
+    if current is None or current.version != version or uri in ls.diagnostics.policy_timers:
+        return  # closed, or edited since: a newer check is due
+    ls.diagnostics.policy[uri] = found
     ls.deliver_diagnostics()
 
 
 def forget_policy_document(ls: RouteAgentServer, uri: str) -> None:
+    if (timer := ls.diagnostics.policy_timers.pop(uri, None)) is not None:
+        timer.cancel()
     if ls.diagnostics.policy.pop(uri, None) is not None:
         ls.deliver_diagnostics()

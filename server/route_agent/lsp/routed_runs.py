@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 from lsprotocol import types
 
 from route_agent.lsp.diagnostic_items import escalation_message, plural
+from route_agent.lsp.pygls_private import request_future
 from route_agent.lsp.state.folders import FolderState
 from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
 from route_agent.pipeline import events as ev
@@ -314,8 +315,7 @@ def cancel_with_request(ls: RouteAgentServer, record: RunRecord) -> None:
     pygls cancels the request's future only (the command handler runs as another task), so the
     run is linked to that future here.
     """
-    futures: dict[Any, Future[Any]] = getattr(ls.protocol, "_request_futures", {})
-    future = futures.get(ls.protocol.msg_id)
+    future = request_future(ls.protocol, ls.protocol.msg_id)
     if future is None:
         return
 

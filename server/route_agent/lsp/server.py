@@ -231,6 +231,8 @@ class RouteAgentServer(LanguageServer):
         for folder in self.folders.values():
             if folder.timer is not None:
                 folder.timer.cancel()
+        for timer in self.diagnostics.policy_timers.values():
+            timer.cancel()
         for task in list(self.background):
             task.cancel()
         if self.background:

@@ -20,6 +20,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from route_agent.lsp.protocol import NOT_HANDLED
+from route_agent.lsp.pygls_private import is_shut_down, send_data
 
 if TYPE_CHECKING:
     from pygls.protocol import LanguageServerProtocol
@@ -49,9 +50,7 @@ class FdWriter:
 
 
 def send_error(protocol: LanguageServerProtocol, msg_id: Any, code: int, message: str) -> None:
-    protocol._send_data(
-        {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}}
-    )
+    send_data(protocol, {"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
 
 
 def dispatch(protocol: LanguageServerProtocol, body: bytes) -> None:
@@ -72,10 +71,10 @@ def dispatch(protocol: LanguageServerProtocol, body: bytes) -> None:
     if is_request and not isinstance(data["method"], str):
         send_error(protocol, data["id"], INVALID_REQUEST, "Invalid request: method must be a string")
         return
-    if is_request and protocol._shutdown and data["method"] != types.EXIT:
+    if is_request and is_shut_down(protocol) and data["method"] != types.EXIT:
         send_error(protocol, data["id"], INVALID_REQUEST, "the server is shutting down")
         return
-    if is_request and not protocol._shutdown:
+    if is_request and not is_shut_down(protocol):
         fast = getattr(protocol, "fast_requests", {}).get(data["method"])
         if fast is not None:
             result = fast(data.get("params"))

@@ -602,7 +602,7 @@ async def run_checks(
     on_done: Callable[[CheckRun], None] | None = None,
 ) -> ChecksReport:
     """Run `checks` in `worktree`, independent checks concurrently; see the module docstring."""
-    info, note = sandbox_plan(sandbox_mode)
+    info, note = await asyncio.to_thread(sandbox_plan, sandbox_mode)  # a blocking probe the first time
     if info is None and sandbox_mode == "required":
         raise SandboxRequired(f"the policy requires the sandbox, but {note.removeprefix('NOT sandboxed: ')}; nothing was run")
     env = dict(os.environ if environ is None else environ)

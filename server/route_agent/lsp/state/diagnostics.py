@@ -7,6 +7,7 @@ per folder, policy documents being edited) by `deliver`; the pull handlers only 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ class DiagnosticStore:
         """What was last delivered, by URI."""
         self.policy: dict[str, list[types.Diagnostic]] = {}
         """Live diagnostics of policy files being edited, by URI."""
+        self.policy_timers: dict[str, asyncio.TimerHandle] = {}
+        """Pending (debounced) validations of policy documents, by URI."""
 
     def result_id(self, uri: str) -> str:
         return f"{uri}#{self.versions.get(uri, 0)}"
