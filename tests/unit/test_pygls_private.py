@@ -88,3 +88,11 @@ def test_request_future_is_the_one_cancel_request_cancels() -> None:
         assert future.cancelled()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_the_overridden_response_handler_keeps_its_signature() -> None:
+    import inspect
+
+    from pygls.protocol import JsonRPCProtocol
+
+    assert list(inspect.signature(JsonRPCProtocol._handle_response).parameters) == ["self", "msg_id", "result", "error"]

@@ -17,6 +17,7 @@ from route_agent.lsp.server import RouteAgentServer
 from route_agent.lsp.settings import Settings
 from route_agent.pipeline.prepare import RunRefused, RunSettings, prepare_run
 from route_agent.pipeline.run import RunRequest
+from route_agent.workspace.approvals import record_unsandboxed
 from support.repos import git, make_sync_repo
 
 BRIEF = "fix retry leak in sync worker"
@@ -31,7 +32,9 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     model = {"provider": "openai-compatible", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "PREP_TEST_KEY", "model": "m"}
     policy = tmp_path / "policy.yaml"
     policy.write_text(json.dumps({"models": {"fast": model, "strong": {**model, "model": "s"}}}))
-    return {"repo": make_sync_repo(tmp_path / "repo"), "policy": policy, "tmp": tmp_path}
+    repo = make_sync_repo(tmp_path / "repo")
+    record_unsandboxed(repo)  # the runs below use --sandbox off / sandbox: off
+    return {"repo": repo, "policy": policy, "tmp": tmp_path}
 
 
 def _editor(repo: Path, settings: Settings, lane: str = "auto") -> RunSettings:

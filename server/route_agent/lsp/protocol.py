@@ -16,6 +16,7 @@ from pygls import uris
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
+from route_agent.lsp.pygls_private import forget_request, request_future
 from route_agent.lsp.state.documents import LineDocument
 
 if TYPE_CHECKING:
@@ -53,9 +54,9 @@ class RouteAgentProtocol(LanguageServerProtocol):
         answers afterwards made pygls call `set_result` on a cancelled future, and the
         `InvalidStateError` ended the server with exit code 1.
         """
-        future = self._request_futures.get(msg_id)
+        future = request_future(self, msg_id)
         if future is not None and future.done():
-            del self._request_futures[msg_id]
+            forget_request(self, msg_id)
             logger.debug("dropped a late reply to request %s: it was cancelled", msg_id)
             return
         super()._handle_response(msg_id, result, error)
