@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -19,9 +20,13 @@ def check(request):
 
 
 async def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """The predicate's first truthy value (a coroutine's result is awaited); fails after `timeout` s.
+    The timeout is a hang guard, not a speed requirement."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:

@@ -69,7 +69,7 @@ def add_path_rule_edit(ls: RouteAgentServer, folder_uri: str, signal: str, glob:
     folder = ls.folders.get(folder_uri)
     if folder is None:
         raise KeyError(folder_uri)
-    target = policy_target(folder, ls.settings.policy_path)
+    target = policy_target(folder, ls.settings_for(folder).policy_path)
     uri = uris.from_fs_path(str(target)) or ""
     doc = ls.document(uri)
     if doc is not None or target.is_file():

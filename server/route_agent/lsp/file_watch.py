@@ -33,8 +33,8 @@ POLL_INTERVAL_S = 2.0
 
 def watchers(ls: RouteAgentServer) -> list[types.FileSystemWatcher]:
     found = [types.FileSystemWatcher(glob_pattern=glob) for glob in WATCH_GLOBS]
-    if ls.settings.policy_path is not None:
-        found.append(types.FileSystemWatcher(glob_pattern=str(ls.settings.policy_path)))
+    for path in sorted({p for p in (ls.settings_for(f).policy_path for f in (None, *ls.folders.values())) if p is not None}):
+        found.append(types.FileSystemWatcher(glob_pattern=str(path)))
     return found
 
 
@@ -55,8 +55,9 @@ def _polled_paths(ls: RouteAgentServer) -> dict[Path, str]:
         git_dir = folder.snapshot.repo.git_dir if folder.snapshot is not None else folder.root / ".git"
         for path in (git_dir / "HEAD", git_dir / "index", *(folder.root / rel for rel in REPO_POLICY_PATHS)):
             out[path] = folder.uri
-        if ls.settings.policy_path is not None:
-            out[ls.settings.policy_path] = folder.uri
+        policy_path = ls.settings_for(folder).policy_path
+        if policy_path is not None:
+            out[policy_path] = folder.uri
     return out
 
 

@@ -53,7 +53,7 @@ def is_policy_document(ls: RouteAgentServer, uri: str) -> bool:
     if path is None:
         return False
     candidate = Path(path)
-    if ls.settings.policy_path is not None and candidate == ls.settings.policy_path:
+    if any(ls.settings_for(folder).policy_path == candidate for folder in (None, *ls.folders.values())):
         return True
     if candidate == user_policy_path():
         return True

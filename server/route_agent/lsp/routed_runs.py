@@ -64,11 +64,13 @@ STATUS: dict[str, RunStatus] = {"pass": "passed", "fail": "failed", "error": "er
 def run_settings(ls: RouteAgentServer, folder: FolderState, brief: str, lane: RequestedLane, run_id: str,
                  escalate_from: RunRecord | None = None) -> RunSettings:
     """The editor's side of `pipeline.prepare`: the folder's repository and open buffers, the server's
-    settings and environment (so API keys set where the editor started the server reach the lanes)."""
+    settings for the folder and its environment (so API keys set where the editor started the server
+    reach the lanes)."""
+    settings = ls.settings_for(folder)
     return RunSettings(
-        root=folder.root, brief=brief, lane=lane, explicit_policy=ls.settings.policy_path, buffers=ls.buffers_for(folder),
-        environ=dict(os.environ), ledger_location=os.environ.get("ROUTE_AGENT_LEDGER") or None, sandbox=ls.settings.sandbox,
-        trusted=ls.settings.workspace_trusted, provider_base_urls=ls.settings.provider_base_urls, ask_before_escalating=True,
+        root=folder.root, brief=brief, lane=lane, explicit_policy=settings.policy_path, buffers=ls.buffers_for(folder),
+        environ=dict(os.environ), ledger_location=os.environ.get("ROUTE_AGENT_LEDGER") or None, sandbox=settings.sandbox,
+        trusted=settings.workspace_trusted, provider_base_urls=settings.provider_base_urls, ask_before_escalating=True,
         run_id=run_id, carry=escalate_from.carried if escalate_from else (), policy_cache=folder.policy_cache,
         # The user's escalation continues the same task: one task in the ledger, attempts numbered on.
         task_id=(escalate_from.task_id or escalate_from.run_id) if escalate_from else None,

@@ -137,8 +137,8 @@ class RouteAgentServer(LanguageServer):
         buffers = self.buffers_for(folder)
         try:
             snapshot: RiskSnapshot | None = await asyncio.to_thread(
-                compute_snapshot, folder.root, buffers, folder.policy_cache, self.settings.policy_path,
-                self.settings.lane, generation, folder.snapshot, os.environ.get("ROUTE_AGENT_LEDGER") or None,
+                compute_snapshot, folder.root, buffers, folder.policy_cache, self.settings_for(folder).policy_path,
+                self.settings_for(folder).lane, generation, folder.snapshot, os.environ.get("ROUTE_AGENT_LEDGER") or None,
             )
             folder.error = None
             folder.policy_error = None
@@ -213,6 +213,18 @@ class RouteAgentServer(LanguageServer):
         logging.getLogger("route_agent").setLevel(settings.logging_level)
         if changed:
             self.schedule_all(0.0)
+
+    def settings_for(self, folder: FolderState | None) -> Settings:
+        """The settings in force for a folder: its own when the client gave some, else the server's."""
+        if folder is not None and folder.settings is not None:
+            return folder.settings
+        return self.settings
+
+    def apply_folder_settings(self, folder: FolderState, settings: Settings) -> None:
+        changed = settings != self.settings_for(folder)
+        folder.settings = settings
+        if changed:
+            self.schedule_refresh(folder, 0.0)
 
     def resolve_settings(self, *layers: RawOptions) -> Settings:
         first = next(iter(self.folders.values()), None)

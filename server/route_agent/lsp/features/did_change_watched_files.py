@@ -18,7 +18,8 @@ def handle(ls: RouteAgentServer, params: types.DidChangeWatchedFilesParams) -> N
         if path is None:
             continue
         for folder in ls.folders.values():
-            if path.startswith(str(folder.root)) or (ls.settings.policy_path is not None and path == str(ls.settings.policy_path)):
+            policy_path = ls.settings_for(folder).policy_path
+            if path.startswith(str(folder.root)) or (policy_path is not None and path == str(policy_path)):
                 touched.add(folder.uri)
     for uri in touched:
         ls.schedule_refresh(ls.folders[uri])

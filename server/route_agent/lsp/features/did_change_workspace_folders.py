@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from route_agent.lsp.configuration import pull_configuration
+
 if TYPE_CHECKING:
     from route_agent.lsp.server import RouteAgentServer
 
@@ -17,4 +19,6 @@ def handle(ls: RouteAgentServer, params: types.DidChangeWorkspaceFoldersParams) 
         folder = ls.add_folder(added.uri, added.name)
         if folder is not None:
             ls.schedule_refresh(folder, 0.0)
+    if params.event.added and ls.client.configuration:
+        ls.spawn(pull_configuration(ls))  # the new folders' own settings (scopeUri)
     ls.deliver_diagnostics()

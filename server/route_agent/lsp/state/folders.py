@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from route_agent.lsp.settings import Settings
 from route_agent.pipeline.prepare import RunSettings, plan_workspace
 from route_agent.policy import LoadedPolicy, PolicyCache, PolicyError
 from route_agent.routing import Router
@@ -69,6 +70,9 @@ class FolderState:
     timer: asyncio.TimerHandle | None = None
     task: asyncio.Task[None] | None = None
     policy_cache: PolicyCache = field(default_factory=PolicyCache)
+    settings: Settings | None = None
+    """The client's settings for this folder (`workspace/configuration` with its `scopeUri`); the
+    server's own when None. Read them with `RouteAgentServer.settings_for`."""
 
     @property
     def refreshing(self) -> bool:

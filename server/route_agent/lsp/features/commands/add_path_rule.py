@@ -19,13 +19,13 @@ from route_agent.workspace.git import WorkspaceError
 async def handle(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     """For clients that cannot take the code action's edit: edit via applyEdit, or write the file.
 
-    The file edited is the policy in force: the `policyPath` setting when set, else the repository's.
+    The file edited is the policy in force: the folder's `policyPath` setting when set, else the repository's.
     """
     parsed = parse_args(PathRuleArgs, args)
     folder = ls.folders.get(parsed.folder)
     if folder is None:
         raise JsonRpcInvalidParams.of(ValueError(f"unknown workspace folder {parsed.folder}"))
-    explicit = ls.settings.policy_path
+    explicit = ls.settings_for(folder).policy_path
     target = edits.policy_target(folder, explicit)
     if explicit is not None and not target.is_file():
         return _path_rulerefused(ls, f"the policyPath setting names {target}, which does not exist; create it or clear the "

@@ -19,7 +19,7 @@ async def handle(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     parsed = parse_args(FolderArgs, args)
     folder = ls.folders[resolve_folder_uri(ls, parsed.folder)]
     try:
-        state = await asyncio.to_thread(approval_state, folder.root, folder.policy_cache, ls.settings.policy_path)
+        state = await asyncio.to_thread(approval_state, folder.root, folder.policy_cache, ls.settings_for(folder).policy_path)
     except (PolicyError, WorkspaceError) as exc:
         raise JsonRpcInvalidParams.of(ValueError(str(exc))) from None
     return {"folderUri": folder.uri, **state.as_dict()}

@@ -16,7 +16,8 @@ async def handle(ls: RouteAgentServer, *args: Any) -> dict[str, Any]:
     folder_uri = resolve_folder_uri(ls, parsed.folder)
     line = int((parsed.range or {}).get("start", {}).get("line", 0))
     # "auto" (or no lane) defers to the `lane` setting, as the risk shown in the editor does.
-    lane: Literal["auto", "fast", "strong"] = parsed.lane if parsed.lane in ("fast", "strong") else ls.settings.lane  # type: ignore[assignment]
+    default = ls.settings_for(ls.folders.get(folder_uri)).lane
+    lane: Literal["auto", "fast", "strong"] = parsed.lane if parsed.lane in ("fast", "strong") else default  # type: ignore[assignment]
     try:
         record = await routed_runs.start_run(ls, folder_uri, parsed.brief, lane, (parsed.path, line) if parsed.path else None)
     except RunRefused as exc:
