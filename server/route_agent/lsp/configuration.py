@@ -28,10 +28,12 @@ async def pull_configuration(ls: RouteAgentServer) -> None:
         logger.warning("workspace/configuration failed: %s", exc)
         return
     values = list(result or [])
-    ls.apply_settings(ls.resolve_settings(_parsed(values[0] if values else None)))
+    unscoped = _parsed(values[0] if values else None)
+    ls.apply_settings(ls.resolve_settings(unscoped))
     for folder, value in zip(folders, values[1:], strict=False):
         if ls.folders.get(folder.uri) is folder:  # not removed while we waited
-            ls.apply_folder_settings(folder, resolve(ls.init_options, _parsed(value), workspace_root=folder.root))
+            # The folder's answer over the unscoped one: what it leaves unset comes from there.
+            ls.apply_folder_settings(folder, resolve(ls.init_options, unscoped, _parsed(value), workspace_root=folder.root))
 
 
 def _parsed(value: object) -> RawOptions:
