@@ -14,21 +14,10 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from route_agent.cli.errors import EXIT_CONFIG, fail
 from route_agent.policy import LoadedPolicy, PolicyCache, PolicyError
 
-EXIT_CONFIG = 2
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class EvalProblem(click.ClickException):
-    exit_code = EXIT_CONFIG
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"route-agent: {self.format_message()}", err=True)
-
-
-def _fail(message: str) -> NoReturn:
-    raise EvalProblem(message)
 
 
 def _load_policy(path: Path | None) -> LoadedPolicy:
@@ -79,18 +68,18 @@ def require_eval_extra(command: str) -> None:
     try:
         import numpy  # noqa: F401
     except ImportError:
-        _fail(f"`route-agent {command}` needs the evaluation extra (numpy, matplotlib); install it with: {EVAL_EXTRA_HINT}")
+        fail(f"`route-agent {command}` needs the evaluation extra (numpy, matplotlib); install it with: {EVAL_EXTRA_HINT}")
 
 
 def list_models_and_exit(outcomes_path: Path | None, as_json: bool) -> NoReturn:
     from route_agent.eval.data import EvalInputError, read_outcomes
 
     if outcomes_path is None:
-        _fail("--list-models needs --outcomes OUTCOMES.csv")
+        fail("--list-models needs --outcomes OUTCOMES.csv")
     try:
         outcomes = read_outcomes(outcomes_path)
     except EvalInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     rows = [{"model": m, "tasks": len(o), "resolved": sum(r.resolved for r in o.values())} for m, o in sorted(outcomes.items())]
     if as_json:
         click.echo(json.dumps({"outcomes": str(outcomes_path), "models": rows}, indent=2))
@@ -111,23 +100,23 @@ def _dataset(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: s
         from route_agent.eval.ledger_source import dataset_from_ledger
 
         if tasks_path is not None or outcomes_path is not None:
-            _fail("give either --ledger or --tasks/--outcomes, not both")
+            fail("give either --ledger or --tasks/--outcomes, not both")
         if mode == "gold":
-            _fail("--signals gold needs reference patches; the ledger has none (use --tasks with a 'patch' field)")
+            fail("--signals gold needs reference patches; the ledger has none (use --tasks with a 'patch' field)")
         try:
             return dataset_from_ledger(ledger_path, parse_prices(price) if price is not None else None)
         except EvalInputError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     missing = [name for name, value in (("--tasks", tasks_path), ("--outcomes", outcomes_path), ("--fast", fast_model),
                                          ("--strong", strong_model)) if value is None]
     if missing:
-        _fail(f"missing {', '.join(missing)} (give --tasks TASKS.jsonl --outcomes OUTCOMES.csv --fast MODEL --strong MODEL)")
+        fail(f"missing {', '.join(missing)} (give --tasks TASKS.jsonl --outcomes OUTCOMES.csv --fast MODEL --strong MODEL)")
     assert tasks_path is not None and outcomes_path is not None and fast_model is not None and strong_model is not None
     try:
         prices = parse_prices(price) if price is not None else None
         return load_dataset(tasks_path, outcomes_path, fast_model, strong_model, prices, need_patch=mode == "gold")
     except EvalInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _sources(loaded: LoadedPolicy) -> list[str]:
@@ -171,12 +160,12 @@ def eval_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_pat
     try:
         result = evaluate(dataset, loaded.policy, settings, _sources(loaded), str(tasks_path))
     except EvalInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if plot_path is not None:
         try:
             plot_eval(result, plot_path)
         except OSError as exc:
-            _fail(f"{plot_path}: cannot write the plot: {exc.strerror}")
+            fail(f"{plot_path}: cannot write the plot: {exc.strerror}")
         result["plot"] = str(plot_path)
     if as_json:
         click.echo(json.dumps(_round(result), indent=2))
@@ -222,7 +211,7 @@ def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledge
     try:
         target = parse_target(target_text)
     except EvalInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
     loaded = _load_policy(policy_path)
     try:
@@ -230,7 +219,7 @@ def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledge
         result = calibrate(dataset, loaded.policy, [d.signals for d in decisions], target, strategy,  # type: ignore[arg-type]
                            recall, fpr, _holdout(holdout_text))
     except EvalInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     result["signals_label"] = mode_label(mode)  # type: ignore[arg-type]
     result["leaky"] = mode == "gold"
     recommended = with_changes(loaded.policy, result["recommended"])
@@ -254,11 +243,11 @@ def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledge
         try:
             out_path.write_text(text, encoding="utf-8")
         except OSError as exc:
-            _fail(f"{out_path}: cannot write: {exc.strerror}")
+            fail(f"{out_path}: cannot write: {exc.strerror}")
         try:
             PolicyCache().load(out_path)
         except PolicyError as exc:  # pragma: no cover - the writer produces valid policies
-            _fail(f"{out_path}: the written policy does not validate: {exc}")
+            fail(f"{out_path}: the written policy does not validate: {exc}")
         result["out"] = str(out_path)
     if show_diff:
         result["diff"] = diff_text
@@ -322,7 +311,7 @@ def diff_command(old: Path, new: Path, tasks_path: Path | None, outcomes_path: P
     try:
         result = policy_diff(dataset, old_policy.policy, new_policy.policy, mode, recall, fpr, str(tasks_path))  # type: ignore[arg-type]
     except EvalInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         click.echo(json.dumps(_round(result), indent=2))
         return
@@ -366,14 +355,14 @@ def learn_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_pa
     from route_agent.eval.learn import MIN_LEDGER_TASKS, learn, parse_learn_target, write_learned_policy
 
     if mode == "gold":
-        _fail("policy learn uses pre-task signals only (a router cannot see the reference patch); drop --signals gold")
+        fail("policy learn uses pre-task signals only (a router cannot see the reference patch); drop --signals gold")
     try:
         target = parse_learn_target(target_text)
     except EvalInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
     if ledger_path is not None and len(dataset.tasks) < MIN_LEDGER_TASKS:
-        _fail(f"{ledger_path}: {len(dataset.tasks)} task(s) have outcomes in both lanes; learning needs at least {MIN_LEDGER_TASKS}: "
+        fail(f"{ledger_path}: {len(dataset.tasks)} task(s) have outcomes in both lanes; learning needs at least {MIN_LEDGER_TASKS}: "
               f"record {MIN_LEDGER_TASKS - len(dataset.tasks)} more (or learn from --tasks/--outcomes)")
     loaded = _load_policy(policy_path)
     base = loaded.policy
@@ -383,16 +372,16 @@ def learn_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_pa
         decisions = classify_tasks(dataset.tasks, base, "pre-task", str(tasks_path))
         result, predictor = learn(dataset, decisions, target, recall, fpr, _holdout(holdout_text), resamples, seed)
     except EvalInputError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if out_path is not None:
         try:
             written = write_learned_policy(out_path, policy_path, predictor, result, str(tasks_path or ledger_path))
         except OSError as exc:
-            _fail(f"{out_path}: cannot write: {exc.strerror}")
+            fail(f"{out_path}: cannot write: {exc.strerror}")
         try:
             PolicyCache().load(out_path)
         except PolicyError as exc:  # pragma: no cover - the writer produces valid policies
-            _fail(f"{out_path}: the written policy does not validate: {exc}")
+            fail(f"{out_path}: the written policy does not validate: {exc}")
         result["out"] = str(out_path)
         result["predictor_file"] = str(written)
     if plot_path is not None:
@@ -401,7 +390,7 @@ def learn_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_pa
         try:
             plot_learn(result, plot_path)
         except OSError as exc:
-            _fail(f"{plot_path}: cannot write the plot: {exc.strerror}")
+            fail(f"{plot_path}: cannot write the plot: {exc.strerror}")
         result["plot"] = str(plot_path)
     if as_json:
         click.echo(json.dumps(_round(result), indent=2))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
@@ -108,14 +108,6 @@ def current_values(policy: Policy) -> dict[str, Any]:
     return {"files.per": w.files.per, "files.max": w.files.max, "new_code": w.new_code, "dependency_change": w.dependency_change,
             "fast_max_score": policy.routing.fast_max_score, "strong_min_score": policy.routing.strong_min_score,
             "plan": policy.routing.plan}
-
-
-@dataclass
-class Evaluated:
-    changes: dict[str, int]
-    key: list[float]
-    lane_strong: list[bool]
-    scores: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _score(x: Any, strategy: Strategy) -> dict[str, float]:

@@ -18,10 +18,8 @@ class ClientFeatures:
     """The client shows a `disabled` action greyed out with its reason; without it, a disabled action
     looks like any other and does nothing when picked, so it is left out."""
     watched_files_dynamic: bool = False
-    watched_files_relative_patterns: bool = False
     configuration: bool = False
     work_done_progress: bool = False
-    show_message_actions: bool = False
     show_document: bool = False
     apply_edit: bool = False
     document_changes: bool = False
@@ -45,10 +43,8 @@ class ClientFeatures:
             code_action_resolve_edit=bool(resolve and "edit" in resolve.properties),
             code_action_disabled=bool(code_action and code_action.disabled_support),
             watched_files_dynamic=bool(watched and watched.dynamic_registration),
-            watched_files_relative_patterns=bool(watched and watched.relative_pattern_support),
             configuration=bool(workspace and workspace.configuration),
             work_done_progress=bool(window and window.work_done_progress),
-            show_message_actions=bool(window and window.show_message is not None),
             show_document=bool(window and window.show_document and window.show_document.support),
             apply_edit=bool(workspace and workspace.apply_edit),
             document_changes=bool(edit and edit.document_changes),

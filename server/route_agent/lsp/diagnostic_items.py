@@ -8,9 +8,10 @@ from typing import Any
 from lsprotocol import types
 
 from route_agent.lsp.state.folders import DriftHit
-from route_agent.lsp.state.runs import Finding, RunRecord
+from route_agent.lsp.state.runs import RunRecord
 from route_agent.policy import PolicyIssue
 from route_agent.routing.decide import Decision
+from route_agent.verify.findings import Finding
 
 SOURCE = "route-agent"
 
@@ -71,7 +72,7 @@ def drift_hint(hit: DriftHit, line_length: LineLength = None) -> types.Diagnosti
 
 def finding_diagnostic(finding: Finding, run_id: str) -> types.Diagnostic:
     severity = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning,
-                "info": types.DiagnosticSeverity.Information}[finding.severity]
+                "info": types.DiagnosticSeverity.Information, "hint": types.DiagnosticSeverity.Information}[finding.severity]
     line0 = (finding.line or 1) - 1
     col = max(0, (finding.column or 1) - 1)
     return types.Diagnostic(

@@ -45,7 +45,7 @@ from lsprotocol import types
 from route_agent.lsp.diagnostic_items import escalation_message, plural
 from route_agent.lsp.pygls_private import request_future
 from route_agent.lsp.state.folders import FolderState
-from route_agent.lsp.state.runs import Finding, RunRecord, RunStatus
+from route_agent.lsp.state.runs import RunRecord, RunStatus
 from route_agent.pipeline import events as ev
 from route_agent.pipeline.prepare import Refusal, RunRefused, RunSettings, prepare_run
 from route_agent.pipeline.run import RunRequest, run_task
@@ -71,7 +71,7 @@ def run_settings(ls: RouteAgentServer, folder: FolderState, brief: str, lane: Re
         root=folder.root, brief=brief, lane=lane, explicit_policy=settings.policy_path, buffers=ls.buffers_for(folder),
         environ=dict(os.environ), ledger_location=os.environ.get("ROUTE_AGENT_LEDGER") or None, sandbox=settings.sandbox,
         trusted=settings.workspace_trusted, provider_base_urls=settings.provider_base_urls, ask_before_escalating=True,
-        run_id=run_id, carry=escalate_from.carried if escalate_from else (), policy_cache=folder.policy_cache,
+        run_id=run_id, carry=escalate_from.findings if escalate_from else (), policy_cache=folder.policy_cache,
         # The user's escalation continues the same task: one task in the ledger, attempts numbered on.
         task_id=(escalate_from.task_id or escalate_from.run_id) if escalate_from else None,
         first_attempt_no=2 if escalate_from else 1,
@@ -242,8 +242,7 @@ async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, pr
     elif isinstance(event, ev.VerifierDone):
         _report(ls, record, progress, f"verifier: confidence {event.confidence:.2f} ({event.verdict})")
     elif isinstance(event, ev.AttemptFinished):
-        record.findings = [Finding.from_pipeline(f) for f in event.findings]
-        record.carried = event.findings
+        record.findings = event.findings
         record.reasons = event.reasons
         record.failed_checks = list(event.failed)
         if record.anchor is None:
@@ -286,7 +285,6 @@ def findings_text(record: RunRecord) -> str:
 
 async def offer_escalation(ls: RouteAgentServer, record: RunRecord) -> None:
     """The prompt as a message request; the same prompt stays as a diagnostic for clients that dismiss it."""
-    record.escalation_offered = True
     try:
         choice = await ls.window_show_message_request_async(types.ShowMessageRequestParams(
             type=types.MessageType.Warning, message=escalation_message(record),

@@ -6,14 +6,17 @@ routing policy should default upward." A policy may add conditions and globs; th
 
 from __future__ import annotations
 
-FLOOR_CONDITIONS: tuple[str, ...] = (
+from typing import Literal, get_args
+
+FloorCondition = Literal[
     "schema_change",
     "auth_code",
     "secrets_handling",
     "ci_config",
     "deploy_config",
     "production_incident",
-)
+]
+FLOOR_CONDITIONS: tuple[str, ...] = get_args(FloorCondition)
 
 FLOOR_REASONS: dict[str, str] = {
     "schema_change": "schema or migration change",

@@ -6,40 +6,19 @@ silently ignored setting. `policies/schema.json` is generated from these models.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+
+from route_agent.policy.floor import FloorCondition
 
 Provider = Literal["openrouter", "openai", "ollama", "openai-compatible"]
 LaneName = Literal["fast", "strong"]
 Tier = Literal["fast", "strong"]
 
-# Conditions the routing section may name. The first six are the built-in floor (see floor.py).
-ALWAYS_STRONG_CONDITIONS = (
-    "schema_change",
-    "auth_code",
-    "secrets_handling",
-    "ci_config",
-    "deploy_config",
-    "production_incident",
-    "secret_in_content",
-    "lookalike_path",
-    "dependency_change",
-    "file_mode_change",
-    "deletions",
-    "binary_change",
-    "test_failures",
-    "new_code",
-    "sensitive_path",
-    "brief_manipulation",
-)
+# Conditions the routing section may name: the built-in floor first (floor.py), written once each.
 AlwaysStrongCondition = Literal[
-    "schema_change",
-    "auth_code",
-    "secrets_handling",
-    "ci_config",
-    "deploy_config",
-    "production_incident",
+    FloorCondition,
     "secret_in_content",
     "lookalike_path",
     "dependency_change",
@@ -51,6 +30,7 @@ AlwaysStrongCondition = Literal[
     "sensitive_path",
     "brief_manipulation",
 ]
+ALWAYS_STRONG_CONDITIONS: tuple[str, ...] = get_args(AlwaysStrongCondition)
 EscalateCondition = Literal[
     "failed_tests",
     "failed_checks",

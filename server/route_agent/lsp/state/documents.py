@@ -8,7 +8,7 @@ work can look at those lines only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lsprotocol import types
 from pygls.workspace.position_codec import PositionCodec
@@ -27,7 +27,6 @@ class LineDocument:
     language_id: str | None
     lines: list[str]
     codec: PositionCodec
-    dirty_lines: set[int] = field(default_factory=set)
     _text: str | None = None
 
     @classmethod
@@ -52,7 +51,6 @@ class LineDocument:
             self._splice(change.range, change.text)
         else:
             self.lines = split_lines(change.text)
-            self.dirty_lines.update(range(len(self.lines)))
 
     def _splice(self, rng: types.Range, new_text: str) -> None:
         lines = self.lines
@@ -76,10 +74,6 @@ class LineDocument:
         last = start_line + len(replacement) - 1
         if replacement and not _ends(replacement[-1]) and last + 1 < len(lines):
             lines[last : last + 2] = [lines[last] + lines[last + 1]]
-        delta = len(replacement) - (min(end_line + 1, count) - start_line)
-        if delta:
-            self.dirty_lines = {n if n < start_line else n + delta for n in self.dirty_lines if n < start_line or n > end_line}
-        self.dirty_lines.update(range(start_line, start_line + max(1, len(replacement))))
 
     def _column(self, line_no: int, position: types.Position) -> int:
         line = self.lines[line_no]
@@ -89,10 +83,6 @@ class LineDocument:
             return min(character, stripped)
         converted = self.codec.position_from_client_units([line], types.Position(0, character))
         return min(converted.character, len(line.rstrip("\r\n")))
-
-    def take_dirty_lines(self) -> set[int]:
-        dirty, self.dirty_lines = self.dirty_lines, set()
-        return dirty
 
 
 def _ends(line: str) -> bool:

@@ -11,32 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from route_agent.verify.findings import Finding as PipelineFinding
+from route_agent.verify.findings import Finding
 
 RunStatus = Literal["running", "passed", "failed", "cancelled", "error"]
 
 CANCEL_GRACE_S = 1.5
 """How long cancelling waits for a run's cleanup (HTTP stream closed, checks killed, worktree removed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    check: str
-    message: str
-    path: str | None = None
-    """Repository-relative path in the user's files."""
-    line: int | None = None
-    """1-based."""
-    column: int | None = None
-    severity: Literal["error", "warning", "info"] = "error"
-
-    @classmethod
-    def from_pipeline(cls, finding: PipelineFinding) -> Finding:
-        """The editor's view of a verification finding (a `hint` shows as `info`)."""
-        severity: Literal["error", "warning", "info"] = "error" if finding.severity == "error" else (
-            "warning" if finding.severity == "warning" else "info")
-        return cls(check=finding.check, message=finding.message, path=finding.path, line=finding.line,
-                   column=finding.column, severity=severity)
 
 
 @dataclass
@@ -49,12 +29,11 @@ class RunRecord:
     task_id: str | None = None
     """The ledger task this run belongs to when it continues another run (an escalation)."""
     status: RunStatus = "running"
-    findings: list[Finding] = field(default_factory=list)
+    findings: tuple[Finding, ...] = ()
+    """The last attempt's findings as the pipeline reported them (diagnostics; an escalated run's prompt)."""
     failed_checks: list[str] = field(default_factory=list)
     reasons: tuple[str, ...] = ()
     """Why the last attempt did not pass (the pipeline's next-route reasons: tamper, failed_tests, ...)."""
-    carried: tuple[PipelineFinding, ...] = ()
-    """The last attempt's findings as the pipeline reported them, carried into an escalated run's prompt."""
     patch: str | None = None
     """Unified diff of the verified patch."""
     new_texts: dict[str, str | None] = field(default_factory=dict)
@@ -64,18 +43,17 @@ class RunRecord:
     escalated: bool = False
     """This run was escalated (a strong run was started from it), or is itself an escalation."""
     escalated_from: str | None = None
-    escalation_offered: bool = False
     message: str = ""
     risk_score: int | None = None
     cost_usd: float = 0.0
     task: asyncio.Task[None] | None = None
     progress_token: str | None = None
     anchor: tuple[str, int] | None = None
+    """Where the escalation prompt diagnostic goes: (relative path, 0-based line)."""
     origin: str | None = None
     """The file the run was started from (repository-relative): where a finding without a path shows."""
     progress_logged_at: float = 0.0
     """When lane progress was last logged (clients without work-done progress get it in the log)."""
-    """Where the escalation prompt diagnostic goes: (relative path, 0-based line)."""
 
     @property
     def can_escalate(self) -> bool:
