@@ -161,6 +161,38 @@ def dominated_by_all_strong(result: dict[str, float]) -> bool:
                 and result["resolve_rate"] <= result["all_strong_resolve_rate"] + 1e-12)
 
 
+def _rank(result: dict[str, float], full: dict[str, Any], t: int, current: dict[str, Any], target: Target) -> tuple[float, ...]:
+    """A candidate's sort key (lower is better); marks `result` feasible and dominated."""
+    distance = sum(1 for k, v in full.items() if current.get(k) != v)
+    # A choice all-strong dominates is never recommended: it ranks after every other one.
+    dominated = full.get("plan") != "strong-only" and dominated_by_all_strong(result)
+    if target.kind == "quality":
+        feasible = not dominated and result["resolve_rate"] >= target.value * result["all_strong_resolve_rate"] - 1e-12
+        first = result["total_cost"] if feasible else -result["resolve_rate"]
+        rank = (0.0 if feasible else 2.0 if dominated else 1.0, first, -result["resolve_rate"], float(distance), -t)
+    else:
+        feasible = not dominated and result["initial_strong_share"] <= target.value + 1e-12
+        first = -result["resolve_rate"] if feasible else result["initial_strong_share"]
+        rank = (0.0 if feasible else 2.0 if dominated else 1.0, first, result["total_cost"], float(distance), -t)
+    result["feasible"] = float(feasible)
+    result["dominated"] = float(dominated)
+    return rank
+
+
+def _verdict(best: dict[str, Any], best_tune: dict[str, float], candidates: Sequence[tuple[Any, dict[str, Any], dict[str, float]]],
+             ratio: float) -> str:
+    """One sentence: whether the fast lane pays here, and why."""
+    using_fast = [c for c in candidates if c[1].get("plan") != "strong-only"]
+    all_dominated = bool(using_fast) and all(c[2]["dominated"] for c in using_fast)
+    if best.get("plan") == "strong-only":
+        why = ("every choice that uses it costs at least as much as all-strong for no better resolve rate" if all_dominated
+               else "no choice that uses it reaches the target for less")
+        return f"send everything to the strong lane; the fast lane costs {ratio:.0%} of the strong lane here, and {why}"
+    return (f"the fast lane pays here: it costs {ratio:.0%} of the strong lane; the recommendation reaches "
+            f"{best_tune['resolve_vs_all_strong']:.1%} of all-strong's resolve rate "
+            f"at {best_tune['cost_vs_all_strong']:.1%} of its cost")
+
+
 def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], target: Target, strategy: Strategy,
               recall: float, fpr: float, holdout: Sequence[str] | None) -> dict[str, Any]:
     import numpy as np
@@ -176,20 +208,8 @@ def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], targ
     candidates: list[tuple[tuple[float, ...], dict[str, Any], dict[str, float]]] = []
 
     def rank_of(result: dict[str, float], full: dict[str, Any], t: int) -> tuple[float, ...]:
-        distance = sum(1 for k, v in full.items() if current.get(k) != v)
-        # A choice all-strong dominates is never recommended: it ranks after every other one.
-        dominated = full.get("plan") != "strong-only" and dominated_by_all_strong(result)
-        if target.kind == "quality":
-            feasible = not dominated and result["resolve_rate"] >= target.value * result["all_strong_resolve_rate"] - 1e-12
-            first = result["total_cost"] if feasible else -result["resolve_rate"]
-            rank = (0.0 if feasible else 2.0 if dominated else 1.0, first, -result["resolve_rate"], float(distance), -t)
-        else:
-            feasible = not dominated and result["initial_strong_share"] <= target.value + 1e-12
-            first = -result["resolve_rate"] if feasible else result["initial_strong_share"]
-            rank = (0.0 if feasible else 2.0 if dominated else 1.0, first, result["total_cost"], float(distance), -t)
-        result["feasible"] = float(feasible)
-        result["dominated"] = float(dominated)
-        return rank
+        return _rank(result, full, t, current, target)
+
     seen_variants: set[tuple[int, ...]] = set()
     for combo in itertools.product(*(WEIGHT_GRID[n] for n in names)):
         changes = dict(zip(names, combo, strict=True))
@@ -244,16 +264,7 @@ def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], targ
     tune_fast = float(np.mean([dataset.fast_cost[i] for i in tune])) if tune else 0.0
     tune_strong = float(np.mean([dataset.strong_cost[i] for i in tune])) if tune else 0.0
     ratio = tune_fast / tune_strong if tune_strong > 0 else float("nan")
-    using_fast = [c for c in candidates if c[1].get("plan") != "strong-only"]
-    all_dominated = bool(using_fast) and all(c[2]["dominated"] for c in using_fast)
-    if best.get("plan") == "strong-only":
-        why = ("every choice that uses it costs at least as much as all-strong for no better resolve rate" if all_dominated
-               else "no choice that uses it reaches the target for less")
-        verdict = f"send everything to the strong lane; the fast lane costs {ratio:.0%} of the strong lane here, and {why}"
-    else:
-        verdict = (f"the fast lane pays here: it costs {ratio:.0%} of the strong lane; the recommendation reaches "
-                   f"{best_tune['resolve_vs_all_strong']:.1%} of all-strong's resolve rate "
-                   f"at {best_tune['cost_vs_all_strong']:.1%} of its cost")
+    verdict = _verdict(best, best_tune, candidates, ratio)
     return {
         "verdict": verdict,
         "fast_lane_pays": best.get("plan") != "strong-only",

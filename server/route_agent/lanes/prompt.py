@@ -121,12 +121,44 @@ def build_prompt(brief: str, change_set: ChangeSet, repo_root: Path, spec: Model
     ignored_of = is_ignored or (lambda paths: _git_ignored(repo_root, paths))
 
     clean = clean_tainted(brief)
-    body = _Builder()
-    body.add("## Task")
-    for number, line in enumerate(_split(clean.text), start=1):
-        body.add(*_line_or_withheld(line, BRIEF_PATH, number, withheld))
+    body = _task_section(clean.text, findings, withheld)
     if clean.truncated:
         withheld.append(Withheld(BRIEF_PATH, None, f"brief cut to 16 KB from {clean.original_length} characters"))
+
+    candidates = [f.path for f in change_set.files]
+    known = set(candidates)
+    mentioned = [p for p in (*extra_paths, *_paths_named(clean.text)) if p not in known]
+    ignored = ignored_of([p for p in (*candidates, *mentioned) if never_send_reason(p) is None])
+    sendable = _sendable(change_set.files, ignored, withheld)
+    # The change set's lines: what the user changed, before the files' full text.
+    _add_diff_section(body, sendable, budget_chars, withheld)
+    # The files' current text, changed files first, then the ones the brief names.
+    to_read = [f.path for f in sendable if f.status != "deleted"]
+    for path in mentioned:
+        reason = _file_reason(path, ignored)
+        if reason is None:
+            to_read.append(path)
+        elif not reason.startswith("outside"):
+            withheld.append(Withheld(path, None, reason))
+    _add_file_sections(body, to_read, reader, budget_chars, withheld)
+
+    system = _Builder()
+    for line in _split(SYSTEM_PROMPT):
+        system.add(line)
+    redactions: list[Redaction] = []
+    system_text = _redact(system, redactions)
+    user_text = _redact(body, redactions)
+    messages = [{"role": "system", "content": system_text}, {"role": "user", "content": user_text}]
+    tokens = estimate_tokens(len(system_text) + len(user_text)) + 8
+    return Prompt(messages=messages, estimated_tokens=tokens, withheld=withheld, redactions=redactions)
+
+
+def _task_section(brief: str, findings: Sequence[object] | None, withheld: list[Withheld]) -> _Builder:
+    """The brief (already cleaned), then an escalation's findings from the previous attempt (8 KB cap)."""
+    body = _Builder()
+    body.add("## Task")
+    for number, line in enumerate(_split(brief), start=1):
+        body.add(*_line_or_withheld(line, BRIEF_PATH, number, withheld))
     if findings:
         body.add("")
         body.add("## Problems found in the previous attempt")
@@ -138,14 +170,11 @@ def build_prompt(brief: str, change_set: ChangeSet, repo_root: Path, spec: Model
                 break
             used += len(text)
             body.add(*_line_or_withheld("- " + text, FINDINGS_PATH, None, withheld))
+    return body
 
-    files = [f for f in change_set.files]
-    candidates = [f.path for f in files]
-    known = set(candidates)
-    mentioned = [p for p in (*extra_paths, *_paths_named(clean.text)) if p not in known]
-    for path in mentioned:
-        known.add(path)
-    ignored = ignored_of([p for p in (*candidates, *mentioned) if never_send_reason(p) is None])
+
+def _sendable(files: Sequence[ChangedFile], ignored: set[str], withheld: list[Withheld]) -> list[ChangedFile]:
+    """The changed files that may be sent (never-send list, gitignored, binary: left out, recorded)."""
     sendable: list[ChangedFile] = []
     for changed in files:
         reason = _file_reason(changed.path, ignored)
@@ -155,50 +184,35 @@ def build_prompt(brief: str, change_set: ChangeSet, repo_root: Path, spec: Model
             withheld.append(Withheld(changed.path, None, reason))
             continue
         sendable.append(changed)
+    return sendable
 
-    # The change set's lines: what the user changed, before the files' full text.
-    if sendable:
-        diff = _Builder()
-        diff.add("")
-        diff.add("## Uncommitted changes (line numbers: - old file, + new file)")
-        for changed in sendable:
-            section = _Builder()
-            section.add(f"### {changed.path} ({changed.status})")
-            for number, text in changed.removed:
-                section.add(*_line_or_withheld(f"-{number}: {text}", changed.path, number, withheld, old=True))
-            for number, text in changed.added:
-                section.add(*_line_or_withheld(f"+{number}: {text}", changed.path, number, withheld))
-            if body.chars + diff.chars + section.chars > budget_chars:
-                withheld.append(Withheld(changed.path, None, "diff over the context budget"))
-                continue
-            diff.extend(section)
-        body.extend(diff)
 
-    # The files' current text, changed files first, then the ones the brief names.
-    to_read = [f.path for f in sendable if f.status != "deleted"]
-    for path in mentioned:
-        reason = _file_reason(path, ignored)
-        if reason is None:
-            to_read.append(path)
-        elif not reason.startswith("outside"):
-            withheld.append(Withheld(path, None, reason))
+def _add_diff_section(body: _Builder, sendable: Sequence[ChangedFile], budget_chars: int, withheld: list[Withheld]) -> None:
+    if not sendable:
+        return
+    diff = _Builder()
+    diff.add("")
+    diff.add("## Uncommitted changes (line numbers: - old file, + new file)")
+    for changed in sendable:
+        section = _Builder()
+        section.add(f"### {changed.path} ({changed.status})")
+        for number, text in changed.removed:
+            section.add(*_line_or_withheld(f"-{number}: {text}", changed.path, number, withheld, old=True))
+        for number, text in changed.added:
+            section.add(*_line_or_withheld(f"+{number}: {text}", changed.path, number, withheld))
+        if body.chars + diff.chars + section.chars > budget_chars:
+            withheld.append(Withheld(changed.path, None, "diff over the context budget"))
+            continue
+        diff.extend(section)
+    body.extend(diff)
+
+
+def _add_file_sections(body: _Builder, to_read: Sequence[str], reader: Callable[[str], bytes | None], budget_chars: int,
+                       withheld: list[Withheld]) -> None:
     header_done = False
     for path in to_read:
-        try:
-            data = reader(path)
-        except OSError as exc:
-            withheld.append(Withheld(path, None, f"unreadable: {exc.strerror or exc}"))
-            continue
-        except _Refused as exc:
-            withheld.append(Withheld(path, None, str(exc)))
-            continue
+        data = _readable(path, reader, withheld)
         if data is None:
-            continue  # a named path that does not exist: nothing to say
-        if len(data) > MAX_FILE_BYTES:
-            withheld.append(Withheld(path, None, f"larger than {MAX_FILE_BYTES // 1024} KB"))
-            continue
-        if b"\0" in data[:8192]:
-            withheld.append(Withheld(path, None, "binary"))
             continue
         section = _Builder()
         if not header_done:
@@ -215,15 +229,26 @@ def build_prompt(brief: str, change_set: ChangeSet, repo_root: Path, spec: Model
         header_done = True
         body.extend(section)
 
-    system = _Builder()
-    for line in _split(SYSTEM_PROMPT):
-        system.add(line)
-    redactions: list[Redaction] = []
-    system_text = _redact(system, redactions)
-    user_text = _redact(body, redactions)
-    messages = [{"role": "system", "content": system_text}, {"role": "user", "content": user_text}]
-    tokens = estimate_tokens(len(system_text) + len(user_text)) + 8
-    return Prompt(messages=messages, estimated_tokens=tokens, withheld=withheld, redactions=redactions)
+
+def _readable(path: str, reader: Callable[[str], bytes | None], withheld: list[Withheld]) -> bytes | None:
+    """A file's bytes when they may go into the prompt; else None (and why, when there is a reason)."""
+    try:
+        data = reader(path)
+    except OSError as exc:
+        withheld.append(Withheld(path, None, f"unreadable: {exc.strerror or exc}"))
+        return None
+    except _Refused as exc:
+        withheld.append(Withheld(path, None, str(exc)))
+        return None
+    if data is None:
+        return None  # a named path that does not exist: nothing to say
+    if len(data) > MAX_FILE_BYTES:
+        withheld.append(Withheld(path, None, f"larger than {MAX_FILE_BYTES // 1024} KB"))
+        return None
+    if b"\0" in data[:8192]:
+        withheld.append(Withheld(path, None, "binary"))
+        return None
+    return data
 
 
 def redact_text(text: str, origin: str) -> tuple[str, list[Redaction]]:
