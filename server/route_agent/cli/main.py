@@ -218,7 +218,7 @@ def policy_check(file: Path) -> None:
 @click.option("--sha256", "expected", default=None, help="Approve only if the commands' SHA-256 is this one (as shown earlier).")
 @click.option("--unsandboxed", is_flag=True,
               help="Instead: accept that this repository's checks and tests run without the sandbox (as you, seeing your keys).")
-def policy_approve(workspace: Path | None, yes: bool, expected: str | None, unsandboxed: bool) -> None:
+def policy_approve(workspace: Path | None, yes: bool, expected: str | None, unsandboxed: bool) -> None:  # noqa: PLR0912 (the approval dialogue reads top to bottom)
     """Approve the exact verification commands the repository's policy declares (stored as a SHA-256)."""
     if unsandboxed:
         try:

@@ -27,7 +27,7 @@ def _finding_line(f: Any) -> str:
     return f"  {f.location()} [{f.kind}/{f.rule or f.check}] {f.message.splitlines()[0][:160] if f.message else ''}"
 
 
-async def _consume(req: RunRequest, as_json: bool,
+async def _consume(req: RunRequest, as_json: bool,  # noqa: PLR0912 (one branch per pipeline event)
                    notes: list[str] | None = None) -> tuple[ev.RunFinished | None, list[dict[str, Any]]]:
     final: ev.RunFinished | None = None
     escalations: list[dict[str, Any]] = []
@@ -75,7 +75,7 @@ async def _consume(req: RunRequest, as_json: bool,
     return final, escalations
 
 
-def run_routed(prepared: PreparedRun, as_json: bool, started: float) -> int:
+def run_routed(prepared: PreparedRun, as_json: bool, started: float) -> int:  # noqa: PLR0912 (the transcript and the result in two formats, clearer whole)
     """Run a prepared request, printing its transcript; the exit code. Closes the request's ledger."""
     req, loaded, repo = prepared.request, prepared.plan.loaded, prepared.plan.repo
     policy, decision = req.policy, req.decision

@@ -193,7 +193,7 @@ def _verdict(best: dict[str, Any], best_tune: dict[str, float], candidates: Sequ
             f"at {best_tune['cost_vs_all_strong']:.1%} of its cost")
 
 
-def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], target: Target, strategy: Strategy,
+def calibrate(dataset: Dataset, policy: Policy, signals: Sequence[Signals], target: Target, strategy: Strategy,  # noqa: PLR0915 (the grid search and its report share their locals; rank and verdict are split out)
               recall: float, fpr: float, holdout: Sequence[str] | None) -> dict[str, Any]:
     import numpy as np
 

@@ -143,7 +143,7 @@ def read_tasks(path: Path, need_patch: bool = False) -> list[Task]:
     return tasks
 
 
-def read_outcomes(path: Path) -> dict[str, dict[str, Outcome]]:
+def read_outcomes(path: Path) -> dict[str, dict[str, Outcome]]:  # noqa: PLR0912, PLR0915 (each column is checked with its own FILE:LINE message)
     """model -> instance_id -> outcome."""
     shown = str(path)
     try:

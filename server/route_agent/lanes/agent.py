@@ -241,7 +241,7 @@ class _Conversation:
             self._transcript.close()
 
 
-async def run_agent(session: AgentSession, client: ChatClient, on_step: Callable[[AgentStep], None] | None = None) -> AgentOutcome:
+async def run_agent(session: AgentSession, client: ChatClient, on_step: Callable[[AgentStep], None] | None = None) -> AgentOutcome:  # noqa: PLR0912, PLR0915 (the agent loop: a turn's outcomes in the order they are checked)
     """Drive the session to `submit` or a limit; see the module docstring. A LaneError (a spent budget
     included) is returned in `outcome.error` with what was spent so far: the run ends with it, as
     after a failed one-shot call."""

@@ -306,7 +306,7 @@ class LaneClient:
             raise _err(kind, f"{spec.model}: connection error while {where} {_host(url)}: "
                        f"{type(exc).__name__} {_scrub(str(exc), key)}", parts, retryable=True) from None
 
-    async def _read_response(self, spec: ModelSpec, response: httpx.Response, parts: list[str],
+    async def _read_response(self, spec: ModelSpec, response: httpx.Response, parts: list[str],  # noqa: PLR0912, PLR0915 (one branch per stream event and fault: safety.md's stream rules in one place)
                              on_delta: Callable[[str], None] | None, deadline: float,
                              timer: asyncio.Timeout, key: str | None) -> tuple[str, str, dict[str, Any] | None]:
         loop = asyncio.get_running_loop()

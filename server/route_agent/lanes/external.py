@@ -107,7 +107,7 @@ def _brief_text(run: ExternalRun) -> str:
     return "\n".join(parts) + "\n"
 
 
-async def run_external_agent(run: ExternalRun) -> ExternalOutcome:
+async def run_external_agent(run: ExternalRun) -> ExternalOutcome:  # noqa: PLR0912 (each way an external agent can fail has its own message)
     """Run the agent once to its end (or its timeout); see the module docstring."""
     environ = dict(os.environ if run.environ is None else run.environ)
     key_env = api_key_env_for(run.spec)

@@ -201,7 +201,7 @@ LANE_PROGRESS_LOG_S = 5.0
 """Without work-done progress, lane streaming is logged at most this often (it comes per chunk)."""
 
 
-async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, progress: bool) -> None:
+async def _on_event(ls: RouteAgentServer, record: RunRecord, event: ev.Event, progress: bool) -> None:  # noqa: PLR0912, PLR0915 (one branch per pipeline event)
     if isinstance(event, ev.Classified):
         record.lane, record.risk_score = event.decision.lane, event.decision.risk_score
         if progress and record.progress_token:

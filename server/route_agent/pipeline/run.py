@@ -137,7 +137,7 @@ def _failure_kind(step: NextStep, tamper: bool, rejected: bool, failed_checks: l
     return step.reasons[0] if step.reasons else "failed"
 
 
-async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:
+async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915 (the attempt loop reads as the flow; its pieces are _lane_attempt, _verify_patch, _judge)
     """Run a routed task to pass, fail or error, yielding events; see the module docstring.
 
     Each attempt is three pieces: the lane call (`_lane_attempt`), the verification of its patch

@@ -151,7 +151,7 @@ def _set(root: dict[str, Any], loc: tuple[str, ...], value: Any) -> None:
     _get(root, loc[:-1])[loc[-1]] = value
 
 
-def restrict(trusted: Policy, proposed: Policy) -> tuple[Policy, list[Lowered]]:
+def restrict(trusted: Policy, proposed: Policy) -> tuple[Policy, list[Lowered]]:  # noqa: PLR0912 (one branch per protection a repository policy may not lower)
     """`proposed` (the trusted layers plus the repository's) with every protection the repository
     lowered put back to its `trusted` value, and the list of what was put back."""
     kept = trusted.model_dump()

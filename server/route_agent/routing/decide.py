@@ -277,7 +277,7 @@ class NextStep:
     reasons: tuple[str, ...] = field(default=())
 
 
-def next_route(outcome: AttemptOutcome, policy: Policy, attempts_made: int, plan: str | None = None) -> NextStep:
+def next_route(outcome: AttemptOutcome, policy: Policy, attempts_made: int, plan: str | None = None) -> NextStep:  # noqa: PLR0912 (the escalation rules, one branch each, in the policy's order)
     """After an attempt: accept it, escalate to the strong lane, or stop with a failure.
 
     Never routes back to the same cheap lane; a failed strong attempt stops with its findings.

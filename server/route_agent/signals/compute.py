@@ -197,7 +197,7 @@ _BRIEF_ONLY_WEAK = ("auth_code",)
 is code that authenticates or authorizes, so the change set has to show it."""
 
 
-def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector, moved: bool = False) -> None:
+def _file_signals(changed: ChangedFile, matcher: PathMatcher, found: _Collector, moved: bool = False) -> None:  # noqa: PLR0912, PLR0915 (one branch per signal a changed file can raise)
     path = changed.path
     classes = matcher.classify(path)
     if changed.old_path and changed.old_path != path:

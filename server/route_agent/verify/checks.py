@@ -391,7 +391,7 @@ def _survivor_finding(check: Check, report: dict[str, Any], sandboxed: bool) -> 
                    "warning", rule="survivors")
 
 
-async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: Path, env: dict[str, str], marker: str,
+async def _run_process(run: CheckRun, check: Check, argv: list[str], worktree: Path, env: dict[str, str], marker: str,  # noqa: PLR0915 (start, output pump, deadline and kill share the process's state)
                        deadline: float, max_output_bytes: int, report_pipe: _ReportPipe, sweep: bool = True) -> CheckRun:
     started = time.monotonic()
     try:

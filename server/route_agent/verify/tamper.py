@@ -87,7 +87,7 @@ def _finding(rule: str, message: str, path: str | None = None, line: int | None 
     return Finding("tamper", message, "error", path, line, rule=rule, kind="tamper")
 
 
-def check_tamper(patch: ChangeSet, matcher: PathMatcher) -> TamperReport:
+def check_tamper(patch: ChangeSet, matcher: PathMatcher) -> TamperReport:  # noqa: PLR0912 (one branch per tamper rule)
     findings: list[Finding] = []
     touched_tests: list[str] = []
     touched_snapshots: list[str] = []

@@ -83,7 +83,7 @@ def _line_length(ls: RouteAgentServer, uri: str) -> LineLength:
     return lambda line0: len(doc.line(line0))
 
 
-def _collect_folder(ls: RouteAgentServer, folder: FolderState, out: dict[str, list[types.Diagnostic]]) -> None:
+def _collect_folder(ls: RouteAgentServer, folder: FolderState, out: dict[str, list[types.Diagnostic]]) -> None:  # noqa: PLR0912 (one branch per source of diagnostics)
     snapshot = folder.snapshot
     if snapshot is not None:
         for rel in snapshot.change_set.paths:
