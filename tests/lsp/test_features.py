@@ -34,13 +34,7 @@ async def diagnostics_for(client: LanguageClient, uri: str, predicate=bool) -> l
             assert report.result_id
             return list(report.items) if predicate(report.items) else None
 
-        import asyncio
-        for _ in range(400):
-            found = await pulled()
-            if found is not None:
-                return found
-            await asyncio.sleep(0.05)
-        raise AssertionError("pulled diagnostics never matched")
+        return await wait_for(pulled, what="pulled diagnostics")  # type: ignore[no-any-return]
     await wait_for(lambda: uri in client.diagnostics and predicate(client.diagnostics[uri]))
     return list(client.diagnostics[uri])
 

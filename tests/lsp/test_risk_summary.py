@@ -14,6 +14,8 @@ from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient, client_capabilities
 from test_protocol_raw import RawClient
 
+from support.wait import wait_until
+
 
 async def test_risk_summary_names_the_lane_and_the_breakdown(client: LanguageClient, session_root: Path) -> None:
     await wait_ready(client)
@@ -114,21 +116,10 @@ def test_a_commit_outside_the_editor_refreshes_clients_without_file_watching(tmp
                       "params": {"command": "route-agent.status", "arguments": [{}]}})
             return list(raw.response(msg_id)["result"]["folders"][0]["paths"])
 
-        msg_id = 10
-        deadline = time.monotonic() + 30
-        while not paths(msg_id) and time.monotonic() < deadline:
-            msg_id += 1
-            time.sleep(0.1)
-        assert "README.md" in paths(msg_id)
+        ids = iter(range(10, 10_000))
+        assert "README.md" in wait_until(lambda: paths(next(ids)), 30, interval=0.1, what="the pending change")
         subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qam", "land it"], cwd=root, check=True)
         # (the pending README edit is now committed: nothing is left in the change set)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            msg_id += 1
-            if not paths(msg_id):
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the commit made outside the editor was never noticed")
+        wait_until(lambda: not paths(next(ids)), 30, interval=0.2, what="the commit made outside the editor")
     finally:
         _shutdown(raw)

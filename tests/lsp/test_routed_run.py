@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -191,24 +190,20 @@ async def run_info(client: LanguageClient, run_id: str) -> dict[str, Any]:
 
 
 async def wait_run(client: LanguageClient, run_id: str, *statuses: str, timeout: float = 120.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def ended() -> dict[str, Any] | None:
         info = await run_info(client, run_id)
-        if info["status"] in statuses:
-            return info
-        assert info["status"] == "running", info
-        assert time.monotonic() < deadline, f"run {run_id} still {info['status']}"
-        await asyncio.sleep(0.1)
+        assert info["status"] in statuses or info["status"] == "running", info
+        return info if info["status"] in statuses else None
+
+    return await wait_for(ended, timeout=timeout, interval=0.1, what=f"run {run_id} to end")  # type: ignore[no-any-return]
 
 
 async def escalated_run(client: LanguageClient, run_id: str) -> str:
-    for _ in range(600):
+    async def escalation() -> list[str]:
         runs = (await command(client, "route-agent.status", {}))["runs"]
-        found = [r["run_id"] for r in runs if r["escalated_from"] == run_id]
-        if found:
-            return str(found[0])
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"run {run_id} was never escalated")
+        return [r["run_id"] for r in runs if r["escalated_from"] == run_id]
+
+    return str((await wait_for(escalation, timeout=30, what=f"run {run_id} to be escalated"))[0])
 
 
 async def route_fix(client: LanguageClient, env: RoutedEnv, **extra: Any) -> dict[str, Any]:
@@ -223,14 +218,13 @@ async def route_fix(client: LanguageClient, env: RoutedEnv, **extra: Any) -> dic
 async def diagnostics_for(client: LanguageClient, uri: str, predicate: Any) -> list[types.Diagnostic]:
     """Pull (Neovim profile) or wait for a push (VS Code profile) until `predicate` holds."""
     if getattr(client, "profile", "") == "neovim":
-        for _ in range(600):
+        async def pulled() -> list[types.Diagnostic] | None:
             report = await client.text_document_diagnostic_async(types.DocumentDiagnosticParams(
                 text_document=types.TextDocumentIdentifier(uri=uri)))
             assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
-            if predicate(report.items):
-                return list(report.items)
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"pulled diagnostics of {uri} never matched")
+            return list(report.items) if predicate(report.items) else None
+
+        return await wait_for(pulled, timeout=30, what=f"pulled diagnostics of {uri}")  # type: ignore[no-any-return]
     await wait_for(lambda: predicate(client.diagnostics.get(uri, [])), timeout=30)
     return list(client.diagnostics[uri])
 
@@ -312,7 +306,6 @@ async def test_routed_fix_with_escalation(client: LanguageClient, routed_env: Ro
     else:
         env.answers.put_nowait("Dismiss")
         # The prompt stays as a diagnostic until acted on; its code action escalates.
-        await asyncio.sleep(0.2)
         await diagnostics_for(client, sync_uri, lambda ds: any(d.code == "escalate" for d in ds))
         await command(client, escalate_action.command.command, (escalate_action.command.arguments or ({},))[0])
 
@@ -396,13 +389,10 @@ async def test_cancel_mid_run_kills_checks_and_removes_the_worktree(client: Lang
         arg = {"folder": env.root.as_uri(), "brief": "fix retry leak in sync worker", "wait": True}
         request = client.protocol.send_request(types.WORKSPACE_EXECUTE_COMMAND,
                                                types.ExecuteCommandParams(command="route-agent.routeFix", arguments=[arg]), msg_id=msg_id)
-        runs: list[dict[str, Any]] = []
-        for _ in range(400):
-            runs = (await command(client, "route-agent.status", {}))["runs"]
-            if runs:
-                break
-            await asyncio.sleep(0.05)
-        assert runs, "the run never started"
+        async def started_runs() -> list[dict[str, Any]]:
+            return list((await command(client, "route-agent.status", {}))["runs"])
+
+        runs = await wait_for(started_runs, timeout=20, what="the run to start")
         run_id = str(runs[-1]["run_id"])
     else:
         run_id = (await route_fix(client, env))["run_id"]
@@ -444,12 +434,9 @@ async def test_shutdown_mid_run_is_quick_and_leaves_nothing(client: LanguageClie
     tag = slow_check_policy(env)
     await route_fix(client, env)
     await wait_for(lambda: check_processes(tag), timeout=60)
-    started = time.monotonic()
-    await asyncio.wait_for(client.shutdown_session(), 10)
-    elapsed = time.monotonic() - started
+    await asyncio.wait_for(client.shutdown_session(), 30)  # a hang guard; the time is benchmarks/bench_shutdown.py's
     env.shut_down = True
-    assert elapsed < 2.0, f"shutdown took {elapsed:.2f} s"
-    await wait_for(lambda: not check_processes(tag), timeout=3)
+    await wait_for(lambda: not check_processes(tag), timeout=30)
     assert not worktrees(env.state), "the run's worktree outlived the server"
 
 

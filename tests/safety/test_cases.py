@@ -20,6 +20,7 @@ from safety_support import BAIT, KEY, PY, LspProcess, Scenario, check, default_c
 
 from fakeserver.server import FakeLLMServer
 from support.repos import FIX_REPLY, fingerprint, git, held_worktrees
+from support.wait import wait_until
 
 TASK = "fix retry leak in sync worker"
 FIX_DIFF = FIX_REPLY.split("```diff\n", 1)[1].split("```", 1)[0]
@@ -180,7 +181,9 @@ def test_case_04_workspace_setting_that_redirects_the_api_url(scenario: Scenario
         try:
             lsp.initialize(s.repo, {"apiBaseUrl": evil.base_url, "baseUrl": evil.base_url})
             lsp.request(2, "workspace/executeCommand", {"command": "route-agent.status", "arguments": [{}]})
-            assert lsp.wait_reply(2, 20) is not None
+            reply = lsp.wait_reply(2, 20)
+            assert reply is not None and "error" not in reply, reply
+            assert [f["uri"] for f in reply["result"]["folders"]] == [s.repo.as_uri()], "the server works as usual"
         finally:
             lsp.close()
         assert evil.requests == []
@@ -356,10 +359,8 @@ def test_case_13_one_megabyte_single_line_minified_file(scenario: Scenario) -> N
     (s.repo / "static").mkdir()
     (s.repo / "static" / "app.min.js").write_text("var a=" + "1+" * 500_000 + "1;")
     s.snapshot()
-    started = time.monotonic()
     r = s.route(TASK + " and rebuild static/app.min.js", policy=s.policy())
     assert r.out is not None, r.text
-    assert time.monotonic() - started < 30
     assert max(len(q.body) for q in s.fake.requests) < 300_000
     left = [w for a in r.out["attempts"] for w in a["left_out_of_prompt"]]
     assert any("app.min.js" in json.dumps(w) for w in left), left
@@ -369,12 +370,11 @@ def test_case_13_one_megabyte_single_line_minified_file(scenario: Scenario) -> N
 def test_case_15_check_that_prints_gigabytes(scenario: Scenario) -> None:
     s = scenario
     flood = check("flood", [PY, "-c", "import sys\nb = 'x' * 65536\nwhile True: sys.stdout.write(b)"], timeout_s=120)
-    started = time.monotonic()
     r = s.route(TASK, policy=s.policy(checks=[flood]), timeout=150)
     assert r.out is not None, r.text[-2000:]
-    assert time.monotonic() - started < 60, "a flooding check was not killed at the output cap"
     first = r.out["attempts"][0]
-    assert first["checks"][0]["status"] != "pass" and first["passed"] is False
+    assert first["checks"][0]["status"] == "output-exceeded", "a flooding check was not killed at the output cap"
+    assert first["passed"] is False
     assert r.out["result"] == "fail" and r.code == 1
     assert len(r.proc.stdout) + len(r.proc.stderr) < 2_000_000
     s.assert_nothing_lost()
@@ -430,9 +430,10 @@ def test_case_14_check_that_times_out_after_spawning_a_setsid_grandchild(scenari
     r = s.route(TASK, "--sandbox", sandbox, policy=s.policy(checks=[check("slow", [PY, "-c", code], timeout_s=1.5)]), timeout=90)
     assert r.out is not None, r.text
     assert r.out["attempts"][0]["checks"][0]["status"] == "timeout", r.out["attempts"][0]["checks"]
-    deadline = time.monotonic() + 5
-    while processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    try:
+        wait_until(lambda: not processes_with(marker), 30, what="the check's processes to end")
+    except AssertionError:
+        pass  # reported below, after they are killed
     survivors = processes_with(marker)
     for pid in survivors:
         os.kill(pid, signal.SIGKILL)
@@ -443,12 +444,10 @@ def test_case_14_check_that_times_out_after_spawning_a_setsid_grandchild(scenari
 def test_case_16_check_that_reads_stdin_or_the_environment(scenario: Scenario) -> None:
     s = scenario
     reader = check("stdin", [PY, "-c", "import sys\ndata = sys.stdin.buffer.read()\nsys.exit(len(data))"], timeout_s=20)
-    started = time.monotonic()
     r = s.route(TASK, policy=s.policy(checks=[reader, *default_checks()]))
     assert r.out is not None and r.code == 0, r.text
     statuses = {c["name"]: c["status"] for c in r.out["attempts"][0]["checks"]}
     assert statuses == {"stdin": "pass", "envcheck": "pass", "tests": "pass"}, "stdin was not closed or a secret was in the env"
-    assert time.monotonic() - started < 20
     s.assert_nothing_lost()
 
 
@@ -563,7 +562,8 @@ def test_case_20_user_edits_files_while_a_task_runs_then_accepts(scenario: Scena
         sync.write_text(text)
 
     if "during-run" in edit:
-        time.sleep(0.6)
+        # The model is answering (its reply takes 1.2 s): the user edits now.
+        wait_until(lambda: s.fake.requests, 60, what="the lane call")
         user_edit()
     stdout, stderr = proc.communicate(timeout=120)
     s.outputs.append(stdout + stderr)
@@ -701,12 +701,14 @@ def test_case_24_malformed_jsonrpc_invalid_params_cancel_didchange_storm_shutdow
         lsp.request(14, "workspace/executeCommand", {"command": "route-agent.routeFix", "arguments": [
             {"folder": s.repo.as_uri(), "brief": TASK, "path": "app/sync.py"}]})
         lsp.send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 14}})
-        assert lsp.wait_reply(14, 20) is not None
-        time.sleep(1.0)  # the run is under way (or has failed): shut down in the middle of it
-        started = time.monotonic()
+        started = lsp.wait_reply(14, 20)
+        assert started is not None, "the cancelled routeFix was not answered"
+        assert started.get("error", {}).get("code") == -32800 or "run_id" in started.get("result", {}), started
+        if "result" in started:  # the run began before the cancel arrived: shut down once the model is called
+            wait_until(lambda: s.fake.requests, 60, what="the run's lane call")
         lsp.request(15, "shutdown")
-        assert lsp.wait_reply(15, 5) is not None
-        assert time.monotonic() - started < 2.0, "shutdown took over 2 s"
+        reply = lsp.wait_reply(15, 30)  # a hang guard; the time is benchmarks/bench_shutdown.py's
+        assert reply is not None and reply.get("result", "missing") is None, reply
         lsp.send({"jsonrpc": "2.0", "method": "exit"})
         assert lsp.proc.wait(timeout=5) == 0
     finally:
@@ -734,7 +736,6 @@ def test_case_25_policy_yaml_alias_bomb_python_tags_over_64kb_unknown_keys(scena
     expect = {"alias-bomb": "aliases", "python-tag": "!!python/object/apply", "over-64-kb": "64 KB", "unknown-keys": "unknown key"}
     path = s.tmp / "hostile.yaml"
     path.write_text(texts[kind])
-    started = time.monotonic()
     checked = s.cli("policy", "check", str(path))
     assert checked.code == 2
     assert checked.proc.stderr.startswith(f"{path}:") and expect[kind] in checked.proc.stderr, checked.proc.stderr
@@ -743,6 +744,5 @@ def test_case_25_policy_yaml_alias_bomb_python_tags_over_64kb_unknown_keys(scena
     s.snapshot()
     routed = s.route(TASK)
     assert routed.code == 2 and expect[kind] in routed.proc.stderr and "Traceback" not in routed.text
-    assert time.monotonic() - started < 15
     assert not marker.exists()
     s.assert_nothing_lost()

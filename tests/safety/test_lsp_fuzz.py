@@ -193,7 +193,8 @@ def test_lsp_fuzz_ten_thousand_messages(tmp_path: Path) -> None:
         assert stats["messages"] >= 10_000, f"only {stats['messages']} messages within the time budget"
         # still healthy: a normal request and a clean shutdown
         lsp.request("final-shutdown", "shutdown")
-        assert lsp.wait_reply("final-shutdown", 5) is not None
+        reply = lsp.wait_reply("final-shutdown", 5)
+        assert reply is not None and reply.get("result", "missing") is None and "error" not in reply, reply
         lsp.send({"jsonrpc": "2.0", "method": "exit"})
         assert lsp.proc.wait(timeout=5) == 0
     finally:
