@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from support.repos import git
+
 BIN = Path(sys.executable).with_name("route-agent")
 COMMAND = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "route_agent"]
 GIT_IDENTITY = {
@@ -46,8 +48,7 @@ def run(tmp_path: Path, *args: str, cwd: Path | None = None, env: dict[str, str]
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, env={**os.environ, **GIT_IDENTITY}, check=True, capture_output=True)
+
 
 
 def make_repo(tmp_path: Path, files: dict[str, str], name: str = "repo") -> Path:

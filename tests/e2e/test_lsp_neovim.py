@@ -14,14 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from support.repos import git
+
 pytestmark = pytest.mark.skipif(shutil.which("nvim") is None, reason="Neovim is not installed (scripts/setup-system.sh installs it)")
 
 SCRIPT = Path(__file__).with_name("lsp_neovim.lua")
 AUTH = 'def check(request):\n    claims = jwt.decode(request.token, KEY, algorithms=["HS256"])\n    return claims\n'
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=root, check=True, capture_output=True)
+
 
 
 def test_neovim_hover_code_actions_and_diagnostics(tmp_path: Path) -> None:

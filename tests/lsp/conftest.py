@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,13 +13,13 @@ from lsp_helpers import AUTH_FILE
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from support.repos import git
+
 PROFILES = ["visual-studio-code", "neovim"]
 
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.email=t@example.com", "-c", "user.name=t", *args], cwd=root, check=True,
-                   capture_output=True)
+
 
 
 def make_repo(root: Path) -> Path:

@@ -19,7 +19,7 @@ import pytest
 from safety_support import BAIT, KEY, PY, LspProcess, Scenario, check, default_checks, policy_data, processes_with, write_policy
 
 from fakeserver.server import FakeLLMServer
-from support.repos import FIX_REPLY, fingerprint, git, held_worktrees
+from support.repos import FIX_REPLY, commit_all, fingerprint, git, held_worktrees
 from support.wait import wait_until
 
 TASK = "fix retry leak in sync worker"
@@ -35,9 +35,7 @@ def new_file_diff(path: str, *lines: str) -> str:
     return f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{len(lines)} @@\n{body}"
 
 
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
+
 
 
 def contributions(out: dict[str, Any]) -> set[str]:

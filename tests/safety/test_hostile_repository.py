@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from safety_support import LspProcess, Scenario
 
-from support.repos import FIX_REPLY, git
+from support.repos import FIX_REPLY, commit_all, git
 
 TASK = "fix retry leak in sync worker"
 
@@ -31,9 +31,7 @@ app/sync.py
 """
 
 
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
+
 
 
 def outside_file(s: Scenario, name: str = ".bashrc") -> tuple[Path, bytes, int]:

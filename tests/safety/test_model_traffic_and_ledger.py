@@ -17,7 +17,7 @@ import pytest
 from safety_support import PY, Scenario, check, default_checks, policy_data, write_policy
 
 from support.postgres import restartable_postgres, throwaway_postgres
-from support.repos import FIX_REPLY, SKIP_TEST_REPLY, SYNC_PY, git
+from support.repos import FIX_REPLY, SKIP_TEST_REPLY, SYNC_PY, commit_all
 
 TASK = "fix retry leak in sync worker"
 FIX_DIFF = FIX_REPLY.split("```diff\n", 1)[1].split("```", 1)[0]
@@ -32,9 +32,7 @@ def new_file_diff(path: str, *lines: str) -> str:
     return f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n@@ -0,0 +1,{len(lines)} @@\n{body}"
 
 
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
+
 
 
 # -- item 4: every byte sent to any model goes through the never-send and secret rules ----------------------------------

@@ -12,14 +12,12 @@ from typing import Any
 
 from safety_support import BAIT, LspProcess, Scenario, check, default_checks, policy_data, write_policy
 
-from support.repos import git
+from support.repos import commit_all
 
 TASK = "fix retry leak in sync worker"
 
 
-def commit_all(repo: Path, message: str) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
+
 
 
 def outside_fingerprint(s: Scenario) -> dict[str, str]:

@@ -85,8 +85,19 @@ FIX_REPLY = '''Release the connection after every attempt.
 '''
 
 
+GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+"""The tests' git ignores the machine's and the user's git configuration."""
+
+
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *GIT_ID, "-C", str(root), *args], check=True, capture_output=True, text=True).stdout
+    """The one git helper of the tests: run git in `root` with a fixed identity; its stdout."""
+    return subprocess.run(["git", *GIT_ID, "-C", str(root), *args], check=True, capture_output=True, text=True,
+                          env={**os.environ, **GIT_ENV}).stdout
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
 
 
 def make_sync_repo(root: Path, *, pending_readme: bool = True) -> Path:

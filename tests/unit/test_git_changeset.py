@@ -19,19 +19,12 @@ from route_agent.workspace.git import (
     run_git,
     unquote_git_path,
 )
+from support.repos import git
 
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
-}
 ROUTER = Router(PolicyCache().load().policy)
 
 
-def git(root: Path, *args: str) -> str:
-    env = {**os.environ, **GIT_ENV}
-    proc = subprocess.run(["git", *args], cwd=root, env=env, capture_output=True, text=True, check=True)
-    return proc.stdout
+
 
 
 @pytest.fixture

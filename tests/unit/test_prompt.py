@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +9,7 @@ import pytest
 from route_agent.lanes.prompt import build_prompt, never_send_reason
 from route_agent.policy.models import ModelSpec
 from route_agent.workspace.git import collect_change_set, open_repo
+from support.repos import git
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 ENV_SECRET = "env-value-that-must-stay-home-123"
@@ -18,10 +17,7 @@ RSA_BODY = "MIIEpAIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgwMbRvI0MBZhpF"
 PEM_BODY = "MIIBkTCB+wIJAKHHIG1234pemcontentstayshome"
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
-                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t"})
+
 
 
 @pytest.fixture
