@@ -1,6 +1,6 @@
-"""Shared pytest fixtures. Each section is owned by the engineer named in its comment."""
+"""Shared pytest fixtures for every test folder."""
 
 from __future__ import annotations
 
-# --- model lanes (issue 3): the scripted model server, `fake_llm` --------------------------------
+# --- the scripted OpenAI-compatible model server, `fake_llm` --------------------------------------
 from fakeserver.fixtures import fake_llm  # noqa: F401  (a fixture, registered by import)

@@ -85,21 +85,10 @@ export interface ApprovalRecord {
   approvedAt: string;
 }
 
+/** The extension's own record of what the user approved, per folder: only to show what changed since.
+ * The server's store (route-agent.approvePolicy) is the one that decides; nothing here is sent to it. */
 export type ApprovalStore = Record<string, ApprovalRecord>;
-
-export function isApproved(store: ApprovalStore, folderUri: string, sha256: string): boolean {
-  return store[folderUri]?.sha256 === sha256.toLowerCase();
-}
 
 export function approve(store: ApprovalStore, folderUri: string, commands: PolicyCommand[], now: Date): ApprovalStore {
   return { ...store, [folderUri]: { sha256: commandsHash(commands), commands, approvedAt: now.toISOString() } };
-}
-
-/** folder URI -> approved hash, as sent to the server in `policyApprovals`. */
-export function approvalHashes(store: ApprovalStore): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [folder, record] of Object.entries(store)) {
-    out[folder] = record.sha256;
-  }
-  return out;
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { describe, test } from 'node:test';
 
-import { approvalHashes, approve, canonicalCommands, commandsHash, diffCommands, isApproved, parsePolicyCommands, PolicyCommand, renderArgv } from '../../src/logic/approval';
+import { approve, canonicalCommands, commandsHash, diffCommands, parsePolicyCommands, PolicyCommand, renderArgv } from '../../src/logic/approval';
 
 const COMMANDS: PolicyCommand[] = [
   { lane: 'fast', name: 'tests', run: ['python', '-m', 'pytest', '-q'] },
@@ -37,10 +37,11 @@ describe('commandsHash', () => {
 describe('approval store', () => {
   test('approval is tied to the hash of the approved list', () => {
     const store = approve({}, 'file:///repo', COMMANDS, new Date('2026-01-01T00:00:00Z'));
-    assert.equal(isApproved(store, 'file:///repo', commandsHash(COMMANDS)), true);
-    assert.equal(isApproved(store, 'file:///repo', commandsHash(COMMANDS.slice(1))), false);
-    assert.equal(isApproved(store, 'file:///other', commandsHash(COMMANDS)), false);
-    assert.deepEqual(approvalHashes(store), { 'file:///repo': commandsHash(COMMANDS) });
+    assert.deepEqual(Object.keys(store), ['file:///repo']);
+    assert.equal(store['file:///repo'].sha256, commandsHash(COMMANDS));
+    assert.notEqual(store['file:///repo'].sha256, commandsHash(COMMANDS.slice(1)));
+    assert.deepEqual(store['file:///repo'].commands, COMMANDS);
+    assert.equal(store['file:///repo'].approvedAt, '2026-01-01T00:00:00.000Z');
   });
 
   test('a changed policy shows what was added and removed', () => {
