@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -161,19 +161,25 @@ def eval_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_pat
         result = evaluate(dataset, loaded.policy, settings, _sources(loaded), str(tasks_path))
     except EvalInputError as exc:
         fail(str(exc))
+    _finish(result, as_json, plot_path, plot_eval, render_eval)
+    if plot_path is not None and not as_json:
+        click.echo(f"plot: {plot_path}")
+
+
+def _finish(result: dict[str, Any], as_json: bool, plot_path: Path | None, plot: Callable[[dict[str, Any], Path], object],
+            render: Callable[[dict[str, Any]], Iterable[str]]) -> None:
+    """Write the plot when asked (its path goes into the result), then print the result: JSON or lines."""
     if plot_path is not None:
         try:
-            plot_eval(result, plot_path)
+            plot(result, plot_path)
         except OSError as exc:
             fail(f"{plot_path}: cannot write the plot: {exc.strerror}")
         result["plot"] = str(plot_path)
     if as_json:
         click.echo(json.dumps(_round(result), indent=2))
         return
-    for line in render_eval(result):
+    for line in render(result):
         click.echo(line)
-    if plot_path is not None:
-        click.echo(f"plot: {plot_path}")
 
 
 def _holdout(value: str | None) -> list[str] | None:
@@ -384,18 +390,6 @@ def learn_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_pa
             fail(f"{out_path}: the written policy does not validate: {exc}")
         result["out"] = str(out_path)
         result["predictor_file"] = str(written)
-    if plot_path is not None:
-        from route_agent.eval.report import plot_learn
+    from route_agent.eval.report import plot_learn, render_learn
 
-        try:
-            plot_learn(result, plot_path)
-        except OSError as exc:
-            fail(f"{plot_path}: cannot write the plot: {exc.strerror}")
-        result["plot"] = str(plot_path)
-    if as_json:
-        click.echo(json.dumps(_round(result), indent=2))
-        return
-    from route_agent.eval.report import render_learn
-
-    for line in render_learn(result):
-        click.echo(line)
+    _finish(result, as_json, plot_path, plot_learn, render_learn)

@@ -253,7 +253,7 @@ async def run_agent(session: AgentSession, client: ChatClient, on_step: Callable
     if session.sandbox is not None:
         sandbox, refusal = session.sandbox, None
     else:
-        sandbox, refusal = sandbox_for_agent(session.allow_unsandboxed)
+        sandbox, refusal = await asyncio.to_thread(sandbox_for_agent, session.allow_unsandboxed)  # probes once: a subprocess
     if refusal is not None:
         return AgentOutcome("sandbox_unavailable", refusal, sandboxed=False)
     budget_chars = max(2048, (session.max_context_tokens - session.max_output_tokens) * CHARS_PER_TOKEN)

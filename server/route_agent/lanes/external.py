@@ -16,6 +16,7 @@ built-in loop. Its edits (the worktree diff, taken by the caller) are the patch,
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -118,7 +119,7 @@ async def run_external_agent(run: ExternalRun) -> ExternalOutcome:  # noqa: PLR0
     if run.sandbox is not None:
         sandbox = run.sandbox
     else:
-        sandbox, refusal = sandbox_for_agent(run.allow_unsandboxed)
+        sandbox, refusal = await asyncio.to_thread(sandbox_for_agent, run.allow_unsandboxed)  # probes once: a subprocess
         if refusal is not None:
             return ExternalOutcome("sandbox_unavailable", refusal.replace("the built-in agent runs", f"the {run.name} agent runs"),
                                    sandboxed=False)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from route_agent.policy import FLOOR_REASONS, effective_always_strong
-from route_agent.policy.models import Policy
+from route_agent.policy.models import Policy, Weights
 from route_agent.signals.changeset import ChangeSet
 from route_agent.signals.compute import Evidence, Signals, TestFailures, compute_signals
 from route_agent.signals.paths import PathMatcher
@@ -32,26 +32,9 @@ if TYPE_CHECKING:
 
 Lane = Literal["fast", "strong"]
 
-# Signals whose weight is a flat number of points in `weights`.
-FLAT_SIGNALS = (
-    "schema_change",
-    "auth_code",
-    "new_code",
-    "secrets_handling",
-    "ci_config",
-    "deploy_config",
-    "production_incident",
-    "secret_in_content",
-    "lookalike_path",
-    "dependency_change",
-    "file_mode_change",
-    "deletions",
-    "binary_change",
-    "sensitive_path",
-    "brief_manipulation",
-    "hidden_characters",
-    "truncated_input",
-)
+# Signals whose weight is a flat number of points in `weights`: the Weights model's int fields, in
+# its order (the names are written once, there).
+FLAT_SIGNALS: tuple[str, ...] = tuple(name for name, spec in Weights.model_fields.items() if spec.annotation is int)
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,17 +36,26 @@ def _workspace_id(root: Path) -> str:
     return str(root.resolve())
 
 
-def _load_store() -> dict[str, Any]:
+def _load(path: Path) -> dict[str, Any]:
+    """One of the stores, by workspace; empty when missing or unreadable."""
     try:
-        data = json.loads(approvals_path().read_text("utf-8"))
+        data = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
+def _save(path: Path, store: dict[str, Any]) -> None:
+    """Replace a store atomically (a temporary file in the same directory, then a rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(store, handle, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
 def read_approval(root: Path) -> tuple[str, tuple[PolicyCommand, ...]] | None:
     """The approved hash and commands for a workspace, or None."""
-    record = _load_store().get(_workspace_id(root))
+    record = _load(approvals_path()).get(_workspace_id(root))
     if not isinstance(record, dict) or not isinstance(record.get("sha256"), str):
         return None
     commands: list[PolicyCommand] = []
@@ -59,18 +68,14 @@ def read_approval(root: Path) -> tuple[str, tuple[PolicyCommand, ...]] | None:
 def record_approval(root: Path, policy_path: Path, commands: Sequence[PolicyCommand]) -> str:
     """Store the approval of exactly `commands` for the workspace (atomically); returns the hash."""
     digest = commands_hash(commands)
-    store = _load_store()
+    store = _load(approvals_path())
     store[_workspace_id(root)] = {
         "sha256": digest,
         "commands": [c.as_dict() for c in commands],
         "policy_path": str(policy_path),
         "approved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    target = approvals_path()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".approvals-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(store, handle, indent=2, ensure_ascii=False)
-    os.replace(tmp, target)
+    _save(approvals_path(), store)
     return digest
 
 
@@ -100,26 +105,14 @@ def unsandboxed_path() -> Path:
     return state_dir() / "unsandboxed-approvals.json"
 
 
-def _load_unsandboxed() -> dict[str, Any]:
-    try:
-        data = json.loads(unsandboxed_path().read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def unsandboxed_accepted(root: Path) -> bool:
     """True when the user accepted that this repository's code runs without the sandbox."""
-    record = _load_unsandboxed().get(_workspace_id(root))
+    record = _load(unsandboxed_path()).get(_workspace_id(root))
     return isinstance(record, dict) and isinstance(record.get("accepted_at"), str)
 
 
 def record_unsandboxed(root: Path) -> None:
     """Store the user's acceptance of unsandboxed execution for the repository (atomically, 0600)."""
-    store = _load_unsandboxed()
+    store = _load(unsandboxed_path())
     store[_workspace_id(root)] = {"accepted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    target = unsandboxed_path()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".unsandboxed-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(store, handle, indent=2, ensure_ascii=False)
-    os.replace(tmp, target)
+    _save(unsandboxed_path(), store)
