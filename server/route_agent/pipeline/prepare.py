@@ -11,7 +11,7 @@ CLI prints it and exits 2, the language server answers the request with an error
 message. The checks, in this order: the workspace is trusted (an editor's restricted mode); the
 repository opens; the policy loads and layers; a `--test-report` reads; the lane asked for is
 allowed; the lane's API key is set; a repository policy does not choose where keys go (endpoints) and
-its verification commands are approved (policy/approval.py); its checks would not run unsandboxed
+its verification commands are approved (workspace/approvals.py); its checks would not run unsandboxed
 where the user has not accepted that (`route-agent policy approve --unsandboxed`); the ledger opens.
 
 The one place the front ends differ, on purpose: a missing API key is a `missing_key` refusal for
