@@ -27,14 +27,14 @@ def pulls(client: LanguageClient) -> bool:
 async def diagnostics_for(client: LanguageClient, uri: str, predicate=bool) -> list[types.Diagnostic]:  # type: ignore[no-untyped-def]
     """Pull (Neovim profile) or wait for a push (VS Code profile)."""
     if pulls(client):
-        async def pulled() -> list[types.Diagnostic] | None:
+        async def pulled() -> tuple[list[types.Diagnostic]] | None:
             report = await client.text_document_diagnostic_async(types.DocumentDiagnosticParams(
                 text_document=types.TextDocumentIdentifier(uri=uri)))
             assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
             assert report.result_id
-            return list(report.items) if predicate(report.items) else None
+            return (list(report.items),) if predicate(report.items) else None  # a 1-tuple: an empty list may match
 
-        return await wait_for(pulled, what="pulled diagnostics")  # type: ignore[no-any-return]
+        return (await wait_for(pulled, what="pulled diagnostics"))[0]  # type: ignore[no-any-return]
     await wait_for(lambda: uri in client.diagnostics and predicate(client.diagnostics[uri]))
     return list(client.diagnostics[uri])
 

@@ -218,13 +218,13 @@ async def route_fix(client: LanguageClient, env: RoutedEnv, **extra: Any) -> dic
 async def diagnostics_for(client: LanguageClient, uri: str, predicate: Any) -> list[types.Diagnostic]:
     """Pull (Neovim profile) or wait for a push (VS Code profile) until `predicate` holds."""
     if getattr(client, "profile", "") == "neovim":
-        async def pulled() -> list[types.Diagnostic] | None:
+        async def pulled() -> tuple[list[types.Diagnostic]] | None:
             report = await client.text_document_diagnostic_async(types.DocumentDiagnosticParams(
                 text_document=types.TextDocumentIdentifier(uri=uri)))
             assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
-            return list(report.items) if predicate(report.items) else None
+            return (list(report.items),) if predicate(report.items) else None  # a 1-tuple: an empty list may match
 
-        return await wait_for(pulled, timeout=30, what=f"pulled diagnostics of {uri}")  # type: ignore[no-any-return]
+        return (await wait_for(pulled, timeout=30, what=f"pulled diagnostics of {uri}"))[0]  # type: ignore[no-any-return]
     await wait_for(lambda: predicate(client.diagnostics.get(uri, [])), timeout=30)
     return list(client.diagnostics[uri])
 
