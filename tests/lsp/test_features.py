@@ -134,7 +134,7 @@ async def test_unsaved_buffer_counts_in_the_risk(client: LanguageClient, session
         text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
         content_changes=[types.TextDocumentContentChangePartial(
             range=types.Range(start=types.Position(0, 0), end=types.Position(0, 0)),
-            text="import hashlib\nDIGEST = hashlib.sha256\n")]))
+            text="import hmac\nMAC = hmac.new\n")]))  # auth code: a message signature
     after = await wait_ready(client, generation)
     hover = await client.text_document_hover_async(types.HoverParams(text_document=types.TextDocumentIdentifier(uri=uri),
                                                                      position=types.Position(0, 0)))

@@ -637,3 +637,12 @@ def test_code_in_an_oauth_package_is_auth() -> None:
 def test_sql_on_its_own_line_in_a_string_is_still_schema() -> None:
     changed = modified("app/db.py", 'SQL = """', "    ALTER TABLE users ADD COLUMN age int", '"""')
     assert signals_for(changed).has_schema_change
+
+
+def test_a_rename_with_a_new_name_and_small_edits_counts_as_one_file() -> None:
+    old = tuple((i, f"line {i}") for i in range(1, 11))
+    new = (*old[:8], (9, "line nine"), (10, "line ten"))
+    files = (ChangedFile("optionals.txt", "deleted", removed=old, old_mode="100644"),
+             ChangedFile("requirements-test.txt", "added", added=new, new_mode="100644"),
+             ChangedFile("app/unrelated.py", "added", added=((1, "X = 1"),), new_mode="100644"))
+    assert signals_for(*files).files_touched == 2

@@ -354,30 +354,38 @@ def is_ci_makefile(path: str) -> bool:
 
 def _moved_paths(files: tuple[ChangedFile, ...]) -> frozenset[str]:
     """Paths of deleted and added files that are one file renamed (git reports them apart with
-    --no-renames): same content, or same name with at least half of the lines kept."""
-    deleted = [f for f in files if f.status == "deleted"]
-    created = [f for f in files if f.status in ("added", "untracked")]
+    --no-renames): at least half of the lines kept, as git's default rename similarity; a tiny file
+    only when its name or its whole content is kept, an empty one only when its name is kept."""
+    deleted = [(f.path, Counter(text for _, text in f.removed), len(f.removed)) for f in files if f.status == "deleted"]
+    created = [(f.path, Counter(text for _, text in f.added), len(f.added)) for f in files if f.status in ("added", "untracked")]
     if not deleted or not created:
         return frozenset()
     moved: set[str] = set()
-    for gone in deleted:
-        old_text = [text for _, text in gone.removed]
-        old_name = gone.path.rpartition("/")[2]
-        for new in created:
-            if new.path in moved:
+    budget = _MAX_RENAME_COMPARISONS
+    for old_path, old_lines, old_count in deleted:
+        for new_path, new_lines, new_count in created:
+            if new_path in moved:
                 continue
-            new_text = [text for _, text in new.added]
-            if old_text == new_text and (old_text or old_name == new.path.rpartition("/")[2]):
-                similar = True
-            elif old_name == new.path.rpartition("/")[2] and old_text and new_text:
-                kept = sum((Counter(old_text) & Counter(new_text)).values())
-                similar = kept * 2 >= max(len(old_text), len(new_text))
-            else:
+            if not old_count and not new_count:
+                similar = old_path.rpartition("/")[2] == new_path.rpartition("/")[2]
+            elif min(old_count, new_count) * 2 < max(old_count, new_count) or budget <= 0:
                 similar = False
+            else:
+                budget -= 1
+                kept = sum((old_lines & new_lines).values())
+                same_name = old_path.rpartition("/")[2] == new_path.rpartition("/")[2]
+                similar = kept * 2 >= max(old_count, new_count) and \
+                    (kept >= _MIN_KEPT_LINES or same_name or old_lines == new_lines)
             if similar:
-                moved.update((gone.path, new.path))
+                moved.update((old_path, new_path))
                 break
     return frozenset(moved)
+
+
+_MIN_KEPT_LINES = 3
+"""Under a new name, a rename keeps at least this many lines (two one-line files are not one file)."""
+_MAX_RENAME_COMPARISONS = 2000
+"""Deleted-and-added pairs compared at most (a change set of hundreds of each stays fast)."""
 
 
 _PATH_REASONS = {
