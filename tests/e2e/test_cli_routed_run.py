@@ -121,6 +121,25 @@ def test_fast_lane_request_over_the_thresholds_runs_fast_and_is_booked_as_an_ove
     assert [(lane, json.loads(signals).get("lane_override")) for lane, signals in rows] == [("fast", "fast")]
 
 
+@pytest.mark.parametrize("role", ["strong", "verifier"])
+def test_a_missing_key_for_any_model_the_run_needs_is_named_before_the_first_call(tmp_path: Path, env: dict[str, str], fake_llm,  # type: ignore[no-untyped-def]
+                                                                                  role: str) -> None:
+    """The fast lane's key is set, the strong lane's (for an escalation) or the verifier's is not: the
+    run used to pay for the fast lane and then end 'fail'. Now no model is called and the variable is named."""
+    repo = make_sync_repo(tmp_path / "repo")
+    policy = write_policy(tmp_path / "policy.yaml", fake_llm.base_url, "fast-fixer", "strong-fixer", "verifier-90")
+    text = policy.read_text()
+    line = next(line for line in text.splitlines() if line.strip().startswith(f"{role}:"))
+    policy.write_text(text.replace(line, line.replace("api_key_env: FAKE_LLM_KEY", "api_key_env: SECOND_PROVIDER_KEY")))
+    proc = run_cli(["--task", "fix retry leak in sync worker", "--policy", str(policy), "--json"], env, repo)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["result"] == "dry-run" and out["lane"] == "fast"
+    assert out["note"].startswith("dry run: SECOND_PROVIDER_KEY is not set, so no model was called")
+    assert (f"the {role} lane: strong-fixer" if role == "strong" else "the verifier: verifier-90") in out["note"]
+    assert fake_llm.requests == [], "a model was called before the missing key was named"
+
+
 def test_human_transcript_has_the_design_notes_shape(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
     repo = make_sync_repo(tmp_path / "repo")
     fake_llm.script("fast-fixer", reply=FIX_REPLY)

@@ -176,7 +176,7 @@ def route_command(task: str | None, task_file: BinaryIO | None, workspace: Path 
         if exc.refusal.kind == "missing_key" and exc.plan is not None:
             # Decided once (pipeline/prepare.py): with no key, the terminal shows what would happen.
             note = (f"dry run: {exc.refusal.missing} is not set, so no model was called "
-                    f"(set it to run the {exc.plan.decision.lane} lane: {exc.plan.spec.model})")
+                    f"(set it to run {exc.refusal.missing_for or f'the {exc.plan.decision.lane} lane: {exc.plan.spec.model}'})")
             print_dry_run(exc.plan, as_json, started, note)
         print_refusal(exc.refusal)
     print_policy_warnings(prepared.plan.loaded)

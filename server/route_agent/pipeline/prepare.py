@@ -105,6 +105,8 @@ class Refusal:
     """kind "unapproved": the commands, their hash and what changed since the last approval."""
     missing: str | None = None
     """kind "missing_key": the environment variable that is not set."""
+    missing_for: str | None = None
+    """kind "missing_key": what needs it, as "the strong lane: MODEL" or "the verifier: MODEL"."""
     workspace: Path | None = None
     """The repository's root, when known."""
 
@@ -224,10 +226,13 @@ def prepare_run(settings: RunSettings) -> PreparedRun:
 def _guard(settings: RunSettings, plan: RunPlan) -> Refusal | None:
     """The checks between a plan and a run: the key, then (for a repository's policy) endpoints and
     approval, then whether its checks would run unsandboxed where the user has not accepted that."""
-    spec = plan.spec
-    unset = missing_key(spec, _environ(settings))
-    if unset is not None:
-        return Refusal("missing_key", f"the {plan.decision.lane} lane ({spec.model}) needs {unset}, which is not set", missing=unset)
+    for role, spec in _models_the_run_may_call(plan):
+        unset = missing_key(spec, _environ(settings))
+        if unset is not None:
+            # Named before the first model call: a run that paid for the fast lane and then could not
+            # escalate or be verified would end 'fail' for want of a variable.
+            return Refusal("missing_key", f"{role} ({spec.model}) needs {unset}, which is not set", missing=unset,
+                           missing_for=f"{role}: {spec.model}")
     root = plan.repo.root
     if settings.explicit_policy is None:
         refusal = _repository_policy_refusal(settings, plan)
@@ -237,6 +242,21 @@ def _guard(settings: RunSettings, plan: RunPlan) -> Refusal | None:
     if unsandboxed is not None:
         return Refusal("unsandboxed", unsandboxed, workspace=root)
     return None
+
+
+def _models_the_run_may_call(plan: RunPlan) -> list[tuple[str, ModelSpec]]:
+    """The routed lane, the strong lane when the run may escalate to it, and the verifier for those lanes."""
+    policy = plan.loaded.policy
+    lane = plan.decision.lane
+    lanes = [lane]
+    stops_after_fast = plan.decision.plan_name in ("fast-only", "stop-after-fast")
+    if lane == "fast" and policy.routing.max_attempts > 1 and not stops_after_fast:
+        lanes.append("strong")
+    out: list[tuple[str, ModelSpec]] = [(f"the {name} lane", getattr(policy.models, name)) for name in lanes]
+    verifier = policy.models.verifier
+    if verifier is not None and any(name in policy.verifier.lanes for name in lanes):
+        out.append(("the verifier", verifier))
+    return out
 
 
 def _repository_policy_refusal(settings: RunSettings, plan: RunPlan) -> Refusal | None:
