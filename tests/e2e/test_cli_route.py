@@ -305,6 +305,26 @@ def test_policy_check_says_a_remote_endpoint_would_be_refused_in_a_repository(tm
     assert ("would be refused: it sets models.fast.base_url" in proc.stdout) is refused
 
 
+@pytest.mark.parametrize(
+    ("policy", "says"),
+    [
+        pytest.param("verification:\n  fast: [{name: t, run: [make, check]}]\n", "verification command(s) that you have not approved",
+                     id="unapproved-commands"),
+        pytest.param('models:\n  fast: {provider: openai-compatible, model: m, base_url: "https://llm.example.net/v1"}\n',
+                     "sets models.fast.base_url", id="remote-endpoint"),
+    ],
+)
+def test_dry_run_says_what_a_run_would_stop_at(tmp_path: Path, repo: Path, policy: str, says: str) -> None:
+    (repo / ".route-agent").mkdir()
+    (repo / ".route-agent" / "policy.yaml").write_text(policy)
+    human = run(tmp_path, "--task", "fix the typo", cwd=repo)
+    assert human.returncode == 0, human.stderr
+    assert "result: dry-run" in human.stdout and "a run would be refused: the repository policy .route-agent/policy.yaml" in human.stdout
+    assert says in human.stdout
+    out = route_json(tmp_path, repo, "fix the typo")
+    assert says in out["would_be_refused"]
+
+
 def test_bad_repository_policy_stops_route(tmp_path: Path, repo: Path) -> None:
     (repo / ".route-agent.yaml").write_text("routing:\n  fast_max_score: [\n")
     proc = run(tmp_path, "--task", "tidy", cwd=repo)

@@ -18,7 +18,7 @@ from route_agent import __version__
 from route_agent.cli.errors import EXIT_CONFIG, EXIT_OK, fail
 from route_agent.cli.terminal import protect_streams
 from route_agent.pipeline.approve import approval_state, approve
-from route_agent.pipeline.prepare import Refusal, RunPlan, RunRefused, RunSettings, plan_run, prepare_run
+from route_agent.pipeline.prepare import Refusal, RunPlan, RunRefused, RunSettings, plan_run, prepare_run, repository_policy_refusal
 from route_agent.policy import (
     LoadedPolicy,
     PolicyCache,
@@ -89,12 +89,14 @@ def print_refusal(refusal: Refusal) -> NoReturn:
     raise SystemExit(EXIT_CONFIG)
 
 
-def print_dry_run(plan: RunPlan, as_json: bool, started: float, note: str | None) -> NoReturn:
+def print_dry_run(plan: RunPlan, as_json: bool, started: float, note: str | None, settings: RunSettings | None = None) -> NoReturn:
     from route_agent.cli.render import human_decision, json_base, verification_line
     from route_agent.lanes.estimate import estimate_call_cost
 
     decision, spec = plan.decision, plan.spec
     checks = list(getattr(plan.loaded.policy.verification, decision.lane))
+    # A dry run says what a real run would stop at: a repository policy's unapproved commands or remote endpoints.
+    blocked = repository_policy_refusal(settings, plan) if settings is not None and settings.explicit_policy is None else None
     estimate = estimate_call_cost(spec, plan.change_set)
     elapsed = round(time.monotonic() - started, 3)
     if as_json:
@@ -104,6 +106,8 @@ def print_dry_run(plan: RunPlan, as_json: bool, started: float, note: str | None
                     "policy_warnings": [str(w) for w in plan.loaded.warnings]})
         if note:
             out["note"] = note
+        if blocked is not None:
+            out["would_be_refused"] = blocked.message
         click.echo(json.dumps(out, indent=2))
     else:
         for line in human_decision(decision):
@@ -114,6 +118,8 @@ def print_dry_run(plan: RunPlan, as_json: bool, started: float, note: str | None
         click.echo(f"latency_seconds: {elapsed:.1f}")
         if note:
             click.echo(note)
+        if blocked is not None:
+            click.echo(f"a run would be refused: {blocked.message}")
     raise SystemExit(EXIT_OK)
 
 
@@ -167,7 +173,7 @@ def route_command(task: str | None, task_file: BinaryIO | None, workspace: Path 
         except RunRefused as exc:
             print_refusal(exc.refusal)
         print_policy_warnings(plan.loaded)
-        print_dry_run(plan, as_json, started, None)
+        print_dry_run(plan, as_json, started, None, settings)
     try:
         prepared = prepare_run(settings)
     except RunRefused as exc:
@@ -177,7 +183,7 @@ def route_command(task: str | None, task_file: BinaryIO | None, workspace: Path 
             # Decided once (pipeline/prepare.py): with no key, the terminal shows what would happen.
             note = (f"dry run: {exc.refusal.missing} is not set, so no model was called "
                     f"(set it to run {exc.refusal.missing_for or f'the {exc.plan.decision.lane} lane: {exc.plan.spec.model}'})")
-            print_dry_run(exc.plan, as_json, started, note)
+            print_dry_run(exc.plan, as_json, started, note, settings)
         print_refusal(exc.refusal)
     print_policy_warnings(prepared.plan.loaded)
     from route_agent.cli.run import run_routed

@@ -235,7 +235,7 @@ def _guard(settings: RunSettings, plan: RunPlan) -> Refusal | None:
                            missing_for=f"{role}: {spec.model}")
     root = plan.repo.root
     if settings.explicit_policy is None:
-        refusal = _repository_policy_refusal(settings, plan)
+        refusal = repository_policy_refusal(settings, plan)
         if refusal is not None:
             return refusal
     unsandboxed = unsandboxed_refusal(root, plan.loaded.policy, settings.sandbox)
@@ -259,7 +259,7 @@ def _models_the_run_may_call(plan: RunPlan) -> list[tuple[str, ModelSpec]]:
     return out
 
 
-def _repository_policy_refusal(settings: RunSettings, plan: RunPlan) -> Refusal | None:
+def repository_policy_refusal(settings: RunSettings, plan: RunPlan) -> Refusal | None:
     """A repository's own policy may not choose where keys go, and its commands need the user's approval."""
     root = plan.repo.root
     cache = settings.policy_cache or PolicyCache()
