@@ -570,3 +570,46 @@ async def test_cancel_from_the_editor_mid_agent_command_kills_it(client: Languag
     assert info["status"] == "cancelled"
     await wait_for(lambda: not check_processes(tag), timeout=5)
     await wait_for(lambda: not worktrees(env.state), timeout=5)
+
+
+# --- review artefacts from the editor (issue 16) ---------------------------------------------------
+
+
+async def test_apply_and_commit_and_reject_from_the_editor(client: LanguageClient, routed_env: RoutedEnv) -> None:
+    import subprocess
+
+    from route_agent.ledger import open_ledger
+
+    env = routed_env
+    env.fake.script("fast-skipper", reply=FIX_REPLY)
+    sync_uri = (env.root / "app" / "sync.py").as_uri()
+    started = await route_fix(client, env)
+    run_id = started["run_id"]
+    info = await wait_run(client, run_id, "passed", "failed", "error")
+    assert info["status"] == "passed", info
+    titles = [a.title for a in await code_actions(client, sync_uri, 17)]
+    assert "Apply and commit verified patch" in titles and "Reject verified patch (record why)" in titles
+
+    # The review first: a rejection with a reason picked from the prompt.
+    env.answers.put_nowait("Too broad")
+    rejected = await command(client, "route-agent.rejectPatch", {"run_id": run_id})
+    assert rejected == {"recorded": True, "reason": "Too broad"}
+    ledger = open_ledger(os.environ["ROUTE_AGENT_LEDGER"])
+    row = next(r for r in ledger.rows() if r.run_id == run_id and r.passed)
+    ledger.close()
+    assert (row.review, row.review_reason) == ("rejected", "Too broad")
+
+    # Then the user changes their mind: apply and commit on a new branch (the README edit stays out).
+    for key, value in (("user.name", "Ada"), ("user.email", "ada@example.com")):
+        subprocess.run(["git", "config", key, value], cwd=env.root, check=True)
+    committed = await command(client, "route-agent.applyAndCommit", {"run_id": run_id})
+    assert committed["applied"] is True and committed["branch"] == f"route-agent/{run_id}", committed
+    git_out = subprocess.run(["git", "show", "--name-only", "--format=%(trailers:key=Route-Agent-Run,valueonly)", "HEAD"],
+                             cwd=env.root, capture_output=True, text=True, check=True).stdout.split()
+    assert git_out == [run_id, "app/sync.py"]
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=env.root, capture_output=True, text=True, check=True).stdout
+    assert status.strip() == "M README.md"
+    ledger = open_ledger(os.environ["ROUTE_AGENT_LEDGER"])
+    row = next(r for r in ledger.rows() if r.run_id == run_id and r.passed)
+    ledger.close()
+    assert (row.review, row.commit_id) == ("accepted", committed["commit"])

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import click
 
-from route_agent.ledger import LedgerError, open_ledger
-from route_agent.pipeline.artifacts import commit_message, load_run, pr_body
-from route_agent.workspace.commit import check_commit_possible, commit_patch, default_branch
+from route_agent.ledger import LedgerError
+from route_agent.pipeline.artifacts import apply_run, load_run, pr_body, record_review
 from route_agent.workspace.git import WorkspaceError, open_repo
 from route_agent.workspace.patches import PatchRejected
-from route_agent.workspace.worktree import apply_to_user_tree
 
 EXIT_APPLIED, EXIT_CONFLICT, EXIT_USAGE = 0, 1, 2
 
@@ -48,12 +46,7 @@ def apply_command(run_id: str, workspace: Path | None, commit: bool, branch: str
         _stop("--branch needs --commit")
     try:
         repo = open_repo((workspace or Path.cwd()).absolute())
-        meta = load_run(run_id) if commit else None
-        target = branch or default_branch(run_id)
-        if meta is not None:
-            check_commit_possible(repo, [str(p) for p in meta.get("paths") or []], target)
-        result = apply_to_user_tree(repo, run_id)
-        commit_id = commit_patch(repo, result.paths, target, commit_message(run_id, meta)) if meta is not None and result.applied else None
+        result, commit_id, target = apply_run(repo, run_id, commit=commit, branch=branch)
     except (WorkspaceError, PatchRejected) as exc:
         _stop(str(exc))
         return
@@ -73,14 +66,10 @@ def apply_command(run_id: str, workspace: Path | None, commit: bool, branch: str
 
 
 def _record_review(location: str | None, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int:
-    """Book the user's review of the run in the ledger; a ledger that cannot be written is a warning
-    here (the patch is applied either way), never lost silently."""
+    """The review in the ledger; a ledger that cannot be written is a warning here (the patch is
+    applied either way), never lost silently."""
     try:
-        ledger = open_ledger(location)
-        try:
-            return ledger.set_review(run_id, review, reason=reason, commit_id=commit_id)
-        finally:
-            ledger.close()
+        return record_review(location, run_id, review, reason, commit_id)
     except LedgerError as exc:
         click.echo(f"route-agent: warning: the review of run {run_id} was not recorded: {exc}", err=True)
         return 0

@@ -67,15 +67,13 @@ def ledger_mark(run_id: str, location: str | None, reason: str) -> None:
     """Record a review decision on RUN_ID's verified patch."""
     if not reason.strip():
         fail("--rejected needs a reason (a few words a teammate can read later)")
+    from route_agent.pipeline.artifacts import record_review
+
     try:
-        ledger = open_ledger(location)
-        try:
-            count = ledger.set_review(run_id, "rejected", reason=reason.strip())
-        finally:
-            ledger.close()
+        count = record_review(location, run_id, "rejected", reason=reason.strip())
     except LedgerError as exc:
         fail(str(exc))
     if count == 0:
-        fail(f"the ledger at {ledger.location} has no passing attempt of run {run_id}; "
+        fail(f"the ledger has no passing attempt of run {run_id}; "
              "check the run id (`route-agent ledger export --csv`)")
     click.echo(f"run {run_id}: rejected in review ({reason.strip()})")

@@ -12,8 +12,10 @@ import json
 from typing import Any
 
 from route_agent.lanes.prompt import redact_text
-from route_agent.workspace.git import WorkspaceError
-from route_agent.workspace.worktree import run_path
+from route_agent.ledger import open_ledger
+from route_agent.workspace.commit import check_commit_possible, commit_patch, default_branch
+from route_agent.workspace.git import Repo, WorkspaceError
+from route_agent.workspace.worktree import ApplyResult, apply_to_user_tree, run_path
 
 TRAILERS = ("Route-Agent-Run", "Route-Agent-Lane", "Route-Agent-Risk", "Route-Agent-Checks", "Route-Agent-Cost")
 
@@ -27,6 +29,30 @@ def load_run(run_id: str) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise WorkspaceError(f"the stored run {run_id} is damaged (meta.json is not an object)")
     return meta
+
+
+def apply_run(repo: Repo, run_id: str, *, commit: bool = False, branch: str | None = None) -> tuple[ApplyResult, str | None, str]:
+    """`route-agent apply [--commit]` for the CLI and the editor: the patch into the user's files and,
+    with `commit`, a commit of exactly its paths on `branch` (default route-agent/RUN_ID). Refuses
+    (WorkspaceError, PatchRejected) before writing anything. Returns the result, the commit id (None
+    without a commit or on a conflict) and the branch."""
+    target = branch or default_branch(run_id)
+    meta = load_run(run_id) if commit else None
+    if meta is not None:
+        check_commit_possible(repo, [str(p) for p in meta.get("paths") or []], target)
+    result = apply_to_user_tree(repo, run_id)
+    commit_id = commit_patch(repo, result.paths, target, commit_message(run_id, meta)) if meta is not None and result.applied else None
+    return result, commit_id, target
+
+
+def record_review(location: str | None, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int:
+    """Book the user's review of a run (accepted, or rejected and why) in the ledger; LedgerError when
+    it cannot be written. The number of attempts marked (0: the ledger has no passing attempt of it)."""
+    ledger = open_ledger(location)
+    try:
+        return ledger.set_review(run_id, review, reason=reason, commit_id=commit_id)
+    finally:
+        ledger.close()
 
 
 def _attempts(meta: dict[str, Any]) -> list[dict[str, Any]]:

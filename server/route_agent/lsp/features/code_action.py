@@ -67,6 +67,9 @@ def compute_code_actions(
             actions.append(("Escalate to strong lane", "route-agent.escalate", {"run_id": record.run_id}, failed or None))
         if record.can_apply:
             actions.append(("Apply verified patch", "route-agent.applyPatch", {"run_id": record.run_id}, None))
+            actions.append(("Apply and commit verified patch", "route-agent.applyAndCommit", {"run_id": record.run_id}, None))
+        if record.status == "passed":
+            actions.append(("Reject verified patch (record why)", "route-agent.rejectPatch", {"run_id": record.run_id}, None))
         if record.patch:
             actions.append(("Show patch", "route-agent.showPatch", {"run_id": record.run_id}, None))
     # The risk follows edits, saves, commits and checkouts by itself; this is for when it did not.
