@@ -31,7 +31,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     monkeypatch.setenv("PREP_TEST_KEY", "sk-prep-0123456789")
     model = {"provider": "openai-compatible", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "PREP_TEST_KEY", "model": "m"}
     policy = tmp_path / "policy.yaml"
-    policy.write_text(json.dumps({"models": {"fast": model, "strong": {**model, "model": "s"}}}))
+    # The verifier too: a run refuses before any call when a model it may call has no key.
+    policy.write_text(json.dumps({"models": {"fast": model, "strong": {**model, "model": "s"}, "verifier": {**model, "model": "v"}}}))
     repo = make_sync_repo(tmp_path / "repo")
     record_unsandboxed(repo)  # the runs below use --sandbox off / sandbox: off
     return {"repo": repo, "policy": policy, "tmp": tmp_path}
