@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from route_agent.cli.main import cli
 from route_agent.policy import PolicyCache, check_policy_file
-from route_agent.policy.approval import repo_policy_needing_approval
+from route_agent.workspace.approvals import repo_policy_needing_approval
 
 
 def node_repo(root: Path) -> Path:
