@@ -226,21 +226,32 @@ def prepare_run(settings: RunSettings) -> PreparedRun:
 def _guard(settings: RunSettings, plan: RunPlan) -> Refusal | None:
     """The checks between a plan and a run: the key, then (for a repository's policy) endpoints and
     approval, then whether its checks would run unsandboxed where the user has not accepted that."""
-    for role, spec in _models_the_run_may_call(plan):
-        unset = missing_key(spec, _environ(settings))
-        if unset is not None:
-            # Named before the first model call: a run that paid for the fast lane and then could not
-            # escalate or be verified would end 'fail' for want of a variable.
-            return Refusal("missing_key", f"{role} ({spec.model}) needs {unset}, which is not set", missing=unset,
-                           missing_for=f"{role}: {spec.model}")
+    models = _models_the_run_may_call(plan)
+    refusal = _missing_key(settings, models[:1])  # the routed lane's key: without it the CLI shows a dry run
+    if refusal is not None:
+        return refusal
     root = plan.repo.root
     if settings.explicit_policy is None:
         refusal = repository_policy_refusal(settings, plan)
         if refusal is not None:
             return refusal
+    # Named before the first model call: a run that paid for the fast lane and then could not
+    # escalate or be verified would end 'fail' for want of a variable.
+    refusal = _missing_key(settings, models[1:])
+    if refusal is not None:
+        return refusal
     unsandboxed = unsandboxed_refusal(root, plan.loaded.policy, settings.sandbox)
     if unsandboxed is not None:
         return Refusal("unsandboxed", unsandboxed, workspace=root)
+    return None
+
+
+def _missing_key(settings: RunSettings, models: list[tuple[str, ModelSpec]]) -> Refusal | None:
+    for role, spec in models:
+        unset = missing_key(spec, _environ(settings))
+        if unset is not None:
+            return Refusal("missing_key", f"{role} ({spec.model}) needs {unset}, which is not set", missing=unset,
+                           missing_for=f"{role}: {spec.model}")
     return None
 
 
