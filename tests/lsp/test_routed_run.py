@@ -332,6 +332,9 @@ async def test_routed_fix_with_escalation(client: LanguageClient, routed_env: Ro
     # Progress: begin, reports and end for both runs; the escalation prompt is gone.
     for run_id in (fast_id, strong_id):
         reports = client.progress_reports[f"route-agent/{run_id}"]
+        # The run's status can read "passed" a moment before its progress End notification arrives.
+        await wait_for(lambda reports=reports: isinstance(reports[-1], types.WorkDoneProgressEnd), timeout=30,
+                       what=f"the end of run {run_id}'s progress")
         assert isinstance(reports[0], types.WorkDoneProgressBegin) and reports[0].cancellable
         assert any(isinstance(r, types.WorkDoneProgressReport) and "check" in (r.message or "") for r in reports)
         assert isinstance(reports[-1], types.WorkDoneProgressEnd)
