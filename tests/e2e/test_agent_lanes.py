@@ -11,12 +11,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from support.repos import fingerprint, git, held_worktrees, make_sync_repo
+from support.wait import wait_until
 
 VERIFIER_90 = '{"verdict": "pass", "confidence": 0.9, "summary": "releases the connection", "concerns": []}'
 KEY = "sk-" + "Zx9yWv8uTs7rQp6oNm5lKj4iHg3fEd2cBa1zYx0wVu9tSr8q"
@@ -179,10 +179,7 @@ def test_sigint_mid_command_kills_it_and_leaves_nothing(tmp_path: Path, env: dic
     proc = subprocess.Popen([sys.executable, "-m", "route_agent", "--task", "fix retry leak in sync worker", "--policy", str(policy),
                              "--lane", "fast"], env=env, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while not list((tmp_path / "state" / "worktrees").glob("*/*/started")) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert list((tmp_path / "state" / "worktrees").glob("*/*/started")), "the command never started"
+        wait_until(lambda: list((tmp_path / "state" / "worktrees").glob("*/*/started")), timeout=60, what="the command to start")
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=30)
     finally:

@@ -8,7 +8,6 @@ for folders holding tracked files (so never for `.git/HEAD` or `.git/index`), an
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -166,12 +165,7 @@ async def ready(gaps: GapClient, generation_above: int = 0) -> dict[str, Any]:
         folder = info["folders"][0]
         return folder if folder["generation"] > generation_above and not folder["refreshing"] else None
 
-    for _ in range(600):
-        found = await probe()
-        if found is not None:
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("the server never finished a refresh")
+    return await wait_for(probe, timeout=30, what="a finished refresh")  # type: ignore[no-any-return]
 
 
 async def refreshed(gaps: GapClient) -> dict[str, Any]:
@@ -297,13 +291,12 @@ async def route_fix(gaps: GapClient, lane: str = "auto") -> dict[str, Any]:
 
 
 async def finished(gaps: GapClient, run_id: str) -> dict[str, Any]:
-    for _ in range(2400):
+    async def ended() -> dict[str, Any] | None:
         runs = (await command(gaps.client, "route-agent.status", {}))["runs"]
         info = next(r for r in runs if r["run_id"] == run_id)
-        if info["status"] != "running":
-            return dict(info)
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"run {run_id} never finished")
+        return dict(info) if info["status"] != "running" else None
+
+    return await wait_for(ended, timeout=120, what=f"run {run_id} to finish")  # type: ignore[no-any-return]
 
 
 # --- item 1: progress without window.workDoneProgress ---------------------------------------------
@@ -401,11 +394,11 @@ async def test_item7_commit_outside_the_editor_updates_the_risk_without_watcher_
     assert "README.md" in first["paths"]
     assert any(r.method == types.WORKSPACE_DID_CHANGE_WATCHED_FILES for r in gaps.registrations)
     git(root, "commit", "-qam", "docs")  # outside the editor; this client reports no event for .git/
-    for _ in range(400):
+    async def committed() -> dict[str, Any] | None:
         info = await ready(gaps)
-        if "README.md" not in info["paths"]:
-            break
-        await asyncio.sleep(0.05)
+        return info if "README.md" not in info["paths"] else None
+
+    info = await wait_for(committed, timeout=20, what="the risk to see the commit made outside the editor")
     assert "README.md" not in info["paths"], info
     uri = (root / "app" / "sync.py").as_uri()
     actions = await actions_at(gaps.client, uri, 0)

@@ -17,6 +17,7 @@ from route_agent.lanes.agent import AgentSession, AgentStep, format_step, parse_
 from route_agent.lanes.errors import LaneError
 from route_agent.policy.models import AgentLimits
 from route_agent.verify.checks import SandboxInfo, probe_sandbox
+from support.wait import wait_for
 
 KEY = "sk-" + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAb7cDe0fGh2jKl5m"
 
@@ -243,11 +244,7 @@ async def test_cancelling_mid_command_kills_it_and_leaves_nothing(tmp_path: Path
     marker = f"route-agent-cancel-{tmp_path.name}"
     model = ScriptedModel([bash(f"touch started; exec -a {marker} sleep 60")])
     task = asyncio.ensure_future(run_agent(session(root), model))
-    for _ in range(200):
-        if (root / "started").exists():
-            break
-        await asyncio.sleep(0.05)
-    assert (root / "started").exists()
+    await wait_for((root / "started").exists, timeout=10, what="the command to start")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
