@@ -317,11 +317,11 @@ def test_policy_check_says_a_remote_endpoint_would_be_refused_in_a_repository(tm
 def test_dry_run_says_what_a_run_would_stop_at(tmp_path: Path, repo: Path, policy: str, says: str) -> None:
     (repo / ".route-agent").mkdir()
     (repo / ".route-agent" / "policy.yaml").write_text(policy)
-    human = run(tmp_path, "--task", "fix the typo", cwd=repo)
+    human = run(tmp_path, "--task", "fix the typo", "--dry-run", cwd=repo)
     assert human.returncode == 0, human.stderr
     assert "result: dry-run" in human.stdout and "a run would be refused: the repository policy .route-agent/policy.yaml" in human.stdout
     assert says in human.stdout
-    out = route_json(tmp_path, repo, "fix the typo")
+    out = route_json(tmp_path, repo, "fix the typo", "--dry-run")
     assert says in out["would_be_refused"]
 
 
