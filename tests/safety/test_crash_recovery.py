@@ -50,6 +50,24 @@ def half_made(s: Scenario) -> list[Path]:
             if json.loads((slot.with_name(slot.name + ".json")).read_text() or "{}").get("ready") is not True]
 
 
+# Where a kill lands. A wall-clock delay from launch alone drifts with the machine's load (on a busy
+# CI machine the CLI's start-up ate most of it and few kills hit a worktree), so most kills are
+# anchored to a phase the run reaches: a worktree exists, or the checks are running.
+PHASES = ("anytime", "worktree", "worktree", "checks")
+
+
+def kill_point(s: Scenario, proc: subprocess.Popen[bytes], phase: str, marker: str, rnd: random.Random) -> float:
+    """Wait until the run reaches `phase` (or ends), then a seeded random moment more; seconds since launch."""
+    launched = time.monotonic()
+    if phase == "anytime":
+        time.sleep(rnd.uniform(0.25, 1.4))
+    else:
+        reached = (lambda: live_worktrees(s)) if phase == "worktree" else (lambda: processes_with(marker))
+        wait_until(lambda: proc.poll() is not None or reached(), 60, interval=0.01, what=f"the run to reach {phase}")
+        time.sleep(rnd.uniform(0.0, 0.25))
+    return time.monotonic() - launched
+
+
 def test_crash_recovery_fifty_sigkills(scenario: Scenario) -> None:
     s = scenario
     marker = f"safety-crash-{uuid.uuid4().hex}"
@@ -62,20 +80,21 @@ def test_crash_recovery_fifty_sigkills(scenario: Scenario) -> None:
     restart_policy.write_text(policy.read_text().replace('"fast-slowish"', '"no-patch"'))
     rnd = random.Random(SEED)
     started = time.monotonic()
-    stats: dict[str, Any] = {"kills": 0, "killed_with_worktree": 0, "rows_at_end": 0, "kill_times": []}
+    stats: dict[str, Any] = {"kills": 0, "killed_with_worktree": 0, "rows_at_end": 0, "kill_times": [], "phases": {}}
     for _ in range(KILLS):
         assert time.monotonic() - started < BUDGET_S, "crash recovery ran out of its time budget"
         rows_before = ledger_rows(s.ledger)
         proc = subprocess.Popen([PY, "-m", "route_agent", "route", "--task", "fix retry leak in sync worker", "--json",
                                  "--policy", str(policy)], cwd=s.repo, env=s.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        at = rnd.uniform(0.25, 1.4)
-        time.sleep(at)
+        phase = rnd.choice(PHASES)
+        at = kill_point(s, proc, phase, marker, rnd)
         had_worktree = bool(live_worktrees(s))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         stats["kills"] += 1
         stats["killed_with_worktree"] += had_worktree
         stats["kill_times"].append(round(at, 2))
+        stats["phases"][phase] = stats["phases"].get(phase, 0) + 1
         # after the kill: the user's state is untouched and the ledger is whole
         rows_after = ledger_rows(s.ledger)
         assert rows_after[: len(rows_before)] == rows_before, "a ledger row written before the kill was lost"
@@ -103,5 +122,7 @@ def test_crash_recovery_fifty_sigkills(scenario: Scenario) -> None:
     stats["seconds"] = round(time.monotonic() - started, 1)
     stats["kill_times"] = f"{min(stats['kill_times'])}-{max(stats['kill_times'])} s"
     print("\ncrash recovery:", json.dumps(stats))
-    assert stats["killed_with_worktree"] >= 3, "too few kills landed while a worktree existed"
+    # the kills anchored to the worktree or the checks land while a worktree exists on any machine speed
+    assert stats["killed_with_worktree"] >= stats["phases"].get("worktree", 0) // 2, "too few kills landed while a worktree existed"
+    assert stats["killed_with_worktree"] >= 5, "too few kills landed while a worktree existed"
     s.assert_nothing_lost()
