@@ -198,3 +198,36 @@ def test_hover_shows_the_plan_and_the_predictions(tmp_path: Path) -> None:
     assert text is not None
     assert "Plan: `strong-only` (predicted: fast passes 5%, strong passes 88%, strong after a failed fast attempt 88%)" in text
     assert "Plan:" not in (compute_hover(Router(DEFAULT).classify(readme_change(), ""), "README.md", 2) or "")
+
+
+def test_the_editor_snapshot_skips_a_fast_lane_that_cannot_pay(tmp_path: Path) -> None:
+    """Hover and the status bar read the folder snapshot, planned like a run: the same prices apply."""
+    from route_agent.lsp.risk_view import compute_hover
+    from route_agent.lsp.state.folders import compute_snapshot
+    from support.repos import git
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README.md").write_text("# demo\n\nteh typo\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "readme")
+    (repo / "README.md").write_text("# demo\n\nthe typo\n")
+    costly = tmp_path / "costly.yaml"
+    # no ledger yet, so no measured escalation rate: only the price decides, and a fast lane priced
+    # like the strong one cannot pay for a single escalation
+    costly.write_text("version: 1\nmodels:\n  fast:\n    price_per_mtok: {input: 3.0, output: 15.0}\n")
+    cheap = tmp_path / "cheap.yaml"
+    cheap.write_text("version: 1\n")
+    ledger = str(tmp_path / "no-ledger-yet.sqlite3")
+    lanes = {}
+    for name, policy in (("cheap", cheap), ("costly", costly)):
+        snapshot = compute_snapshot(repo, {}, PolicyCache(), policy, "auto", 1, ledger_location=ledger)
+        hover = compute_hover(snapshot.decision, "README.md", 2)
+        assert hover is not None
+        lanes[name] = (snapshot.decision.lane, snapshot.decision.lane_reason, hover)
+    assert lanes["cheap"][0] == "fast", lanes["cheap"]
+    assert lanes["costly"][0] == "strong", lanes["costly"]
+    assert "the fast lane cannot pay here" in lanes["costly"][1] and "100%" in lanes["costly"][1]
+    assert "cannot pay" in lanes["costly"][2], lanes["costly"][2]
+    assert not (tmp_path / "no-ledger-yet.sqlite3").exists(), "reading the economics must not create a ledger"
