@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The external agents the end-to-end tests drive (tests/e2e/test_external_agents.py), in a venv of
+# The external agents the end-to-end tests drive (tests/e2e/cli/test_external_agents.py), in a venv of
 # their own: their dependencies (litellm and many more) must not mix with route-agent's. Installed
 # once; a later run only checks the pinned versions. scripts/test.sh runs this; the demo does not
 # need it (installing aider takes minutes).

@@ -8,11 +8,11 @@ APT="$SUDO apt-get -o DPkg::Lock::Timeout=300 -y --no-install-recommends"
 
 # --- Debian packages (each section adds what its tests need) ---
 PKGS=(git bubblewrap)
-# --- language server: a real editor other than VS Code for tests/e2e/test_lsp_neovim.py
+# --- language server: a real editor other than VS Code for tests/e2e/editor/test_lsp_neovim.py
 PKGS+=(neovim)
 # --- ledger: a real PostgreSQL server for the team-ledger tests (started per test run by the fixture)
 PKGS+=(postgresql)
-# --- toolchain detection (tests/e2e/test_toolchain_runs.py): a real Go module routed through `go test -json` and `go vet`
+# --- toolchain detection (tests/e2e/cli/test_toolchain_runs.py): a real Go module routed through `go test -json` and `go vet`
 PKGS+=(golang-go)
 # ... and a real Rust crate through `cargo test` and `cargo clippy` (Debian's cargo, rustc and clippy: about 30 s to install)
 PKGS+=(cargo rust-clippy)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from support.paths import REPO_ROOT
 from support.repos import fingerprint, git, held_worktrees, make_sync_repo
 from support.wait import wait_until
 
@@ -205,7 +206,7 @@ EOF'''
 
 def test_the_bundled_demo_runs_a_whole_routed_task_with_the_builtin_agent(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
     demo = tmp_path / "demo-repo"
-    root = Path(__file__).resolve().parents[2]
+    root = REPO_ROOT
     subprocess.run(["bash", str(root / "examples" / "make-demo-repo.sh"), str(demo)], check=True, capture_output=True, timeout=120)
     fake_llm.script("strong-agent", replies=[bash("ls demo_service tests"), bash(PYTEST), bash(DEMO_TEST), bash(PYTEST), SUBMIT])
     fake_llm.script("verifier-90", reply=VERIFIER_90)

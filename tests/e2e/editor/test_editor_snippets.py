@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from support.paths import REPO_ROOT
+
 pytestmark = pytest.mark.skipif(shutil.which("nvim") is None, reason="Neovim is not installed (scripts/setup-system.sh installs it)")
 
-SNIPPET = Path(__file__).resolve().parents[2] / "docs" / "editors" / "route-agent.lua"
+SNIPPET = REPO_ROOT / "docs" / "editors" / "route-agent.lua"
 
 # Sources the documented file as a user would, opens a file of the repository, and asks for hover
 # until the server has scored the change set.

@@ -12,8 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from route_agent.cli.main import cli
+from support.paths import REPO_ROOT
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "swebench-verified"
+DATA = REPO_ROOT / "data" / "swebench-verified"
 SHIPPED = ["--tasks", str(DATA / "tasks.jsonl"), "--outcomes", str(DATA / "outcomes-claude-3-5.csv"),
            "--fast", "claude-3-5-haiku", "--strong", "claude-3-5-sonnet", "--price", "fast=0.8,strong=3"]
 

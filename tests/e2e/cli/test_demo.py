@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "examples" / "make-demo-repo.sh"
+from support.paths import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "examples" / "make-demo-repo.sh"
 
 
 @pytest.fixture(params=[pytest.param("absolute", id="absolute-dest"), pytest.param("relative", id="relative-dest")])
@@ -69,7 +70,7 @@ def test_demo_script_word_for_word_without_a_key() -> None:
     run, then the whole loop against the scripted model (tamper catch, escalation, a verified patch)."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTE_AGENT_")}
     env["HOME"] = os.environ.get("HOME", "/root")
-    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=600, check=False)
+    proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = proc.stdout
     dry, _, scripted = out.partition("== No OPENROUTER_API_KEY: the same task against a SCRIPTED model")
@@ -78,6 +79,6 @@ def test_demo_script_word_for_word_without_a_key() -> None:
     assert "[tamper/skip-marker]" in scripted and "escalation: fast -> strong (tamper)" in scripted
     assert "attempt 2: strong lane (scripted-strong)" in scripted and "result: pass" in scripted
     assert "+def test_giving_up_releases_every_connection() -> None:" in scripted
-    demo_repo = ROOT / "examples" / "demo-repo"
+    demo_repo = REPO_ROOT / "examples" / "demo-repo"
     assert "test_giving_up_releases_every_connection" not in (demo_repo / "tests" / "test_sync_worker.py").read_text(), \
         "the demo applied the patch to the repository without being asked"

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import yaml
 
+from support.paths import REPO_ROOT
 from support.repos import fingerprint, make_sync_repo
 
-ROOT = Path(__file__).resolve().parents[2]
-PRESETS = ROOT / "policies" / "examples" / "agents.yaml"
-AGENTS_BIN = Path(os.environ.get("ROUTE_AGENT_AGENTS_BIN", ROOT / ".agents-venv" / "bin"))
+PRESETS = REPO_ROOT / "policies" / "examples" / "agents.yaml"
+AGENTS_BIN = Path(os.environ.get("ROUTE_AGENT_AGENTS_BIN", REPO_ROOT / ".agents-venv" / "bin"))
 LANE_KEY = "fake-lane-key-0123456789abcdef"
 VERIFIER_90 = '{"verdict": "pass", "confidence": 0.9, "summary": "releases the connection", "concerns": []}'
 
