@@ -34,11 +34,6 @@ or above. The effects packages are ordered too (git and worktrees, then verifica
 and so are the front ends (the command line serves the editor and runs the evaluation), so no two
 packages import each other."""
 RANK = {pkg: rank for rank, group in enumerate(LAYERS) for pkg in group}
-KNOWN_UPWARD: dict[tuple[str, str], str] = {
-    ("policy", "routing"): "policy/__init__.py validates a learned predictor file at load (issue 15) with routing.learned",
-}
-"""Upward imports that are known and still to be moved, each with its reason. The test fails when
-one is added, and also when one of these is gone, so the list stays true."""
 
 
 def _edges() -> dict[tuple[str, str], list[str]]:
@@ -68,8 +63,7 @@ def test_every_package_is_placed_in_a_layer() -> None:
 
 def test_every_import_between_packages_points_down() -> None:
     upward = {edge: where for edge, where in _edges().items() if RANK[edge[1]] >= RANK[edge[0]]}
-    assert {edge: where for edge, where in upward.items() if edge not in KNOWN_UPWARD} == {}
-    assert set(KNOWN_UPWARD) <= set(upward), f"no longer upward, remove from KNOWN_UPWARD: {set(KNOWN_UPWARD) - set(upward)}"
+    assert upward == {}
 
 
 def test_the_core_imports_nothing_above_it() -> None:

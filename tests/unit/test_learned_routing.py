@@ -9,19 +9,10 @@ from pathlib import Path
 import pytest
 
 from route_agent.policy import PolicyCache, PolicyError
+from route_agent.policy.predictor import PREDICTOR_FORMAT, Prediction, Predictor, PredictorError, load_predictor
 from route_agent.routing import AttemptOutcome, Router, next_route
 from route_agent.routing.decide import LaneEconomics
-from route_agent.routing.learned import (
-    PREDICTOR_FORMAT,
-    Prediction,
-    Predictor,
-    PredictorError,
-    choose_plan,
-    fast_lane_pays,
-    load_predictor,
-    plan_values,
-    task_features,
-)
+from route_agent.routing.learned import choose_plan, fast_lane_pays, plan_values, task_features
 from route_agent.signals import ChangedFile, ChangeSet
 
 DEFAULT = PolicyCache().load().policy

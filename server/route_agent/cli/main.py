@@ -310,7 +310,7 @@ def policy_explain(workspace: Path | None, policy_path: Path | None, as_json: bo
     data["policy_warnings"] = [str(w) for w in loaded.warnings]
     learned = loaded.policy.routing.learned
     if learned is not None:
-        from route_agent.routing.learned import load_predictor
+        from route_agent.policy.predictor import load_predictor
 
         predictor = load_predictor(learned.predictor)
         data["learned_predictor"] = {

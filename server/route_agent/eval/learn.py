@@ -31,16 +31,9 @@ import numpy as np
 import numpy.typing as npt
 
 from route_agent.eval.data import Dataset, EvalInputError
+from route_agent.policy.predictor import LogisticModel, Prediction, Predictor
 from route_agent.routing.decide import Decision
-from route_agent.routing.learned import (
-    PLANS,
-    LogisticModel,
-    Plan,
-    Prediction,
-    Predictor,
-    choose_plan,
-    task_features,
-)
+from route_agent.routing.learned import PLANS, Plan, choose_plan, task_features
 
 Vec = npt.NDArray[np.float64]
 Mat = npt.NDArray[np.float64]

@@ -169,7 +169,7 @@ class PolicyCache:
 
 def _check_predictor(path: str, origin: tuple[str, int, int] | None) -> None:
     """A policy that names a predictor is valid only if the predictor reads (at the key's line)."""
-    from route_agent.routing.learned import PredictorError, load_predictor
+    from route_agent.policy.predictor import PredictorError, load_predictor
 
     try:
         load_predictor(path)

@@ -28,7 +28,8 @@ from route_agent.signals.paths import PathMatcher
 from route_agent.signals.taint import CleanText
 
 if TYPE_CHECKING:
-    from route_agent.routing.learned import PlanChoice, Predictor
+    from route_agent.policy.predictor import Predictor
+    from route_agent.routing.learned import PlanChoice
 
 Lane = Literal["fast", "strong"]
 
@@ -122,7 +123,7 @@ class Router:
         self.economics = economics
         self.predictor: Predictor | None = None
         if policy.routing.learned is not None:
-            from route_agent.routing.learned import load_predictor
+            from route_agent.policy.predictor import load_predictor
 
             self.predictor = load_predictor(policy.routing.learned.predictor)
 
