@@ -109,14 +109,18 @@ export const POLICY_COMMANDS = [
   { lane: 'strong', name: 'tests', run: TEST_ARGV },
 ];
 
-export function policyYaml(baseUrl: string): string {
-  const model = (name: string) =>
-    `    provider: openai-compatible\n    model: ${name}\n    base_url: ${baseUrl}\n    max_context_tokens: 32000\n    price_per_mtok: {input: 1.0, output: 2.0}\n    executor: oneshot\n`;
+/**
+ * The repository policy. The lanes answer with one patch each (`executor: oneshot`), except the fast
+ * lane when `fastExecutor` is `builtin`: then it is the built-in agent loop, one shell command per reply.
+ */
+export function policyYaml(baseUrl: string, fastExecutor: 'oneshot' | 'builtin' = 'oneshot'): string {
+  const model = (name: string, executor = 'oneshot') =>
+    `    provider: openai-compatible\n    model: ${name}\n    base_url: ${baseUrl}\n    max_context_tokens: 32000\n    price_per_mtok: {input: 1.0, output: 2.0}\n    executor: ${executor}\n`;
   return `# route-agent policy for the editor test: every model is on the test's local server.
 version: 1
 models:
   fast:
-${model(MODELS.fast)}  strong:
+${model(MODELS.fast, fastExecutor)}  strong:
 ${model(MODELS.strong)}  verifier:
 ${model(MODELS.verifier)}routing:
   # One attempt per run: a failed fast run stops and the editor offers the escalation.
@@ -143,6 +147,39 @@ function write(root: string, rel: string, text: string): void {
   fs.writeFileSync(target, text);
 }
 
+export const POLICY_PATH = '.route-agent/policy.yaml';
+
+/** The failing test the user adds before asking the agent for a fix: names typed in lower case. */
+export const TEST_NAMES_CAPITALISED = `${TEST_NAMES}
+
+def test_display_name_capitalises_each_part() -> None:
+    assert display_name("ada", "lovelace") == "Ada Lovelace"
+`;
+
+/** One reply of the built-in agent's contract: a thought and exactly one fenced bash block. */
+export function bashReply(thought: string, command: string): string {
+  return `${thought}\n\n\`\`\`bash\n${command}\n\`\`\`\n`;
+}
+
+/** The test command the agent runs (with the repository's .venv first on PATH, as the checks do). */
+export const AGENT_TEST_COMMAND = 'python -m pytest -q -p no:cacheprovider tests/test_names.py';
+/** The agent's edit: one command that rewrites names.py in the worktree. */
+const AGENT_EDIT = [
+  "python3 - <<'EOF'",
+  'import pathlib',
+  `p = pathlib.Path('${NAMES_PATH}')`,
+  "p.write_text(p.read_text().replace('{first.strip()} {last.strip()}', '{first.strip().title()} {last.strip().title()}'))",
+  'EOF',
+].join('\n');
+/** A scripted agent session: look, run the failing test, edit, run it again, submit. */
+export const AGENT_REPLIES = [
+  bashReply('Let me look around.', 'ls services/identity tests'),
+  bashReply('Run the failing test.', AGENT_TEST_COMMAND),
+  bashReply('Each part must be capitalised.', AGENT_EDIT),
+  bashReply('Run it again.', AGENT_TEST_COMMAND),
+  bashReply('Done.', 'submit'),
+];
+
 /** Creates the repository at `root`: base commit, then the pending (uncommitted) auth change. */
 export function makeRepository(root: string, baseUrl: string): void {
   fs.mkdirSync(root, { recursive: true });
@@ -155,7 +192,7 @@ export function makeRepository(root: string, baseUrl: string): void {
   write(root, 'tests/__init__.py', '');
   write(root, 'tests/test_names.py', TEST_NAMES);
   write(root, 'tests/test_tokens.py', TEST_TOKENS);
-  write(root, '.route-agent/policy.yaml', policyYaml(baseUrl));
+  write(root, POLICY_PATH, policyYaml(baseUrl));
   write(root, '.gitignore', '__pycache__/\n.pytest_cache/\n.e2e-report.xml\n');
   git(root, 'add', '-A');
   git(root, 'commit', '-q', '-m', 'identity service');
@@ -166,6 +203,18 @@ export function makeRepository(root: string, baseUrl: string): void {
 export function commitPending(root: string): void {
   git(root, 'add', '-A');
   git(root, 'commit', '-q', '-m', 'verify JWTs');
+}
+
+/** The user switches the fast lane to the built-in agent and commits it with the applied fix. */
+export function useBuiltinAgentForFastLane(root: string, baseUrl: string): void {
+  write(root, POLICY_PATH, policyYaml(baseUrl, 'builtin'));
+  git(root, 'add', '-A');
+  git(root, 'commit', '-q', '-m', 'names: strip both parts; fast lane: the built-in agent');
+}
+
+/** The user adds a failing test (from a terminal, not the editor): the agent's task. */
+export function addFailingTest(root: string): void {
+  write(root, 'tests/test_names.py', TEST_NAMES_CAPITALISED);
 }
 
 /** A unified diff from `before` to `after` for `rel`, as a model would answer it. */

@@ -232,11 +232,36 @@ export class Screenshots {
   }
 
   async take(page: Page, name: string): Promise<void> {
-    // Let notification and hover animations settle so the picture shows what the user sees.
-    await page.waitForTimeout(400);
+    await settled(page);
     this.count++;
     const file = path.join(SCREENSHOTS, `${this.prefix}-${String(this.count).padStart(2, '0')}-${name}.png`);
     await page.screenshot({ path: file });
     this.taken.push(path.relative(REPO_ROOT, file));
   }
+}
+
+/**
+ * Resolves once every finite animation and transition on the page has finished (notifications and
+ * hovers slide and fade in), so a screenshot shows what the user sees. Endless ones (the progress
+ * bar's) never finish and are left out.
+ */
+export async function settled(page: Page): Promise<void> {
+  // A string: this runs in the page, and the test's TypeScript has no DOM types.
+  await page.evaluate(`(async () => {
+    for (let round = 0; round < 10; round++) {
+      const running = document.getAnimations().filter((a) => a.playState === 'running' && a.effect?.getComputedTiming().endTime !== Infinity);
+      if (running.length === 0) {
+        return;
+      }
+      await Promise.all(running.map((a) => a.finished.catch(() => undefined)));
+    }
+  })()`);
+}
+
+/**
+ * Waits until the quick input's focused row (the one Enter picks) shows `text`: typing filters the
+ * list asynchronously, and until it has, Enter would pick an older row.
+ */
+export async function quickInputFocused(page: Page, text: string): Promise<void> {
+  await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: text }).first().waitFor({ state: 'visible' });
 }

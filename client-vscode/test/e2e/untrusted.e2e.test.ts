@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { Page } from 'playwright-core';
 
 import * as fixture from './fixture';
-import { assertPrerequisites, Editor, findLogs, launchEditor, PYTHON, Screenshots, STEP_TIMEOUT_MS, tail, waitFor } from './harness';
+import { assertPrerequisites, Editor, findLogs, launchEditor, PYTHON, quickInputFocused, Screenshots, STEP_TIMEOUT_MS, tail, waitFor } from './harness';
 
 describe('Route Agent in an untrusted workspace', { timeout: 10 * 60_000 }, () => {
   let scratch: string;
@@ -68,8 +68,7 @@ describe('Route Agent in an untrusted workspace', { timeout: 10 * 60_000 }, () =
       await page.locator('.statusbar-item', { hasText: /Restricted Mode/ }).first().waitFor({ timeout: STEP_TIMEOUT_MS });
       await page.keyboard.press('Control+P');
       await page.locator('.quick-input-widget input').fill(fixture.TOKENS_PATH);
-      await page.locator('.quick-input-list .monaco-list-row').first().waitFor();
-      await page.waitForTimeout(300);
+      await quickInputFocused(page, path.basename(fixture.TOKENS_PATH));
       await page.keyboard.press('Enter');
       const text = await waitFor('the risk in the status bar', async () => {
         const value = (await page.locator('.statusbar-item', { hasText: /Risk/ }).first().textContent({ timeout: 1000 }))?.replace(/\s+/g, ' ');
@@ -97,8 +96,7 @@ describe('Route Agent in an untrusted workspace', { timeout: 10 * 60_000 }, () =
     try {
       await page.keyboard.press('F1');
       await page.locator('.quick-input-widget input').fill('>Route Agent: Approve Policy Commands');
-      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Approve Policy Commands' }).first().waitFor();
-      await page.waitForTimeout(200);
+      await quickInputFocused(page, 'Route Agent: Approve Policy Commands');
       await page.keyboard.press('Enter');
       const warning = page.locator('.notification-toast', { hasText: /not trusted/ }).first();
       await warning.waitFor({ state: 'visible' });

@@ -6,8 +6,10 @@
  * breakdown behind the status bar; then, after committing that change and typing a small edit, a
  * routed fix on the fast lane against the test's OpenAI-compatible server on 127.0.0.1, its
  * progress, the `route-agent/verify` diagnostic, the escalation prompt, the strong lane's verified
- * patch applied, and the file's new content on disk. A screenshot is saved at each step into
- * tests/e2e/screenshots/.
+ * patch applied, and the file's new content on disk. Last, with the fast lane switched to the
+ * built-in agent and a failing test added, a routed fix whose scripted model takes five steps (look,
+ * run the failing test, edit, run it again, submit): the progress notification shows each step's
+ * command and exit code. A screenshot is saved at each step into tests/e2e/screenshots/.
  *
  * The editor starts from a Python without route-agent (a bare venv of python3, set as
  * `routeAgent.python.path`), as a new user's would: the extension installs the server it ships into
@@ -34,6 +36,7 @@ import {
   firstLine,
   launchEditor,
   PYTHON,
+  quickInputFocused,
   RUN_TIMEOUT_MS,
   Screenshots,
   Started,
@@ -139,8 +142,7 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ state: 'visible' });
     await input.fill(rel);
-    await page.locator('.quick-input-list .monaco-list-row').first().waitFor();
-    await page.waitForTimeout(300);
+    await quickInputFocused(page, path.basename(rel));
     await page.keyboard.press('Enter');
     await page.locator('.tabs-container .tab.active', { hasText: path.basename(rel) }).waitFor();
     await page.locator('.monaco-editor .view-lines').first().waitFor();
@@ -151,8 +153,7 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
     const input = page.locator('.quick-input-widget input');
     await input.waitFor({ state: 'visible' });
     await input.fill(`>${title}`);
-    await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
-    await page.waitForTimeout(200);
+    await quickInputFocused(page, title);
     await page.keyboard.press('Enter');
   }
 
@@ -392,5 +393,55 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
     }, STEP_TIMEOUT_MS);
     await screenshot('after-restart');
   });
+
+  // --- the built-in agent: one shell command per model reply, each step in the progress notification
+
+  step('a routed fix by the built-in agent shows each agent step in the progress notification', async () => {
+    fixture.useBuiltinAgentForFastLane(workspace, `${fakeUrl}/v1`);
+    fixture.addFailingTest(workspace);
+    // Each reply takes AGENT_REPLY_DELAY_S, so each step's line stays in the notification that long.
+    await script({
+      [fixture.MODELS.fast]: { replies: fixture.AGENT_REPLIES, delay: AGENT_REPLY_DELAY_S },
+      [fixture.MODELS.verifier]: { reply: fixture.VERIFIER_PASS },
+    });
+    const before = (await requests()).length;
+    await quickOpen(fixture.NAMES_PATH);
+    await editorLine('return f"{first.strip()} {last.strip()}"').click();
+    const rows = await openQuickFix();
+    assert.match(rows[0], /^Route fix via fast lane \(risk \d+\)/, `first action: ${rows.join(' | ')}`);
+    await page.keyboard.press('Enter');
+    const progress = toast(/routed fix/);
+    await progress.waitFor({ state: 'visible', timeout: 30_000 });
+    // The second step: the failing test, its command and its exit code, while the agent waits for
+    // its next reply.
+    const failing = toast(stepLine(2, fixture.AGENT_TEST_COMMAND, 1));
+    await failing.waitFor({ state: 'visible', timeout: RUN_TIMEOUT_MS });
+    await screenshot('agent-step-failing-test');
+    const passing = toast(stepLine(4, fixture.AGENT_TEST_COMMAND, 0));
+    await passing.waitFor({ state: 'visible', timeout: RUN_TIMEOUT_MS });
+    await screenshot('agent-step-test-passes');
+    const passed = toast(/fast lane's patch passed verification/);
+    await passed.waitFor({ state: 'visible', timeout: RUN_TIMEOUT_MS });
+    await screenshot('agent-run-passed');
+    // One model request per step (five) and one for the verifier, nothing else.
+    const made = (await requests()).slice(before).map((r) => r.model);
+    assert.deepEqual(made.filter((m) => m === fixture.MODELS.fast).length, fixture.AGENT_REPLIES.length, made.join(', '));
+    assert.ok(!made.includes(fixture.MODELS.strong), `no escalation: ${made.join(', ')}`);
+    // The agent's edit in its worktree is the verified patch; the user's tree is untouched until they apply it.
+    const runs = path.join(scratch, 'state', 'runs');
+    const patches = fs.readdirSync(runs).map((id) => path.join(runs, id, 'patch.diff')).filter((f) => fs.existsSync(f));
+    const edited = '+    return f"{first.strip().title()} {last.strip().title()}"';
+    assert.ok(patches.some((f) => fs.readFileSync(f, 'utf8').includes(edited)), `no run's patch holds the agent's edit: ${patches.join(', ')}`);
+    assert.equal(fs.readFileSync(path.join(workspace, fixture.NAMES_PATH), 'utf8'), fixture.NAMES_STRONG);
+  }, RUN_TIMEOUT_MS * 2);
 });
+
+/** Seconds the scripted agent model takes per reply: long enough to see each step's line. */
+const AGENT_REPLY_DELAY_S = 3;
+
+/** A step line as the progress notification shows it: `fast lane step N/40: <command> -> exit E, T s`. */
+function stepLine(n: number, command: string, exit: number): RegExp {
+  const escaped = command.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`fast lane step ${n}/\\d+: ${escaped} -> exit ${exit}, \\d+\\.\\d s`);
+}
 
