@@ -3,6 +3,7 @@ the confined filesystem, timeouts, and no run at all without a sandbox unless th
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,9 +54,12 @@ async def test_placeholders_the_lane_key_only_and_files(tmp_path: Path) -> None:
     outcome = await run_external_agent(run_of(root, script))
     assert outcome.status == "finished" and outcome.sandboxed, outcome.message
     args = (root / "args.txt").read_text().splitlines()
-    assert args[:2] == ["routed-model", "http://127.0.0.1:9/v1"] and args[3] == str(root)
+    assert args[0] == "routed-model" and re.fullmatch(r"http://127\.0\.0\.1:\d+/v1", args[1]), "{base_url} is the relay"
+    assert args[3] == str(root)
     env = (root / "env.txt").read_text()
-    assert f"OPENAI_API_KEY={LANE_KEY}" in env and "AGENT_MODEL=routed-model" in env
+    assert re.search(r"^OPENAI_API_KEY=route-agent-relay-\S+$", env, re.M), "key_env holds the relay's token"
+    assert "AGENT_MODEL=routed-model" in env
+    assert LANE_KEY not in env, "the lane's key never enters the sandbox"
     assert "not-for-the-agent" not in env and "LANE_KEY=" not in env
     assert f"home={args[4]}" in env, "HOME is the agent's scratch directory"
     brief = (root / "brief.txt").read_text()
@@ -67,7 +71,8 @@ async def test_placeholders_the_lane_key_only_and_files(tmp_path: Path) -> None:
 async def test_the_network_is_shared_but_the_filesystem_is_confined(tmp_path: Path, fake_llm) -> None:  # type: ignore[no-untyped-def]
     root = worktree(tmp_path)
     outside = tmp_path / "outside.txt"
-    script = (f'{sys.executable} -c "import urllib.request as u; print(u.urlopen(\'$2/models\').status)" > net.txt; '
+    script = (f'{sys.executable} -c "import os, urllib.request as u; print(u.urlopen(u.Request(\'$2/models\', '
+              'headers={\'Authorization\': \'Bearer \' + os.environ[\'OPENAI_API_KEY\']})).status)" > net.txt; '
               f'echo x > {outside} 2> /dev/null || echo blocked > write.txt; echo y > {root}/.git/hooks/pre-commit 2> /dev/null || '
               'echo blocked > git.txt')
     outcome = await run_external_agent(run_of(root, script, model_spec=spec(fake_llm.base_url)))

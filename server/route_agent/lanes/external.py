@@ -8,9 +8,12 @@ OpenAI-compatible endpoint), `{brief_file}` (the brief, earlier findings and wha
 attempt tried, written to a file in the agent's private scratch directory) and `{workdir}` (the
 worktree). It runs in the bubblewrap sandbox with the filesystem confined as for checks (read-only
 root, the worktree and its scratch directory writable, `.git` read-only, own PID namespace) but the
-network shared, since it must reach its model; its environment is the checks' allowlist plus only the
-lane's key under the agent's `key_env`, and HOME is the scratch directory (agents keep caches and
-settings there). Without a sandbox nothing runs unless the user's own policy allows it, as for the
+network shared, since it must reach its model. It reaches the model through a relay on 127.0.0.1
+(relay.py): `{base_url}` is the relay's address and the agent's `key_env` holds a token valid for this
+attempt only, so the lane's key never enters the sandbox, every request passes the outbound gate
+(never-send and secret rules), and every call is metered (tokens, cost, steps) and budgeted. Its
+environment is the checks' allowlist plus that token, and HOME is the scratch directory (agents keep
+caches and settings there). Without a sandbox nothing runs unless the user's own policy allows it, as for the
 built-in loop. Its edits (the worktree diff, taken by the caller) are the patch, verified as any other.
 """
 
@@ -21,17 +24,20 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from route_agent.lanes.agent import sandbox_for_agent
+from route_agent.lanes.budget import BudgetGuard, TaskSpend
+from route_agent.lanes.errors import LaneError
 from route_agent.lanes.prompt import redact_text
+from route_agent.lanes.relay import ModelRelay, RelayCall
 from route_agent.policy.keys import api_key_env_for
 from route_agent.policy.models import Check, ExternalAgent, ModelSpec
 from route_agent.signals.taint import clean_tainted
-from route_agent.verify.checks import SandboxInfo, run_one
+from route_agent.verify.checks import CheckRun, SandboxInfo, run_one
 
 __all__ = ["ExternalOutcome", "ExternalRun", "base_url_for", "fill_placeholders", "run_external_agent"]
 
@@ -74,12 +80,17 @@ class ExternalRun:
     allow_unsandboxed: bool = False
     sandbox: SandboxInfo | None = None
     """For tests: the sandbox to use instead of probing for bubblewrap."""
+    guard: BudgetGuard | None = None
+    task: TaskSpend | None = None
+    """The run's budgets and what the task has spent: the relay refuses calls past them."""
+    on_call: Callable[[RelayCall], None] | None = None
+    """Called (from the relay's thread) after each request the agent made."""
 
 
 @dataclass
 class ExternalOutcome:
     status: str
-    """finished (exit 0), failed (another exit code), timeout, error, sandbox_unavailable, config"""
+    """finished (exit 0), failed (another exit code), timeout, budget, error, sandbox_unavailable, config"""
     message: str
     exit_code: int | None = None
     duration_s: float = 0.0
@@ -88,6 +99,15 @@ class ExternalOutcome:
     """The head and tail of what the agent printed, secrets redacted (for findings and the transcript)."""
     argv: list[str] = field(default_factory=list)
     redactions: list[dict[str, Any]] = field(default_factory=list)
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_estimated: bool = False
+    """Some call's answer carried no usage: its tokens were estimated from what was sent and received."""
+    relay_redactions: int = 0
+    """Redactions the outbound gate made in the agent's requests."""
+    budget_refusals: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -108,7 +128,7 @@ def _brief_text(run: ExternalRun) -> str:
     return "\n".join(parts) + "\n"
 
 
-async def run_external_agent(run: ExternalRun) -> ExternalOutcome:  # noqa: PLR0912 (each way an external agent can fail has its own message)
+async def run_external_agent(run: ExternalRun) -> ExternalOutcome:
     """Run the agent once to its end (or its timeout); see the module docstring."""
     environ = dict(os.environ if run.environ is None else run.environ)
     key_env = api_key_env_for(run.spec)
@@ -123,12 +143,19 @@ async def run_external_agent(run: ExternalRun) -> ExternalOutcome:  # noqa: PLR0
         if refusal is not None:
             return ExternalOutcome("sandbox_unavailable", refusal.replace("the built-in agent runs", f"the {run.name} agent runs"),
                                    sandboxed=False)
+    upstream = base_url_for(run.spec)
+    try:
+        relay = ModelRelay(upstream, key or None, run.spec, guard=run.guard, task=run.task, on_call=run.on_call,
+                           timeout_s=run.agent.timeout_s)
+    except LaneError as exc:
+        return ExternalOutcome("config", f"the {run.name} agent cannot reach its model: {exc}")
     scratch = Path(tempfile.mkdtemp(prefix="route-agent-external-"))
     try:
+        relay.__enter__()
         brief_file = scratch / "brief.md"
         text, redactions = redact_text(_brief_text(run), "<brief>")
         brief_file.write_text(text, "utf-8")
-        values = {"model": run.spec.model, "base_url": base_url_for(run.spec), "brief_file": str(brief_file), "brief": text,
+        values = {"model": run.spec.model, "base_url": relay.base_url, "brief_file": str(brief_file), "brief": text,
                   "workdir": str(run.worktree), "scratch": str(scratch), "max_context_tokens": str(run.spec.max_context_tokens),
                   "max_output_tokens": str(run.spec.max_output_tokens)}
         for name, content in run.agent.files.items():
@@ -142,8 +169,8 @@ async def run_external_agent(run: ExternalRun) -> ExternalOutcome:  # noqa: PLR0
         extra.update(HOME=str(scratch), XDG_CONFIG_HOME=str(scratch / ".config"), XDG_CACHE_HOME=str(scratch / ".cache"),
                      XDG_DATA_HOME=str(scratch / ".local" / "share"))
         if run.agent.key_env:
-            # A local model server without a key still gets a placeholder: most agents refuse to start without one.
-            extra[run.agent.key_env] = key or "no-key-needed"
+            # The relay's token, never the lane's key: the relay puts the key on the request once it left the sandbox.
+            extra[run.agent.key_env] = relay.token
         check = Check.model_construct(name=f"agent-{run.name}"[:64], run=argv, parser="exit-code", report=None,
                                       timeout_s=run.agent.timeout_s, kind="other")
         started = time.monotonic()
@@ -158,20 +185,36 @@ async def run_external_agent(run: ExternalRun) -> ExternalOutcome:  # noqa: PLR0
         output, more = redact_text(output, f"<{run.name} output>")
         redactions += more
         left_out = [{"kind": "redacted", "path": r.path, "line": r.line, "rule": r.rule} for r in redactions]
-        if result.error:
-            status, message = "error", result.error
-        elif result.timed_out:
-            status, message = "timeout", f"the {run.name} agent ran past its timeout_s of {run.agent.timeout_s:g} s and was killed"
-        elif result.output_exceeded:
-            status, message = "error", f"the {run.name} agent printed more than {MAX_OUTPUT_BYTES // (1024 * 1024)} MB and was killed"
-        elif result.exit_code == 0:
-            status, message = "finished", f"the {run.name} agent finished in {result.duration_s:.1f} s"
-        else:
-            status, message = "failed", f"the {run.name} agent exited with {result.exit_code}"
-        return ExternalOutcome(status, message, result.exit_code, result.duration_s, sandbox is not None, output,
-                               _shown_argv(argv, key), left_out)
+        status, message = _how_it_ended(result, run)
+        outcome = ExternalOutcome(status, message, result.exit_code, result.duration_s, sandbox is not None, output,
+                                  _shown_argv(argv, key), left_out)
+        return _with_relay_totals(outcome, relay, run.name)
     finally:
+        relay.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _how_it_ended(result: CheckRun, run: ExternalRun) -> tuple[str, str]:
+    if result.error:
+        return "error", result.error
+    if result.timed_out:
+        return "timeout", f"the {run.name} agent ran past its timeout_s of {run.agent.timeout_s:g} s and was killed"
+    if result.output_exceeded:
+        return "error", f"the {run.name} agent printed more than {MAX_OUTPUT_BYTES // (1024 * 1024)} MB and was killed"
+    if result.exit_code == 0:
+        return "finished", f"the {run.name} agent finished in {result.duration_s:.1f} s"
+    return "failed", f"the {run.name} agent exited with {result.exit_code}"
+
+
+def _with_relay_totals(outcome: ExternalOutcome, relay: ModelRelay, name: str) -> ExternalOutcome:
+    relay.close()  # the agent has ended, and with it every call: the totals are final
+    outcome.model_calls, outcome.input_tokens, outcome.output_tokens = len(relay.model_calls), relay.input_tokens, relay.output_tokens
+    outcome.cost_usd, outcome.cost_estimated, outcome.relay_redactions = relay.cost_usd, relay.estimated, relay.redactions
+    outcome.budget_refusals = [c.refused for c in relay.calls if c.refused]
+    if outcome.budget_refusals and outcome.status != "timeout":
+        outcome.status = "budget"
+        outcome.message = f"the {name} agent was stopped by the budget: {outcome.budget_refusals[0]}"
+    return outcome
 
 
 def _shown_argv(argv: list[str], key: str) -> list[str]:

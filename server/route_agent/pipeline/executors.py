@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from route_agent.lanes.agent import AgentOutcome, AgentSession, AgentStep, format_step, run_agent
+from route_agent.lanes.budget import BudgetGuard, TaskSpend
+from route_agent.lanes.client import LaneClient
 from route_agent.lanes.errors import LaneError
 from route_agent.lanes.external import ExternalOutcome, ExternalRun, run_external_agent
+from route_agent.lanes.relay import RelayCall
 from route_agent.pipeline import events as ev
 from route_agent.policy.models import ModelSpec
 from route_agent.verify.findings import Finding
@@ -39,7 +42,7 @@ if TYPE_CHECKING:
     from route_agent.pipeline.adapters import RunWorktree
     from route_agent.pipeline.run import RunRequest
 
-__all__ = ["AgentAttempt", "agent_attempt", "finding_lines", "keep_transcripts", "transcript_dir"]
+__all__ = ["AgentAttempt", "agent_attempt", "finding_lines", "keep_transcripts", "pump", "transcript_dir"]
 
 
 @dataclass
@@ -54,6 +57,7 @@ class AgentAttempt:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    cost_estimated: bool = False
     latency_seconds: float = 0.0
     tried: list[str] = field(default_factory=list)
     left_out: list[dict[str, Any]] = field(default_factory=list)
@@ -63,6 +67,25 @@ class AgentAttempt:
     """A lane failure (not a budget) that ends the run as an error, as for a one-shot call."""
     cold_seconds: float | None = None
     """The seconds the repository's first worktree checkout took, when this attempt made it."""
+
+
+async def pump(task: asyncio.Future[Any], queue: asyncio.Queue[ev.Event]) -> AsyncGenerator[ev.Event, None]:
+    """Yield `queue`'s events while `task` runs, then the ones left; cancel `task` if abandoned.
+
+    The caller reads `task.result()` afterwards. Use it under `contextlib.aclosing` so that closing
+    the run cancels the task at once rather than when the generator is collected.
+    """
+    try:
+        while not task.done():
+            with contextlib.suppress(TimeoutError):
+                yield await asyncio.wait_for(queue.get(), 0.2)
+        while not queue.empty():
+            yield queue.get_nowait()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 def changed_paths(diff_text: str) -> list[str]:
@@ -118,7 +141,10 @@ async def agent_attempt(req: RunRequest, caller: Any, lane: str, spec: ModelSpec
             async for event in steps:
                 yield event
     else:
-        await _external(req, lane, spec, findings, summary, folder / f"attempt-{attempt_no}-{spec.executor}.log", out)
+        async with contextlib.aclosing(_external(req, caller, lane, spec, findings, summary,
+                                                 folder / f"attempt-{attempt_no}-{spec.executor}.log", out)) as calls:
+            async for event in calls:
+                yield event
     yield ev.AgentFinished(lane, out.executor, out.status, out.steps, out.message)
     if out.rejected is not None or out.error is not None:
         return
@@ -146,23 +172,10 @@ async def _builtin(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, fin
                                       round(step.duration_s, 3), format_step(step)))
 
     task: asyncio.Future[AgentOutcome] = asyncio.ensure_future(run_agent(session, caller, on_step))
-    try:
-        while not task.done():
-            getter: asyncio.Future[Any] = asyncio.ensure_future(queue.get())
-            waiting: set[asyncio.Future[Any]] = {task, getter}
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                yield getter.result()
-            else:
-                getter.cancel()
-        while not queue.empty():
-            yield queue.get_nowait()
-        outcome = task.result()
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+    async with contextlib.aclosing(pump(task, queue)) as steps:
+        async for event in steps:
+            yield event
+    outcome = task.result()
     out.status, out.message, out.steps = outcome.status, outcome.message, outcome.steps
     out.model = outcome.model or spec.model
     out.input_tokens, out.output_tokens, out.cost_usd = outcome.input_tokens, outcome.output_tokens, outcome.cost_usd
@@ -175,17 +188,45 @@ async def _builtin(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, fin
         out.rejected = Finding("agent", f"{lane} lane agent: {outcome.message}", "error", rule=rule, kind="patch")
 
 
-async def _external(req: RunRequest, lane: str, spec: ModelSpec, findings: list[str], tried: list[str], log: Path,
-                    out: AgentAttempt) -> None:
+async def _external(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, findings: list[str], tried: list[str], log: Path,
+                    out: AgentAttempt) -> AsyncGenerator[ev.Event, None]:
+    """Run an external agent; each model call it makes through the relay is a step event."""
     assert out.worktree is not None
     agent = req.policy.agents[spec.executor]
-    outcome: ExternalOutcome = await run_external_agent(ExternalRun(
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+    calls = 0
+
+    def on_call(call: RelayCall) -> None:  # the relay's thread
+        nonlocal calls
+        if not (call.model_call or call.refused):
+            return
+        calls += 1
+        line = (f"{spec.executor} model call {calls}: " + (f"refused: {call.refused}" if call.refused else
+                f"{call.input_tokens} in / {call.output_tokens} out tokens{' (estimated)' if call.estimated else ''}, "
+                f"${call.cost_usd:.4f}, {call.duration_s:.1f} s"))
+        step = ev.AgentStep(lane, calls, 0, "model_call", spec.executor, None, round(call.duration_s, 3), line)
+        loop.call_soon_threadsafe(queue.put_nowait, step)
+
+    guard, task = (caller.guard, caller.task) if isinstance(caller, LaneClient) else (BudgetGuard(req.policy.budgets), TaskSpend())
+    running = asyncio.ensure_future(run_external_agent(ExternalRun(
         name=spec.executor, agent=agent, spec=spec, worktree=out.worktree.path, brief=req.brief, findings=findings, tried=tried,
         environ=req.environ, allow_unsandboxed=req.allow_unsandboxed and req.policy.agent_limits(lane).allow_unsandboxed,
-    ))
-    log.write_text(f"$ {' '.join(outcome.argv)}\n{outcome.message}\n\n{outcome.output}", "utf-8")
+        guard=guard, task=task, on_call=on_call,
+    )))
+    async with contextlib.aclosing(pump(running, queue)) as steps:
+        async for event in steps:
+            yield event
+    outcome: ExternalOutcome = running.result()
+    metered = (f"{outcome.model_calls} model call(s) through the relay: {outcome.input_tokens} input and {outcome.output_tokens} "
+               f"output tokens{' (estimated)' if outcome.cost_estimated else ''}, ${outcome.cost_usd:.4f}; "
+               f"{outcome.relay_redactions} redaction(s) in its requests")
+    log.write_text(f"$ {' '.join(outcome.argv)}\n{outcome.message}\n{metered}\n\n{outcome.output}", "utf-8")
     out.status, out.message, out.model = outcome.status, outcome.message, spec.model
     out.latency_seconds = outcome.duration_s
+    out.steps, out.input_tokens, out.output_tokens, out.cost_usd = (outcome.model_calls, outcome.input_tokens, outcome.output_tokens,
+                                                                    outcome.cost_usd)
+    out.cost_estimated = outcome.cost_estimated
     out.left_out = outcome.redactions
     out.tried = [f"{spec.executor} agent -> {outcome.status}" + (f" (exit {outcome.exit_code})" if outcome.exit_code is not None else "")]
     if not outcome.ok:

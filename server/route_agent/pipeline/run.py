@@ -252,7 +252,7 @@ async def _lane_attempt(
     queue: asyncio.Queue[ev.Event] = asyncio.Queue()
     call = asyncio.ensure_future(call_lane(caller, lane, prompt.messages, _Progress(queue, lane)))
     try:
-        async with contextlib.aclosing(_pump(call, queue)) as progress:
+        async with contextlib.aclosing(executors.pump(call, queue)) as progress:
             async for event in progress:
                 yield event
         reply = call.result()
@@ -287,26 +287,8 @@ async def _agent_attempt(
     attempt.model, attempt.steps = out.model or spec.model, out.steps
     attempt.cost_usd, attempt.latency_seconds = out.cost_usd, out.latency_seconds
     attempt.input_tokens, attempt.output_tokens = out.input_tokens, out.output_tokens
+    attempt.cost_estimated = out.cost_estimated
     attempt.withheld = out.left_out
-
-
-async def _pump(task: asyncio.Future[Any], queue: asyncio.Queue[ev.Event]) -> AsyncGenerator[ev.Event, None]:
-    """Yield `queue`'s events while `task` runs, then the ones left; cancel `task` if abandoned.
-
-    The caller reads `task.result()` afterwards. Use it under `contextlib.aclosing` so that closing
-    the run cancels the task at once rather than when the generator is collected.
-    """
-    try:
-        while not task.done():
-            with contextlib.suppress(TimeoutError):
-                yield await asyncio.wait_for(queue.get(), 0.2)
-        while not queue.empty():
-            yield queue.get_nowait()
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
 
 
 @dataclass
@@ -439,7 +421,7 @@ async def _run_lane_checks(req: RunRequest, lane: Lane, worktree_path: Path, out
         )
     )
     try:
-        async with contextlib.aclosing(_pump(task, queue)) as finished:
+        async with contextlib.aclosing(executors.pump(task, queue)) as finished:
             async for event in finished:
                 yield event
         out.report = task.result()

@@ -1,8 +1,9 @@
 """The shipped presets for external agents (policies/examples/agents.yaml), driven end to end: the real
 aider and mini-swe-agent programs, installed by scripts/setup-agents.sh in .agents-venv, run as a lane's
 executor in the sandboxed worktree against the scripted model server on 127.0.0.1, each answered in
-its own reply format. The routed model name, the base URL and the lane's key reach the agent, and
-its edit becomes the verified patch."""
+its own reply format. The routed model name and the relay's address reach the agent; the lane's key
+reaches the model server through route-agent's relay, never the agent; every call the agent makes is
+metered into the attempt; and its edit becomes the verified patch."""
 
 from __future__ import annotations
 
@@ -84,16 +85,19 @@ def assert_reached_the_agent(fake_llm, model: str) -> list[Any]:  # type: ignore
     assert requests, f"the agent never called {model}; received: {[r.model for r in fake_llm.requests]}"
     for request in requests:
         assert request.path == "/v1/chat/completions", "the base URL reached the agent"
-        assert request.headers.get("authorization") == f"Bearer {LANE_KEY}", "the lane's key reached the agent under key_env"
+        assert request.headers.get("authorization") == f"Bearer {LANE_KEY}", "the relay put the lane's key on the agent's call"
     assert "release the pool connection" in json.dumps(requests[0].json["messages"]), "the brief reached the agent"
     return requests
 
 
-def assert_verified_patch(proc: subprocess.CompletedProcess[str], repo: Path, tmp_path: Path, executor: str) -> None:
+def assert_verified_patch(proc: subprocess.CompletedProcess[str], repo: Path, tmp_path: Path, executor: str, calls: int) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     (attempt,) = out["attempts"]
     assert (attempt["executor"], attempt["passed"], out["result"]) == (executor, True, "pass")
+    assert attempt["steps"] == calls, "each model call the agent made through the relay is a step"
+    assert attempt["input_tokens"] > 0 and attempt["output_tokens"] > 0, "the agent's calls are metered"
+    assert proc.stderr.count(f"{executor} model call ") == calls, "the CLI prints a line per model call"
     assert [c["status"] for c in attempt["checks"]] == ["pass"], "the agent's edit was verified by the policy's checks"
     log = tmp_path / "state" / "runs" / out["run_id"] / "agent" / f"attempt-1-{executor}.log"
     assert LANE_KEY not in log.read_text()
@@ -111,8 +115,8 @@ def test_aider_preset_end_to_end(tmp_path: Path, fake_llm) -> None:  # type: ign
     before = fingerprint(repo)
     proc = run_route(repo, write_policy(tmp_path / "policy.yaml", fake_llm.base_url, "aider", "fast-aider"), tmp_path)
     assert fingerprint(repo) == before, "the agent ran in a worktree, not in the user's tree"
-    assert_reached_the_agent(fake_llm, "fast-aider")
-    assert_verified_patch(proc, repo, tmp_path, "aider")
+    requests = assert_reached_the_agent(fake_llm, "fast-aider")
+    assert_verified_patch(proc, repo, tmp_path, "aider", len(requests))
 
 
 def test_mini_swe_agent_preset_end_to_end(tmp_path: Path, fake_llm) -> None:  # type: ignore[no-untyped-def]
@@ -125,4 +129,4 @@ def test_mini_swe_agent_preset_end_to_end(tmp_path: Path, fake_llm) -> None:  # 
     requests = assert_reached_the_agent(fake_llm, "fast-mini")
     assert len(requests) == 3, "mini-swe-agent took its three steps"
     assert "1 failed" in json.dumps(requests[1].json["messages"]), "it ran the failing test in the worktree and saw the result"
-    assert_verified_patch(proc, repo, tmp_path, "mini-swe-agent")
+    assert_verified_patch(proc, repo, tmp_path, "mini-swe-agent", len(requests))
