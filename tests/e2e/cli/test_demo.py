@@ -67,7 +67,8 @@ def test_make_demo_repo_replaces_an_earlier_demo(demo_repo: Path) -> None:
 
 def test_demo_script_word_for_word_without_a_key() -> None:
     """`bash scripts/demo.sh`, the README's first command, as a newcomer without a key runs it: the dry
-    run, then the whole loop against the scripted model (tamper catch, escalation, a verified patch)."""
+    run, then the whole loop against the scripted model, both lanes the built-in agent (default
+    executor) running real commands in the sandboxed worktree: tamper catch, escalation, a verified patch."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and not k.startswith("ROUTE_AGENT_")}
     env["HOME"] = os.environ.get("HOME", "/root")
     proc = subprocess.run(["bash", "scripts/demo.sh"], cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600, check=False)
@@ -76,8 +77,16 @@ def test_demo_script_word_for_word_without_a_key() -> None:
     dry, _, scripted = out.partition("== No OPENROUTER_API_KEY: the same task against a SCRIPTED model")
     assert "result: dry-run" in dry and "dry run: OPENROUTER_API_KEY is not set" in dry
     assert "attempt 1: fast lane (scripted-fast)" in scripted
-    assert "[tamper/skip-marker]" in scripted and "escalation: fast -> strong (tamper)" in scripted
-    assert "attempt 2: strong lane (scripted-strong)" in scripted and "result: pass" in scripted
+    fast, _, strong = scripted.partition("attempt 2: strong lane (scripted-strong)")
+    # The fast lane's agent: one step per scripted reply, each a command run in its worktree.
+    assert "step 2/40: sed -i 's/^def test_failed_attempts_release_their_connection/" in fast
+    assert "step 3/40: python -m pytest -q -p no:cacheprovider tests/test_sync_worker.py -> exit 0, " in fast
+    assert "step 4/40: submit" in fast and "agent (builtin): submitted after 4 step(s)" in fast
+    assert "[tamper/skip-marker]" in fast and "escalation: fast -> strong (tamper)" in fast
+    # The strong lane's agent starts clean (its first test run passes, nothing skipped), adds a test, submits.
+    assert "step 1/40: python -m pytest -q -p no:cacheprovider tests/test_sync_worker.py -> exit 0, " in strong
+    assert "step 2/40: cat >> tests/test_sync_worker.py <<'EOF'" in strong
+    assert "agent (builtin): submitted after 4 step(s)" in strong and "result: pass" in strong
     assert "+def test_giving_up_releases_every_connection() -> None:" in scripted
     demo_repo = REPO_ROOT / "examples" / "demo-repo"
     assert "test_giving_up_releases_every_connection" not in (demo_repo / "tests" / "test_sync_worker.py").read_text(), \
