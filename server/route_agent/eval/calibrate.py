@@ -21,11 +21,11 @@ from __future__ import annotations
 import difflib
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import yaml
 
+from route_agent.eval import targets
 from route_agent.eval.classify import ALWAYS_STRONG_KEY
 from route_agent.eval.data import Dataset, EvalInputError
 from route_agent.policy.models import Policy
@@ -41,29 +41,14 @@ WEIGHT_GRID: dict[str, tuple[int, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Target:
-    kind: Literal["strong-share", "quality"]
-    value: float
-
-    def __str__(self) -> str:
-        return f"{self.kind}={self.value:g}"
+Target = targets.Target[Literal["strong-share", "quality"]]
+TARGET_RULES: dict[Literal["strong-share", "quality"], targets.ValueRule] = {
+    "strong-share": targets.STRONG_SHARE, "quality": targets.QUALITY,
+}
 
 
 def parse_target(text: str) -> Target:
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or key not in ("strong-share", "quality"):
-        raise EvalInputError(f"--target {text!r}: expected strong-share=S or quality=Q (for example quality=1.0)")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise EvalInputError(f"--target {text!r}: {raw.strip()!r} is not a number") from None
-    if key == "strong-share" and not 0 <= value <= 1:
-        raise EvalInputError(f"--target {text!r}: a strong share is between 0 and 1")
-    if key == "quality" and not 0 < value <= 2:
-        raise EvalInputError(f"--target {text!r}: quality is a fraction of all-strong's resolve rate, e.g. 0.95 or 1.0")
-    return Target(key, value)  # type: ignore[arg-type]
+    return targets.parse_target(text, TARGET_RULES, "strong-share=S or quality=Q (for example quality=1.0)")
 
 
 def split_repos(dataset: Dataset, holdout: Sequence[str] | None) -> tuple[list[int], list[int], list[str]]:

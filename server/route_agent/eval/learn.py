@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from route_agent.eval import targets
 from route_agent.eval.data import Dataset, EvalInputError
 from route_agent.policy.predictor import LogisticModel, Prediction, Predictor
 from route_agent.routing.decide import Decision
@@ -46,30 +47,15 @@ WEIGHT_GRID: tuple[float, ...] = tuple(round(float(w), 4) for w in (*np.linspace
 MIN_LEDGER_TASKS = 200
 
 
-@dataclass(frozen=True)
-class LearnTarget:
-    kind: Literal["quality", "cost-weight"]
-    value: float
-
-    def __str__(self) -> str:
-        return f"{self.kind}={self.value:g}"
+LearnTarget = targets.Target[Literal["quality", "cost-weight"]]
+LEARN_TARGET_RULES: dict[Literal["quality", "cost-weight"], targets.ValueRule] = {
+    "quality": targets.QUALITY, "cost-weight": targets.COST_WEIGHT,
+}
 
 
 def parse_learn_target(text: str) -> LearnTarget:
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or key not in ("quality", "cost-weight"):
-        raise EvalInputError(f"--target {text!r}: expected quality=Q (fraction of all-strong's resolve rate, e.g. 1.0) "
-                             "or cost-weight=W (resolve rate given up per strong attempt saved, e.g. 0.3)")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise EvalInputError(f"--target {text!r}: {raw.strip()!r} is not a number") from None
-    if key == "quality" and not 0 < value <= 2:
-        raise EvalInputError(f"--target {text!r}: quality is a fraction of all-strong's resolve rate, e.g. 0.95 or 1.0")
-    if key == "cost-weight" and not (math.isfinite(value) and value >= 0):
-        raise EvalInputError(f"--target {text!r}: the cost weight must be >= 0")
-    return LearnTarget(key, value)  # type: ignore[arg-type]
+    return targets.parse_target(text, LEARN_TARGET_RULES, "quality=Q (fraction of all-strong's resolve rate, e.g. 1.0) "
+                                "or cost-weight=W (resolve rate given up per strong attempt saved, e.g. 0.3)")
 
 
 # --- features and fitting -------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""`--target KIND=VALUE`: one parser for `policy calibrate` and `policy learn`, each with its kinds."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from route_agent.eval.calibrate import Target, parse_target
+from route_agent.eval.data import EvalInputError
+from route_agent.eval.learn import LearnTarget, parse_learn_target
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("quality=0.95", Target("quality", 0.95), id="quality"),
+    pytest.param(" strong-share =0.3", Target("strong-share", 0.3), id="strong-share-spaced-key"),
+    pytest.param("strong-share=0", Target("strong-share", 0.0), id="strong-share-zero"),
+    pytest.param("quality=2", Target("quality", 2.0), id="quality-upper-bound"),
+])
+def test_calibrate_targets(text: str, expected: Target) -> None:
+    assert parse_target(text) == expected
+    assert str(parse_target(text)) == f"{expected.kind}={expected.value:g}"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    pytest.param("quality=1.0", LearnTarget("quality", 1.0), id="quality"),
+    pytest.param("cost-weight=0.3", LearnTarget("cost-weight", 0.3), id="cost-weight"),
+    pytest.param("cost-weight=0", LearnTarget("cost-weight", 0.0), id="cost-weight-zero"),
+])
+def test_learn_targets(text: str, expected: LearnTarget) -> None:
+    assert parse_learn_target(text) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("quality", "--target 'quality': expected strong-share=S or quality=Q (for example quality=1.0)", id="no-value"),
+    pytest.param("cost-weight=1", "--target 'cost-weight=1': expected strong-share=S or quality=Q", id="learn-only-kind"),
+    pytest.param("quality=x", "--target 'quality=x': 'x' is not a number", id="not-a-number"),
+    pytest.param("strong-share=2", "--target 'strong-share=2': a strong share is between 0 and 1", id="share-above-one"),
+    pytest.param("quality=0", "--target 'quality=0': quality is a fraction of all-strong's resolve rate", id="quality-zero"),
+    pytest.param("quality=nan", "--target 'quality=nan': quality is a fraction", id="quality-nan"),
+])
+def test_calibrate_refusals(text: str, message: str) -> None:
+    with pytest.raises(EvalInputError) as raised:
+        parse_target(text)
+    assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("strong-share=0.3", "--target 'strong-share=0.3': expected quality=Q (fraction of all-strong's resolve rate, "
+                 "e.g. 1.0) or cost-weight=W (resolve rate given up per strong attempt saved, e.g. 0.3)", id="calibrate-only-kind"),
+    pytest.param("cost-weight=-1", "--target 'cost-weight=-1': the cost weight must be >= 0", id="negative-weight"),
+    pytest.param(f"cost-weight={math.inf}", "--target 'cost-weight=inf': the cost weight must be >= 0", id="infinite-weight"),
+    pytest.param("quality=3", "--target 'quality=3': quality is a fraction of all-strong's resolve rate", id="quality-above-two"),
+])
+def test_learn_refusals(text: str, message: str) -> None:
+    with pytest.raises(EvalInputError) as raised:
+        parse_learn_target(text)
+    assert str(raised.value).startswith(message)
