@@ -6,9 +6,10 @@ that the CLI starts fast. Input problems exit 2 with `route-agent: FILE:LINE: me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -18,6 +19,18 @@ from route_agent.cli.errors import EXIT_CONFIG, fail
 from route_agent.policy import LoadedPolicy, PolicyCache, PolicyError
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def _input_errors() -> Iterator[None]:
+    """An evaluation input problem (EvalInputError) exits 2 with its message."""
+    from route_agent.eval.data import EvalInputError
+
+    try:
+        yield
+    except EvalInputError as exc:
+        fail(str(exc))
 
 
 def _load_policy(path: Path | None) -> LoadedPolicy:
@@ -72,14 +85,12 @@ def require_eval_extra(command: str) -> None:
 
 
 def list_models_and_exit(outcomes_path: Path | None, as_json: bool) -> NoReturn:
-    from route_agent.eval.data import EvalInputError, read_outcomes
+    from route_agent.eval.data import read_outcomes
 
     if outcomes_path is None:
         fail("--list-models needs --outcomes OUTCOMES.csv")
-    try:
+    with _input_errors():
         outcomes = read_outcomes(outcomes_path)
-    except EvalInputError as exc:
-        fail(str(exc))
     rows = [{"model": m, "tasks": len(o), "resolved": sum(r.resolved for r in o.values())} for m, o in sorted(outcomes.items())]
     if as_json:
         click.echo(json.dumps({"outcomes": str(outcomes_path), "models": rows}, indent=2))
@@ -94,7 +105,7 @@ def _dataset(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: s
              strong_model: str | None, price: str | None, mode: str, list_models: bool = False, as_json: bool = False) -> Any:
     if list_models:
         list_models_and_exit(outcomes_path, as_json)
-    from route_agent.eval.data import EvalInputError, load_dataset, parse_prices
+    from route_agent.eval.data import load_dataset, parse_prices
 
     if ledger_path is not None:
         from route_agent.eval.ledger_source import dataset_from_ledger
@@ -103,20 +114,16 @@ def _dataset(tasks_path: Path | None, outcomes_path: Path | None, ledger_path: s
             fail("give either --ledger or --tasks/--outcomes, not both")
         if mode == "gold":
             fail("--signals gold needs reference patches; the ledger has none (use --tasks with a 'patch' field)")
-        try:
+        with _input_errors():
             return dataset_from_ledger(ledger_path, parse_prices(price) if price is not None else None)
-        except EvalInputError as exc:
-            fail(str(exc))
     missing = [name for name, value in (("--tasks", tasks_path), ("--outcomes", outcomes_path), ("--fast", fast_model),
                                          ("--strong", strong_model)) if value is None]
     if missing:
         fail(f"missing {', '.join(missing)} (give --tasks TASKS.jsonl --outcomes OUTCOMES.csv --fast MODEL --strong MODEL)")
     assert tasks_path is not None and outcomes_path is not None and fast_model is not None and strong_model is not None
-    try:
+    with _input_errors():
         prices = parse_prices(price) if price is not None else None
         return load_dataset(tasks_path, outcomes_path, fast_model, strong_model, prices, need_patch=mode == "gold")
-    except EvalInputError as exc:
-        fail(str(exc))
 
 
 def _sources(loaded: LoadedPolicy) -> list[str]:
@@ -150,17 +157,14 @@ def eval_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_pat
                  cost_target: float) -> None:
     """Measure a policy on recorded outcomes: strategies, APGR/CPT, per repository and per signal."""
     require_eval_extra("eval")
-    from route_agent.eval.data import EvalInputError
     from route_agent.eval.evaluate import EvalSettings, evaluate
     from route_agent.eval.report import plot_eval, render_eval
 
     dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
     loaded = _load_policy(policy_path)
     settings = EvalSettings(mode=mode, recall=recall, fpr=fpr, resamples=resamples, seed=seed, cost_target=cost_target)  # type: ignore[arg-type]
-    try:
+    with _input_errors():
         result = evaluate(dataset, loaded.policy, settings, _sources(loaded), str(tasks_path))
-    except EvalInputError as exc:
-        fail(str(exc))
     _finish(result, as_json, plot_path, plot_eval, render_eval)
     if plot_path is not None and not as_json:
         click.echo(f"plot: {plot_path}")
@@ -175,11 +179,30 @@ def _finish(result: dict[str, Any], as_json: bool, plot_path: Path | None, plot:
         except OSError as exc:
             fail(f"{plot_path}: cannot write the plot: {exc.strerror}")
         result["plot"] = str(plot_path)
+    _print(result, as_json, render)
+
+
+def _print(result: dict[str, Any], as_json: bool, render: Callable[[dict[str, Any]], Iterable[str]]) -> None:
+    """The result as one JSON object, or as the command's lines."""
     if as_json:
         click.echo(json.dumps(_round(result), indent=2))
         return
     for line in render(result):
         click.echo(line)
+
+
+def _write_policy(out_path: Path, write: Callable[[], T]) -> T:
+    """Write a policy file (`write`, whatever goes with the file), then load it back: what the
+    command writes must validate as the user will use it."""
+    try:
+        written = write()
+    except OSError as exc:
+        fail(f"{out_path}: cannot write: {exc.strerror}")
+    try:
+        PolicyCache().load(out_path)
+    except PolicyError as exc:  # pragma: no cover - the writers produce valid policies
+        fail(f"{out_path}: the written policy does not validate: {exc}")
+    return written
 
 
 def _holdout(value: str | None) -> list[str] | None:
@@ -211,21 +234,16 @@ def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledge
     require_eval_extra("policy calibrate")
     from route_agent.eval.calibrate import calibrate, effective_diff, parse_target, policy_layer, with_changes
     from route_agent.eval.classify import classify_tasks, mode_label
-    from route_agent.eval.data import EvalInputError
     from route_agent.policy.loader import read_layer
 
-    try:
+    with _input_errors():
         target = parse_target(target_text)
-    except EvalInputError as exc:
-        fail(str(exc))
     dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
     loaded = _load_policy(policy_path)
-    try:
+    with _input_errors():
         decisions = classify_tasks(dataset.tasks, loaded.policy, mode, str(tasks_path))  # type: ignore[arg-type]
         result = calibrate(dataset, loaded.policy, [d.signals for d in decisions], target, strategy,  # type: ignore[arg-type]
                            recall, fpr, _holdout(holdout_text))
-    except EvalInputError as exc:
-        fail(str(exc))
     result["signals_label"] = mode_label(mode)  # type: ignore[arg-type]
     result["leaky"] = mode == "gold"
     recommended = with_changes(loaded.policy, result["recommended"])
@@ -246,23 +264,12 @@ def calibrate_command(tasks_path: Path | None, outcomes_path: Path | None, ledge
                           f"at {hold['cost_vs_all_strong'] * 100:.1f}% of all-strong's cost")
         header.append("Layered over the built-in default policy (route-agent policy check FILE).")
         text = policy_layer(result, base, header)
-        try:
-            out_path.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            fail(f"{out_path}: cannot write: {exc.strerror}")
-        try:
-            PolicyCache().load(out_path)
-        except PolicyError as exc:  # pragma: no cover - the writer produces valid policies
-            fail(f"{out_path}: the written policy does not validate: {exc}")
+        _write_policy(out_path, lambda: out_path.write_text(text, encoding="utf-8"))
         result["out"] = str(out_path)
     if show_diff:
         result["diff"] = diff_text
-    if as_json:
-        click.echo(json.dumps(_round(result), indent=2))
-        return
-    for line in _render_calibration(result):
-        click.echo(line)
-    if show_diff:
+    _print(result, as_json, _render_calibration)
+    if show_diff and not as_json:
         click.echo(diff_text, nl=False)
 
 
@@ -309,20 +316,13 @@ def diff_command(old: Path, new: Path, tasks_path: Path | None, outcomes_path: P
                  as_json: bool, list_models: bool) -> None:
     """Which tasks change lane between two policies, and the change in resolve rate and cost."""
     require_eval_extra("policy diff")
-    from route_agent.eval.data import EvalInputError
     from route_agent.eval.policy_diff import policy_diff, render_diff
 
     dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
     old_policy, new_policy = _load_policy(old), _load_policy(new)
-    try:
+    with _input_errors():
         result = policy_diff(dataset, old_policy.policy, new_policy.policy, mode, recall, fpr, str(tasks_path))  # type: ignore[arg-type]
-    except EvalInputError as exc:
-        fail(str(exc))
-    if as_json:
-        click.echo(json.dumps(_round(result), indent=2))
-        return
-    for line in render_diff(result, str(old), str(new)):
-        click.echo(line)
+    _print(result, as_json, lambda r: render_diff(r, str(old), str(new)))
 
 
 def register(cli: click.Group, policy_group: click.Group) -> None:
@@ -357,15 +357,12 @@ def learn_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_pa
     attempt) from recorded outcomes; report leave-one-repository-out and held-out figures."""
     require_eval_extra("policy learn")
     from route_agent.eval.classify import classify_tasks
-    from route_agent.eval.data import EvalInputError
     from route_agent.eval.learn import MIN_LEDGER_TASKS, learn, parse_learn_target, write_learned_policy
 
     if mode == "gold":
         fail("policy learn uses pre-task signals only (a router cannot see the reference patch); drop --signals gold")
-    try:
+    with _input_errors():
         target = parse_learn_target(target_text)
-    except EvalInputError as exc:
-        fail(str(exc))
     dataset = _dataset(tasks_path, outcomes_path, ledger_path, fast_model, strong_model, price, mode, list_models, as_json)
     if ledger_path is not None and len(dataset.tasks) < MIN_LEDGER_TASKS:
         fail(f"{ledger_path}: {len(dataset.tasks)} task(s) have outcomes in both lanes; learning needs at least {MIN_LEDGER_TASKS}: "
@@ -374,20 +371,12 @@ def learn_command(tasks_path: Path | None, outcomes_path: Path | None, ledger_pa
     base = loaded.policy
     if base.routing.learned is not None:
         base = base.model_copy(update={"routing": base.routing.model_copy(update={"learned": None})})
-    try:
+    with _input_errors():
         decisions = classify_tasks(dataset.tasks, base, "pre-task", str(tasks_path))
         result, predictor = learn(dataset, decisions, target, recall, fpr, _holdout(holdout_text), resamples, seed)
-    except EvalInputError as exc:
-        fail(str(exc))
     if out_path is not None:
-        try:
-            written = write_learned_policy(out_path, policy_path, predictor, result, str(tasks_path or ledger_path))
-        except OSError as exc:
-            fail(f"{out_path}: cannot write: {exc.strerror}")
-        try:
-            PolicyCache().load(out_path)
-        except PolicyError as exc:  # pragma: no cover - the writer produces valid policies
-            fail(f"{out_path}: the written policy does not validate: {exc}")
+        written = _write_policy(out_path, lambda: write_learned_policy(out_path, policy_path, predictor, result,
+                                                                       str(tasks_path or ledger_path)))
         result["out"] = str(out_path)
         result["predictor_file"] = str(written)
     from route_agent.eval.report import plot_learn, render_learn

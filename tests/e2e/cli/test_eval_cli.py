@@ -98,6 +98,14 @@ def test_calibrate_writes_a_valid_policy_and_diff(synthetic: list[str], tmp_path
     assert data["holdout_repos"] == ["small/one", "small/two"] and data["tuning"]["recommended"]["initial_strong_share"] <= 0.2
     code, _, err = invoke(["policy", "calibrate", *synthetic, "--target", "speed=1"])
     assert code == 2 and "--target" in err
+
+
+def test_calibrate_says_when_it_cannot_write_the_policy(synthetic: list[str], tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    out_file = tmp_path / "a-file" / "cal.yaml"
+    code, out, err = invoke(["policy", "calibrate", *synthetic, "--target", "quality=0.9", "--out", str(out_file)])
+    assert code == 2 and out == ""
+    assert err.strip() == f"route-agent: {out_file}: cannot write: Not a directory"
     code, _, err = invoke(["policy", "calibrate", *synthetic, "--target", "quality=1", "--holdout-repos", "no/such"])
     assert code == 2 and "no tasks from no/such" in err
 

@@ -36,6 +36,14 @@ def separable(tmp_path: Path) -> list[str]:
             "--fast", "small", "--strong", "big", "--price", "fast=1,strong=4"]
 
 
+def test_learn_says_when_it_cannot_write_the_policy(separable: list[str], tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    out = tmp_path / "a-file" / "learned.yaml"
+    code, text, err = invoke(["policy", "learn", *separable, "--bootstrap", "0", "--out", str(out)])
+    assert code == 2 and text == ""
+    assert err.strip() == f"route-agent: {out}: cannot write: Not a directory"
+
+
 def test_learn_reports_held_out_figures_and_writes_a_policy_the_router_uses(separable: list[str], tmp_path: Path) -> None:
     out = tmp_path / "learned.yaml"
     code, text, err = invoke(["policy", "learn", *separable, "--bootstrap", "200", "--out", str(out), "--holdout-repos", "org/r3",
