@@ -560,19 +560,26 @@ async def test_agent_steps_are_progress_in_the_editor(client: LanguageClient, ro
     assert "fast lane agent (builtin): submitted" in messages
 
 
-async def test_cancel_from_the_editor_mid_agent_command_kills_it(client: LanguageClient, routed_env: RoutedEnv) -> None:
+# progress-cancel is what VS Code's Cancel button on the progress notification sends.
+@pytest.mark.parametrize("how", ["progress-cancel", "cancel-command"])
+async def test_cancel_from_the_editor_mid_agent_command_kills_it(client: LanguageClient, routed_env: RoutedEnv, how: str) -> None:
     env = routed_env
     tag = f"ra-agent-{uuid.uuid4().hex[:8]}"
     env.fake.script("fast-sleeper", replies=[agent_reply(f"exec -a {tag} sleep 60")])
     env.policy.write_text(policy_text(env.fake.base_url, "fast-sleeper", "strong-fixer").replace("executor: oneshot", "executor: builtin"))
     run_id = (await route_fix(client, env))["run_id"]
     await wait_for(lambda: check_processes(tag), timeout=60)
-    result = await command(client, "route-agent.cancelRun", {"run_id": run_id})
-    assert result == {"cancelled": True, "status": "cancelled"}
+    if how == "progress-cancel":
+        client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=f"route-agent/{run_id}"))
+    else:
+        result = await command(client, "route-agent.cancelRun", {"run_id": run_id})
+        assert result == {"cancelled": True, "status": "cancelled"}
     info = await wait_run(client, run_id, "cancelled", "failed", "passed", "error", timeout=10)
     assert info["status"] == "cancelled"
     await wait_for(lambda: not check_processes(tag), timeout=5)
     await wait_for(lambda: not worktrees(env.state), timeout=5)
+    reports = client.progress_reports.get(f"route-agent/{run_id}", [])
+    assert reports and isinstance(reports[-1], types.WorkDoneProgressEnd) and "cancelled" in (reports[-1].message or "")
 
 
 # --- review artefacts from the editor (issue 16) ---------------------------------------------------
