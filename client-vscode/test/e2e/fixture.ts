@@ -112,21 +112,20 @@ export const POLICY_COMMANDS = [
 /**
  * The repository policy. The lanes answer with one patch each (`executor: oneshot`), except the fast
  * lane when `fastExecutor` is `builtin`: then it is the built-in agent loop, one shell command per reply.
+ * It lowers no protection of the default policy (prices, attempts, the sandbox): a repository's policy
+ * cannot, and the editor would list each such setting as ignored. A fast run in the editor stops after
+ * its attempt and offers the escalation by itself.
  */
 export function policyYaml(baseUrl: string, fastExecutor: 'oneshot' | 'builtin' = 'oneshot'): string {
-  const model = (name: string, executor = 'oneshot') =>
-    `    provider: openai-compatible\n    model: ${name}\n    base_url: ${baseUrl}\n    max_context_tokens: 32000\n    price_per_mtok: {input: 1.0, output: 2.0}\n    executor: ${executor}\n`;
+  const model = (name: string, price: string, executor = 'oneshot') =>
+    `    provider: openai-compatible\n    model: ${name}\n    base_url: ${baseUrl}\n    max_context_tokens: 32000\n    price_per_mtok: ${price}\n    executor: ${executor}\n`;
   return `# route-agent policy for the editor test: every model is on the test's local server.
 version: 1
 models:
   fast:
-${model(MODELS.fast, fastExecutor)}  strong:
-${model(MODELS.strong)}  verifier:
-${model(MODELS.verifier)}routing:
-  # One attempt per run: a failed fast run stops and the editor offers the escalation.
-  max_attempts: 1
-verification:
-  sandbox: "off"
+${model(MODELS.fast, '{input: 0.8, output: 4.0}', fastExecutor)}  strong:
+${model(MODELS.strong, '{input: 3.0, output: 15.0}')}  verifier:
+${model(MODELS.verifier, '{input: 0.4, output: 1.6}')}verification:
   fast:
     - {name: tests, run: [python, -m, pytest, -q, -p, no:cacheprovider, --junitxml=.e2e-report.xml, tests], parser: junit, report: .e2e-report.xml, kind: tests, timeout_s: 120}
   strong:

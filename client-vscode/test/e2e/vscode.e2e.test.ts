@@ -318,6 +318,7 @@ describe('Route Agent in code-server', { timeout: 15 * 60_000 }, () => {
     await marker.waitFor({ state: 'visible', timeout: RUN_TIMEOUT_MS });
     const problems = (await page.locator('.markers-panel').textContent()) ?? '';
     assert.match(problems, /route-agent\/verify/);
+    assert.doesNotMatch(problems, /lower a protection/, 'the test policy should set nothing the editor ignores');
     // The failing test is a finding at its own file and line, although that file is not open.
     const failingTest = page.locator('.markers-panel .monaco-list-row', { hasText: 'test_display_name_strips_whitespace' }).first();
     await failingTest.waitFor({ state: 'visible', timeout: RUN_TIMEOUT_MS });
