@@ -64,6 +64,31 @@ def test_rows_round_trip_and_never_duplicate(ledger) -> None:  # type: ignore[no
     assert ledger.spent_today_usd() == pytest.approx(0.27)
 
 
+def test_rows_since_a_time_come_in_order_and_the_day_counts_only_today(ledger) -> None:  # type: ignore[no-untyped-def]
+    old = AttemptRow(run_id="r0", repo="/r", lane="fast", model="m", risk_score=1, passed=True, result="pass", cost_usd=5.0,
+                     created_at="2001-01-01T00:00:00+00:00")
+    data = rows()
+    for row in [*reversed(data), old]:
+        ledger.record(row)
+    since = [r.attempt_id for r in ledger.rows(since="2020-01-01")]
+    assert since == [r.attempt_id for r in sorted(data, key=lambda r: (r.created_at, r.run_id, r.attempt_no))]
+    assert [r.attempt_id for r in ledger.rows()] == [old.attempt_id, *since]
+    assert ledger.spent_today_usd() == pytest.approx(0.27)  # the 2001 row is not today's
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_store_that_fails_says_which_ledger_and_what_failed(store: str, tmp_path: Path,
+                                                               request: pytest.FixtureRequest) -> None:
+    from route_agent.ledger.store import PostgresLedger
+
+    ledger = SqliteLedger(tmp_path / "l.sqlite3") if store == "sqlite" else PostgresLedger(request.getfixturevalue("pg_dsn"))
+    ledger.close()
+    with pytest.raises(LedgerError, match=r"^cannot read the ledger at "):
+        ledger.rows()
+    with pytest.raises(LedgerError, match=r"^cannot write to the ledger at "):
+        ledger.set_review("r1", "accepted")
+
+
 def test_review_is_recorded_on_the_passing_attempt(ledger) -> None:  # type: ignore[no-untyped-def]
     for row in rows():
         ledger.record(row)

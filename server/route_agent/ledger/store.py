@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
@@ -211,6 +212,66 @@ _SQLITE_MIGRATIONS = _migrations("REAL", "")
 _PG_MIGRATIONS = _migrations("DOUBLE PRECISION", "IF NOT EXISTS")
 
 
+@dataclass(frozen=True)
+class _Queries:
+    """The ledger's statements, written once for both stores. They differ only in the parameter
+    marker and in how an insert skips an attempt already recorded (a replayed spool repeats rows)."""
+
+    insert: str
+    set_review: str
+    mark_escalated: str
+    rows: str
+    rows_since: str
+    spent_since: str
+
+    @classmethod
+    def build(cls, mark: str, insert: str, on_conflict: str) -> _Queries:
+        columns = ", ".join(COLUMNS)
+        select, order = f"SELECT {columns} FROM attempts", " ORDER BY created_at, run_id, attempt_no"
+        return cls(
+            insert=f"{insert} INTO attempts ({columns}) VALUES ({', '.join(mark for _ in COLUMNS)}){on_conflict}",
+            set_review=f"UPDATE attempts SET review={mark}, review_reason={mark}, commit_id={mark} WHERE run_id={mark} AND passed=1",
+            mark_escalated=f"UPDATE attempts SET escalated=1, escalation_reason={mark} WHERE run_id={mark} AND attempt_no={mark}",
+            rows=select + order,
+            rows_since=f"{select} WHERE created_at >= {mark}{order}",
+            spent_since=f"SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE created_at >= {mark}",
+        )
+
+
+_SQLITE_QUERIES = _Queries.build("?", "INSERT OR IGNORE", "")
+_PG_QUERIES = _Queries.build("%s", "INSERT", " ON CONFLICT (attempt_id) DO NOTHING")
+
+
+class _SqlLedger(ABC):
+    """What both stores do with a row, through one statement set and the store's `_run`."""
+
+    location: str
+    _queries: _Queries
+
+    @abstractmethod
+    def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Execute `sql`; a database failure is a LedgerError saying what could not be done (`what`)."""
+
+    def record(self, row: AttemptRow) -> None:
+        self._run("write to", self._queries.insert, row.values())
+
+    def set_review(self, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int:
+        params = (review, _redacted(reason) if reason else None, commit_id, run_id)
+        return int(self._run("write to", self._queries.set_review, params).rowcount)
+
+    def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:
+        return int(self._run("write to", self._queries.mark_escalated, (reason, run_id, attempt_no)).rowcount)
+
+    def rows(self, since: str | None = None) -> list[AttemptRow]:
+        query, params = (self._queries.rows_since, (since,)) if since else (self._queries.rows, ())
+        return [AttemptRow.from_values(r) for r in self._run("read", query, params).fetchall()]
+
+    def spent_today_usd(self) -> float:
+        today = datetime.now(UTC).date().isoformat()
+        row = self._run("read", self._queries.spent_since, (today,)).fetchone()
+        return float(row[0]) if row else 0.0
+
+
 def _make_private(path: Path, created: bool) -> None:
     """A ledger route-agent created, or the one in the state directory, is the user's only (0600);
     a team's existing file elsewhere keeps the mode its owners gave it."""
@@ -222,7 +283,9 @@ def _make_private(path: Path, created: bool) -> None:
                 make_private(part)
 
 
-class SqliteLedger:
+class SqliteLedger(_SqlLedger):
+    _queries = _SQLITE_QUERIES
+
     def __init__(self, path: Path) -> None:
         self.location = str(path)
         try:
@@ -262,30 +325,11 @@ class SqliteLedger:
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
-    def record(self, row: AttemptRow) -> None:
-        marks = ", ".join("?" for _ in COLUMNS)
+    def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> Any:
         try:
-            self._db.execute(f"INSERT OR IGNORE INTO attempts ({', '.join(COLUMNS)}) VALUES ({marks})", row.values())
+            return self._db.execute(sql, params)
         except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"cannot write to the ledger at {self.location}: {exc}") from None
-
-    def set_review(self, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int:
-        cur = self._db.execute("UPDATE attempts SET review=?, review_reason=?, commit_id=? WHERE run_id=? AND passed=1",
-                               (review, _redacted(reason) if reason else None, commit_id, run_id))
-        return cur.rowcount
-
-    def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:
-        sql = "UPDATE attempts SET escalated=1, escalation_reason=? WHERE run_id=? AND attempt_no=?"
-        return self._db.execute(sql, (reason, run_id, attempt_no)).rowcount
-
-    def rows(self, since: str | None = None) -> list[AttemptRow]:
-        query = f"SELECT {', '.join(COLUMNS)} FROM attempts"
-        params: tuple[Any, ...] = ()
-        if since:
-            query += " WHERE created_at >= ?"
-            params = (since,)
-        query += " ORDER BY created_at, run_id, attempt_no"
-        return [AttemptRow.from_values(r) for r in self._db.execute(query, params).fetchall()]
+            raise LedgerError(f"cannot {what} the ledger at {self.location}: {exc}") from None
 
     def spooled_rows(self) -> list[tuple[int, AttemptRow]]:
         """Every row in the order it was written (a spool is replayed in this order), with its rowid."""
@@ -295,11 +339,6 @@ class SqliteLedger:
     def forget(self, rowid: int) -> None:
         """Delete one row (a spooled row once the shared ledger holds it)."""
         self._db.execute("DELETE FROM attempts WHERE rowid = ?", (rowid,))
-
-    def spent_today_usd(self) -> float:
-        today = datetime.now(UTC).date().isoformat()
-        value = self._db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE created_at >= ?", (today,)).fetchone()[0]
-        return float(value)
 
     def close(self) -> None:
         self._db.close()
@@ -313,8 +352,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-class PostgresLedger:
+class PostgresLedger(_SqlLedger):
     """The same rows in PostgreSQL, for a team sharing one ledger."""
+
+    _queries = _PG_QUERIES
 
     def __init__(self, dsn: str) -> None:
         try:
@@ -367,41 +408,12 @@ class PostgresLedger:
         return int(row[0]) if row else 0
 
     def _run(self, what: str, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Execute `sql`; any database failure (a dead server, a closed connection) is a LedgerError."""
-        import psycopg
+        import psycopg  # any of its errors: a dead server, a closed connection
 
         try:
             return self._db.execute(sql, params)
         except psycopg.Error as exc:
             raise LedgerError(f"cannot {what} the ledger at {self.location}: {_first_line(exc)}") from None
-
-    def record(self, row: AttemptRow) -> None:
-        marks = ", ".join("%s" for _ in COLUMNS)
-        self._run("write to", f"INSERT INTO attempts ({', '.join(COLUMNS)}) VALUES ({marks}) ON CONFLICT (attempt_id) DO NOTHING",
-                  row.values())
-
-    def set_review(self, run_id: str, review: str, reason: str | None = None, commit_id: str | None = None) -> int:
-        cur = self._run("write to", "UPDATE attempts SET review=%s, review_reason=%s, commit_id=%s WHERE run_id=%s AND passed=1",
-                        (review, _redacted(reason) if reason else None, commit_id, run_id))
-        return int(cur.rowcount)
-
-    def mark_escalated(self, run_id: str, attempt_no: int, reason: str) -> int:
-        sql = "UPDATE attempts SET escalated=1, escalation_reason=%s WHERE run_id=%s AND attempt_no=%s"
-        return int(self._run("write to", sql, (reason, run_id, attempt_no)).rowcount)
-
-    def rows(self, since: str | None = None) -> list[AttemptRow]:
-        query = f"SELECT {', '.join(COLUMNS)} FROM attempts"
-        params: tuple[Any, ...] = ()
-        if since:
-            query += " WHERE created_at >= %s"
-            params = (since,)
-        query += " ORDER BY created_at, run_id, attempt_no"
-        return [AttemptRow.from_values(r) for r in self._run("read", query, params).fetchall()]
-
-    def spent_today_usd(self) -> float:
-        today = datetime.now(UTC).date().isoformat()
-        row = self._run("read", "SELECT COALESCE(SUM(cost_usd), 0) FROM attempts WHERE created_at >= %s", (today,)).fetchone()
-        return float(row[0]) if row else 0.0
 
     def close(self) -> None:
         self._db.close()
