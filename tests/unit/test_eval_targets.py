@@ -1,4 +1,5 @@
-"""`--target KIND=VALUE`: one parser for `policy calibrate` and `policy learn`, each with its kinds."""
+"""KEY=NUMBER options: `--target` for `policy calibrate` and `policy learn` (each with its kinds) and
+`--price`, one parser."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 
 from route_agent.eval.calibrate import Target, parse_target
-from route_agent.eval.data import EvalInputError
+from route_agent.eval.data import EvalInputError, Prices, parse_prices
 from route_agent.eval.learn import LearnTarget, parse_learn_target
 
 
@@ -56,3 +57,21 @@ def test_learn_refusals(text: str, message: str) -> None:
     with pytest.raises(EvalInputError) as raised:
         parse_learn_target(text)
     assert str(raised.value).startswith(message)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("fast=0.8", "--price 'fast=0.8': give both lanes, fast=X,strong=Y", id="one-lane"),
+    pytest.param("fast=0.8,slow=3", "--price 'fast=0.8,slow=3': expected fast=X,strong=Y (for example fast=0.8,strong=3)", id="unknown-lane"),
+    pytest.param("fast=cheap,strong=3", "--price 'fast=cheap,strong=3': 'cheap' is not a number", id="not-a-number"),
+    pytest.param("fast=-1,strong=3", "--price 'fast=-1,strong=3': prices must be finite and >= 0", id="negative"),
+    pytest.param("fast=1,strong=inf", "--price 'fast=1,strong=inf': prices must be finite and >= 0", id="infinite"),
+    pytest.param("fast=1,strong=0", "--price 'fast=1,strong=0': the strong lane's price must be > 0", id="free-strong"),
+])
+def test_price_refusals(text: str, message: str) -> None:
+    with pytest.raises(EvalInputError) as raised:
+        parse_prices(text)
+    assert str(raised.value) == message
+
+
+def test_prices() -> None:
+    assert parse_prices(" strong = 3 , fast=0") == Prices(0.0, 3.0)

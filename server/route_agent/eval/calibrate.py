@@ -27,7 +27,7 @@ import yaml
 
 from route_agent.eval import targets
 from route_agent.eval.classify import ALWAYS_STRONG_KEY
-from route_agent.eval.data import Dataset, EvalInputError
+from route_agent.eval.data import Dataset, EvalInputError, ValueRule
 from route_agent.policy.models import Policy
 from route_agent.routing.decide import Router
 from route_agent.signals.compute import Signals
@@ -42,7 +42,7 @@ WEIGHT_GRID: dict[str, tuple[int, ...]] = {
 
 
 Target = targets.Target[Literal["strong-share", "quality"]]
-TARGET_RULES: dict[Literal["strong-share", "quality"], targets.ValueRule] = {
+TARGET_RULES: dict[Literal["strong-share", "quality"], ValueRule] = {
     "strong-share": targets.STRONG_SHARE, "quality": targets.QUALITY,
 }
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, TypeVar
 
 OUTCOME_COLUMNS = ("instance_id", "model", "resolved", "cost_usd")
 TASK_FIELDS = ("instance_id", "repo", "problem_statement")
 MAX_LISTED = 5
+K = TypeVar("K", bound=str)
 
 
 class EvalInputError(Exception):
@@ -79,20 +81,42 @@ class Dataset:
         )
 
 
+@dataclass(frozen=True)
+class ValueRule:
+    """What a KEY=NUMBER option's number must be: `accepts(value)`, and what to say when it is not."""
+
+    accepts: Callable[[float], bool]
+    problem: str
+
+
+def parse_setting(text: str, rules: Mapping[K, ValueRule], expected: str, flag: str, shown: str | None = None) -> tuple[K, float]:
+    """`text` as KEY=NUMBER with KEY one of `rules` and the number as its rule wants (`--price` and
+    `--target`); otherwise an EvalInputError naming `flag` and `shown` (the whole option, default
+    `text`), saying `expected` when KEY is not one of `rules`."""
+    shown = text if shown is None else shown
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    found = next((k for k in rules if k == key), None)
+    if not sep or found is None:
+        raise EvalInputError(f"{flag} {shown!r}: expected {expected}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise EvalInputError(f"{flag} {shown!r}: {raw.strip()!r} is not a number") from None
+    if not rules[found].accepts(value):
+        raise EvalInputError(f"{flag} {shown!r}: {rules[found].problem}")
+    return found, value
+
+
+PRICE = ValueRule(lambda v: math.isfinite(v) and v >= 0, "prices must be finite and >= 0")
+PRICE_RULES: dict[Literal["fast", "strong"], ValueRule] = {"fast": PRICE, "strong": PRICE}
+
+
 def parse_prices(text: str) -> Prices:
     """`fast=X,strong=Y` (numbers >= 0, strong > 0)."""
     values: dict[str, float] = {}
     for part in text.split(","):
-        key, sep, raw = part.partition("=")
-        key = key.strip()
-        if not sep or key not in ("fast", "strong"):
-            raise EvalInputError(f"--price {text!r}: expected fast=X,strong=Y (for example fast=0.8,strong=3)")
-        try:
-            value = float(raw)
-        except ValueError:
-            raise EvalInputError(f"--price {text!r}: {raw.strip()!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise EvalInputError(f"--price {text!r}: prices must be finite and >= 0")
+        key, value = parse_setting(part, PRICE_RULES, "fast=X,strong=Y (for example fast=0.8,strong=3)", "--price", shown=text)
         values[key] = value
     if set(values) != {"fast", "strong"}:
         raise EvalInputError(f"--price {text!r}: give both lanes, fast=X,strong=Y")

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from route_agent.eval import targets
-from route_agent.eval.data import Dataset, EvalInputError
+from route_agent.eval.data import Dataset, EvalInputError, ValueRule
 from route_agent.policy.predictor import LogisticModel, Prediction, Predictor
 from route_agent.routing.decide import Decision
 from route_agent.routing.learned import PLANS, Plan, choose_plan, task_features
@@ -48,7 +48,7 @@ MIN_LEDGER_TASKS = 200
 
 
 LearnTarget = targets.Target[Literal["quality", "cost-weight"]]
-LEARN_TARGET_RULES: dict[Literal["quality", "cost-weight"], targets.ValueRule] = {
+LEARN_TARGET_RULES: dict[Literal["quality", "cost-weight"], ValueRule] = {
     "quality": targets.QUALITY, "cost-weight": targets.COST_WEIGHT,
 }
 

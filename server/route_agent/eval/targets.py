@@ -1,14 +1,14 @@
-"""`--target KIND=VALUE` for `route-agent policy calibrate` and `policy learn`: one parser; each
-command names the kinds it takes and what each kind's value must be."""
+"""`--target KIND=VALUE` for `route-agent policy calibrate` and `policy learn`: each command names
+the kinds it takes and what each kind's value must be; the parsing is `data.parse_setting`, as for `--price`."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from route_agent.eval.data import EvalInputError
+from route_agent.eval.data import ValueRule, parse_setting
 
 K = TypeVar("K", bound=str)
 
@@ -22,14 +22,6 @@ class Target(Generic[K]):
         return f"{self.kind}={self.value:g}"
 
 
-@dataclass(frozen=True)
-class ValueRule:
-    """What one kind's value must be: `accepts(value)`, and what to say when it is not."""
-
-    accepts: Callable[[float], bool]
-    problem: str
-
-
 QUALITY = ValueRule(lambda v: 0 < v <= 2, "quality is a fraction of all-strong's resolve rate, e.g. 0.95 or 1.0")
 STRONG_SHARE = ValueRule(lambda v: 0 <= v <= 1, "a strong share is between 0 and 1")
 COST_WEIGHT = ValueRule(lambda v: math.isfinite(v) and v >= 0, "the cost weight must be >= 0")
@@ -38,15 +30,4 @@ COST_WEIGHT = ValueRule(lambda v: math.isfinite(v) and v >= 0, "the cost weight 
 def parse_target(text: str, rules: Mapping[K, ValueRule], expected: str) -> Target[K]:
     """`text` as KIND=VALUE with KIND one of `rules`; EvalInputError (naming the flag) otherwise.
     `expected` says what the command takes, for the message when KIND is not one of them."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    kind = next((k for k in rules if k == key), None)
-    if not sep or kind is None:
-        raise EvalInputError(f"--target {text!r}: expected {expected}")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise EvalInputError(f"--target {text!r}: {raw.strip()!r} is not a number") from None
-    if not rules[kind].accepts(value):
-        raise EvalInputError(f"--target {text!r}: {rules[kind].problem}")
-    return Target(kind, value)
+    return Target(*parse_setting(text, rules, expected, "--target"))
