@@ -104,15 +104,31 @@ def render_eval(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def plot_eval(result: dict[str, Any], path: Path) -> None:
+def _figure(width: float, height: float) -> tuple[Any, Any]:
+    """A figure and its axes, drawn without a display (matplotlib is imported only when plotting)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt.subplots(figsize=(width, height), dpi=110)
+
+
+def _save(fig: Any, ax: Any, path: Path, legend_loc: str) -> None:
+    """Grid, legend, layout, then the PNG; the figure is closed (matplotlib keeps open ones)."""
+    import matplotlib.pyplot as plt
+
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc=legend_loc)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def plot_eval(result: dict[str, Any], path: Path) -> None:
     label = result["signals_label"]
     strategies = result["strategies"]
-    fig, ax = plt.subplots(figsize=(8.5, 6), dpi=110)
+    fig, ax = _figure(8.5, 6)
     rm = result["routing_metrics"]
     rc = rm["router_curve"]
     ax.plot([p["total_cost"] for p in rc], [p["resolve_rate"] * 100 for p in rc], "-", color="tab:blue", lw=1.5,
@@ -145,11 +161,7 @@ def plot_eval(result: dict[str, Any], path: Path) -> None:
     title = f"{result['fast_model']} vs {result['strong_model']}; signals: {label}"
     ax.set_title(f"{title}\nrouter APGR {apgr if apgr is None else round(apgr, 3)}{ci_text} (random 0.5); "
                  f"verifier recall {result['verifier']['recall']:g}, FPR {result['verifier']['false_positive_rate']:g}", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="center left")
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    _save(fig, ax, path, "center left")
 
 
 PLAN_LABELS = {
@@ -205,13 +217,8 @@ def render_learn(result: dict[str, Any]) -> list[str]:
 
 
 def plot_learn(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cv = result["cross_validation"]
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    fig, ax = _figure(8, 5.5)
     front = cv["frontier"]
     ax.plot([p["cost_vs_all_strong"] * 100 for p in front], [p["resolve_vs_all_strong"] * 100 for p in front], "-o", ms=3,
             color="tab:blue", label="learned plan choice, every cost weight (LORO)")
@@ -231,8 +238,4 @@ def plot_learn(result: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{result['fast_model']} vs {result['strong_model']}, fast = {result['fast_cost_vs_strong'] * 100:.0f}% of strong's cost\n"
                  f"leave-one-repository-out; predictor APGR {cv['apgr']:.3f}{ci_text}; catch {result['verifier']['catch_rate']:g}, "
                  f"false alarm {result['verifier']['false_alarm_rate']:g}", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    _save(fig, ax, path, "lower right")
