@@ -265,20 +265,13 @@ def kill_marked(marker: str, sig: int) -> int:
     killed = 0
     me = os.getpid()
     try:
-        entries = os.listdir("/proc")
+        environs = reaper.proc_files("environ")
     except OSError:
         return 0
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as handle:
-                data = handle.read()
-        except OSError:
-            continue
-        if needle in data.split(b"\0"):
+    for pid, data in environs:
+        if pid != me and needle in data.split(b"\0"):
             with contextlib.suppress(OSError):
-                os.kill(int(entry), sig)
+                os.kill(pid, sig)
                 killed += 1
     return killed
 

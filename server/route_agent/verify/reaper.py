@@ -37,19 +37,28 @@ class _Terminated(Exception):
     pass
 
 
-def _children() -> dict[int, list[tuple[int, bytes]]]:
-    out: dict[int, list[tuple[int, bytes]]] = {}
+def proc_files(name: str) -> list[tuple[int, bytes]]:
+    """(pid, the bytes of /proc/PID/`name`) for every process whose file could be read: processes
+    come and go while /proc is read, so one that is gone (or not ours to read) is passed over. An
+    unlistable /proc raises OSError. Also used by checks.kill_marked (this file stays standard library only)."""
+    out: list[tuple[int, bytes]] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                data = handle.read()
+            with open(f"/proc/{entry}/{name}", "rb") as handle:
+                out.append((int(entry), handle.read()))
         except OSError:
             continue
+    return out
+
+
+def _children() -> dict[int, list[tuple[int, bytes]]]:
+    out: dict[int, list[tuple[int, bytes]]] = {}
+    for pid, data in proc_files("stat"):
         fields = data[data.rfind(b")") + 2:].split()  # the command name may hold spaces and parentheses
         if len(fields) > 1:
-            out.setdefault(int(fields[1]), []).append((int(entry), fields[0]))
+            out.setdefault(int(fields[1]), []).append((pid, fields[0]))
     return out
 
 
