@@ -184,8 +184,7 @@ async def _builtin(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, fin
     if outcome.error is not None:
         out.error = outcome.error
     elif not outcome.submitted:
-        rule = "sandbox-required" if outcome.status == "sandbox_unavailable" else f"agent_{outcome.status}"
-        out.rejected = Finding("agent", f"{lane} lane agent: {outcome.message}", "error", rule=rule, kind="patch")
+        out.rejected = _agent_stopped(lane, outcome.status, outcome.message)
 
 
 async def _external(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, findings: list[str], tried: list[str], log: Path,
@@ -232,5 +231,10 @@ async def _external(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, fi
     if not outcome.ok:
         tail = outcome.output.strip().splitlines()[-5:]
         detail = (": " + " | ".join(tail)) if tail else ""
-        rule = "sandbox-required" if outcome.status == "sandbox_unavailable" else f"agent_{outcome.status}"
-        out.rejected = Finding("agent", f"{lane} lane agent: {outcome.message}{detail}"[:2000], "error", rule=rule, kind="patch")
+        out.rejected = _agent_stopped(lane, outcome.status, f"{outcome.message}{detail}")
+
+
+def _agent_stopped(lane: str, status: str, message: str) -> Finding:
+    """The finding for an agent (built-in or external) that stopped without a patch to verify."""
+    rule = "sandbox-required" if status == "sandbox_unavailable" else f"agent_{status}"
+    return Finding("agent", f"{lane} lane agent: {message}"[:2000], "error", rule=rule, kind="patch")
