@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 
@@ -32,30 +33,29 @@ def test_learn_targets(text: str, expected: LearnTarget) -> None:
     assert parse_learn_target(text) == expected
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    pytest.param("quality", "--target 'quality': expected strong-share=S or quality=Q (for example quality=1.0)", id="no-value"),
-    pytest.param("cost-weight=1", "--target 'cost-weight=1': expected strong-share=S or quality=Q", id="learn-only-kind"),
-    pytest.param("quality=x", "--target 'quality=x': 'x' is not a number", id="not-a-number"),
-    pytest.param("strong-share=2", "--target 'strong-share=2': a strong share is between 0 and 1", id="share-above-one"),
-    pytest.param("quality=0", "--target 'quality=0': quality is a fraction of all-strong's resolve rate", id="quality-zero"),
-    pytest.param("quality=nan", "--target 'quality=nan': quality is a fraction", id="quality-nan"),
+@pytest.mark.parametrize(("parse", "text", "message"), [
+    pytest.param(parse_target, "quality", "--target 'quality': expected strong-share=S or quality=Q (for example quality=1.0)",
+                 id="calibrate-no-value"),
+    pytest.param(parse_target, "cost-weight=1", "--target 'cost-weight=1': expected strong-share=S or quality=Q",
+                 id="calibrate-learn-only-kind"),
+    pytest.param(parse_target, "quality=x", "--target 'quality=x': 'x' is not a number", id="calibrate-not-a-number"),
+    pytest.param(parse_target, "strong-share=2", "--target 'strong-share=2': a strong share is between 0 and 1",
+                 id="calibrate-share-above-one"),
+    pytest.param(parse_target, "quality=0", "--target 'quality=0': quality is a fraction of all-strong's resolve rate",
+                 id="calibrate-quality-zero"),
+    pytest.param(parse_target, "quality=nan", "--target 'quality=nan': quality is a fraction", id="calibrate-quality-nan"),
+    pytest.param(parse_learn_target, "strong-share=0.3", "--target 'strong-share=0.3': expected quality=Q (fraction of all-strong's "
+                 "resolve rate, e.g. 1.0) or cost-weight=W (resolve rate given up per strong attempt saved, e.g. 0.3)",
+                 id="learn-calibrate-only-kind"),
+    pytest.param(parse_learn_target, "cost-weight=-1", "--target 'cost-weight=-1': the cost weight must be >= 0", id="learn-negative-weight"),
+    pytest.param(parse_learn_target, f"cost-weight={math.inf}", "--target 'cost-weight=inf': the cost weight must be >= 0",
+                 id="learn-infinite-weight"),
+    pytest.param(parse_learn_target, "quality=3", "--target 'quality=3': quality is a fraction of all-strong's resolve rate",
+                 id="learn-quality-above-two"),
 ])
-def test_calibrate_refusals(text: str, message: str) -> None:
+def test_target_refusals(parse: Callable[[str], object], text: str, message: str) -> None:
     with pytest.raises(EvalInputError) as raised:
-        parse_target(text)
-    assert str(raised.value).startswith(message)
-
-
-@pytest.mark.parametrize(("text", "message"), [
-    pytest.param("strong-share=0.3", "--target 'strong-share=0.3': expected quality=Q (fraction of all-strong's resolve rate, "
-                 "e.g. 1.0) or cost-weight=W (resolve rate given up per strong attempt saved, e.g. 0.3)", id="calibrate-only-kind"),
-    pytest.param("cost-weight=-1", "--target 'cost-weight=-1': the cost weight must be >= 0", id="negative-weight"),
-    pytest.param(f"cost-weight={math.inf}", "--target 'cost-weight=inf': the cost weight must be >= 0", id="infinite-weight"),
-    pytest.param("quality=3", "--target 'quality=3': quality is a fraction of all-strong's resolve rate", id="quality-above-two"),
-])
-def test_learn_refusals(text: str, message: str) -> None:
-    with pytest.raises(EvalInputError) as raised:
-        parse_learn_target(text)
+        parse(text)
     assert str(raised.value).startswith(message)
 
 
