@@ -231,6 +231,49 @@ def test_item11_escape_sequences_in_patch_paths_and_check_output_are_escaped(sce
     assert outside_fingerprint(s) == outside
 
 
+BIDI = "\u202e\u2066"  # right-to-left override, left-to-right isolate: text that reads otherwise than it is
+INVISIBLE = set(RAW_CONTROLS) | {"\u202e", "\u2066", "\u200b"}
+
+
+def test_item11_the_editor_shows_escape_and_bidi_characters_written_out(scenario: Scenario) -> None:
+    """The same hostile check output and patch path, routed from the editor: no diagnostic, message or
+    progress text the server sends carries them raw (an editor may echo messages in a terminal UI,
+    and bidi controls reorder what the user reads); they are written out as \\xNN / \\uNNNN."""
+    s = scenario
+    name = f"docs/notes{OSC0}{BIDI}.txt"
+    diff = (f"diff --git a/{name} b/{name}\nnew file mode 100644\n--- /dev/null\n+++ b/{name}\n@@ -0,0 +1 @@\n+hi\n")
+    s.fake.script("vandal", reply="Done.\n\n```diff\n" + diff + "```\n")
+    hostile = OSC52 + BIDI + "\u200b"
+    loud = check("loud", ["python3", "-c", f"import sys; print('app/sync.py:1:1: error: ' + {hostile!r}); sys.exit(1)"],
+                 parser="problem-matcher", timeout_s=30)
+    write_policy(s.tmp / "config" / "policy.yaml", policy_data(s.fake.base_url))
+    policy = s.policy(checks=[loud], strong="vandal")
+    outside = outside_fingerprint(s)
+    lsp = LspProcess(s.repo, s.env)
+    try:
+        lsp.initialize(s.repo, {"policyPath": str(policy)})
+        args = {"brief": TASK, "folderUri": s.repo.as_uri(), "wait": True, "lane": "fast"}
+        lsp.request(20, "workspace/executeCommand", {"command": "route-agent.routeFix", "arguments": [args]})
+        done = lsp.wait_reply(20, 120)
+        assert done is not None and "result" in done, done
+        lsp.request(21, "textDocument/diagnostic", {"textDocument": {"uri": (s.repo / "app" / "sync.py").as_uri()}})
+        pulled = lsp.wait_reply(21, 30)
+        assert pulled is not None and "result" in pulled, pulled
+        with lsp.cond:
+            sent = [m for m in lsp.messages if m.get("method") in (
+                "textDocument/publishDiagnostics", "window/showMessage", "window/logMessage", "$/progress", "window/showMessageRequest")]
+        texts = [json.dumps(m["params"], ensure_ascii=False) for m in sent] + [json.dumps(pulled["result"], ensure_ascii=False)]
+        raw = sorted({f"U+{ord(c):04X}" for t in texts for c in t if c in INVISIBLE})
+        assert not raw, f"sent raw to the editor: {raw}"
+        shown = "\n".join(texts)
+        assert "\\\\x1b]52" in shown and "\\\\u202e" in shown, "the check's output never reached the editor"
+    finally:
+        lsp.close()
+    s.expected_rows = len(s.ledger_rows())
+    s.assert_nothing_lost()
+    assert outside_fingerprint(s) == outside
+
+
 # -- item 12: private state, briefs redacted in the ledger, the key scrubbed in any encoding, URL credentials --------
 
 def test_item12_private_state_redacted_brief_and_no_url_credentials_in_checks(scenario: Scenario) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Generator
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
@@ -18,6 +19,7 @@ from pygls.protocol.language_server import lsp_method
 
 from route_agent.lsp.pygls_private import forget_request, request_future
 from route_agent.lsp.state.documents import LineDocument
+from route_agent.lsp.visible import visible_params
 
 if TYPE_CHECKING:
     from route_agent.lsp.server import RouteAgentServer
@@ -37,6 +39,14 @@ class RouteAgentProtocol(LanguageServerProtocol):
         super().__init__(server, converter)
         self.fast_requests: dict[str, FastHandler] = {}
         """Hot read-only requests answered straight from JSON (no cattrs round trip), by method."""
+
+    def notify(self, method: str, params: Any | None = None) -> None:
+        """Every notification the server sends; the text a user reads has its invisible characters shown."""
+        super().notify(method, visible_params(method, params))
+
+    def send_request(self, method: str, params: Any | None = None, callback: Callable[[Any], None] | None = None,
+                     msg_id: Any | None = None) -> Future[Any]:
+        return super().send_request(method, visible_params(method, params), callback, msg_id)
 
     def send_result_json(self, msg_id: Any, result: Any) -> None:
         import json

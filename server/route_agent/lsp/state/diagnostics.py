@@ -26,6 +26,7 @@ from route_agent.lsp.diagnostic_items import (
     risk_notes,
 )
 from route_agent.lsp.state.folders import FolderState
+from route_agent.lsp.visible import visible_diagnostics
 
 if TYPE_CHECKING:
     from route_agent.lsp.server import RouteAgentServer
@@ -51,7 +52,7 @@ class DiagnosticStore:
             _collect_folder(ls, folder, out)
         for uri, diags in self.policy.items():
             out.setdefault(uri, []).extend(diags)
-        return out
+        return {uri: visible_diagnostics(diags) for uri, diags in out.items()}
 
     def deliver(self, ls: RouteAgentServer) -> None:
         """Recompute every diagnostic; push what changed, or bump versions and ask pull clients to refresh."""
