@@ -3,8 +3,10 @@
 payloads, out-of-range positions, cancels of unknown ids. No crash; every request id (an int or a
 string, well framed) is answered with a result or a JSON-RPC error; RSS stays bounded.
 
-Seeded (derandomized) and bounded: 100 batches of 100 messages, no shrinking, and a wall-clock
-budget after which the remaining batches are skipped (the count is still asserted)."""
+Seeded (derandomized) and bounded: 100 batches of 100 messages, no shrinking, and a hang guard: past
+HANG_GUARD_S the test fails (it is not a speed requirement; a loaded 2-core CI machine took about
+130 s for the 10,000, a quiet one about 60 s). Every batch always runs: an earlier version skipped the
+batches left after 110 s and then failed on the count, which made the machine's load the verdict."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from safety_support import LspProcess, rss_kb
 from support.repos import make_sync_repo
 
 BATCHES, BATCH = 100, 100
-BUDGET_S = 110.0
+HANG_GUARD_S = 900.0
 RSS_LIMIT_KB = 700 * 1024
 
 METHODS = [
@@ -166,8 +168,7 @@ def test_lsp_fuzz_ten_thousand_messages(tmp_path: Path) -> None:
                   suppress_health_check=list(HealthCheck))
         @given(st.lists(wire_messages(root, counter), min_size=BATCH, max_size=BATCH))
         def batch(messages: list[tuple[bytes, list[Any]]]) -> None:
-            if time.monotonic() - started > BUDGET_S:
-                return
+            assert time.monotonic() - started < HANG_GUARD_S, f"the fuzz ran past its {HANG_GUARD_S:.0f} s hang guard"
             ids: list[Any] = []
             for data, expect in messages:
                 lsp.send_bytes(data)
@@ -190,7 +191,7 @@ def test_lsp_fuzz_ten_thousand_messages(tmp_path: Path) -> None:
         batch()
         stats["seconds"] = round(time.monotonic() - started, 1)
         print("\nLSP fuzz:", json.dumps(stats))
-        assert stats["messages"] >= 10_000, f"only {stats['messages']} messages within the time budget"
+        assert stats["messages"] == BATCHES * (BATCH + 1) >= 10_000, f"only {stats['messages']} messages were sent and answered"
         # still healthy: a normal request and a clean shutdown
         lsp.request("final-shutdown", "shutdown")
         reply = lsp.wait_reply("final-shutdown", 5)
