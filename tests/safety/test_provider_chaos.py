@@ -32,7 +32,7 @@ from support.repos import FIX_REPLY, fingerprint, held_worktrees, make_sync_repo
 
 TASKS = 200
 SEED = 20261126
-BUDGET_S = 240.0
+BUDGET_S = 600.0  # a hang guard, not a speed requirement (the 200 tasks are always all run)
 INCOMPLETE = {"cut", "no-done", "error-event", "keepalive-only", "html", "length", "status-500", "status-429-long"}
 FAULTS: dict[str, dict[str, Any]] = {
     "ok": {"reply": FIX_REPLY},
