@@ -15,6 +15,10 @@ available.
 3. Memory: a 200-step session whose every command prints 100 KB; resident memory (RSS) after step 1
    and after step 200. Outputs are capped and the oldest are dropped to fit the context, so it should
    stay flat.
+4. The relay an external agent reaches its model through (lanes/relay.py): the same streamed chat
+   completion (a 2 KB prompt, a 1 KB answer), sent by an OpenAI-style client straight to the server
+   and through the relay (token check, outbound gate, key swap, metering); medians of N calls each,
+   interleaved. What it adds is paid once per model call of the agent.
 
     .venv/bin/python benchmarks/bench_agent.py [--steps N] [--long-steps N]
 """
@@ -37,6 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from route_agent.lanes.agent import AgentSession, AgentStep, run_agent  # noqa: E402
 from route_agent.lanes.client import LaneClient  # noqa: E402
+from route_agent.lanes.relay import ModelRelay  # noqa: E402
 from route_agent.policy.models import AgentLimits, Check, Models, ModelSpec, Policy  # noqa: E402
 from route_agent.verify.checks import probe_sandbox, run_one  # noqa: E402
 from route_agent.workspace.git import open_repo  # noqa: E402
@@ -138,10 +143,32 @@ async def memory(server: FakeServerProcess, worktree: Path, steps: int) -> tuple
     return rss[1], rss[steps // 2], rss[steps]
 
 
+def relay_overhead(server: FakeServerProcess, calls: int) -> tuple[float, float]:
+    """Medians of a streamed call straight to the server and through the relay, interleaved."""
+    import httpx
+
+    server.script("bench-relay", ["x" * 1024])
+    spec = ModelSpec(provider="openai-compatible", model="bench-relay", base_url=server.base_url, api_key_env="BENCH_KEY")
+    body = {"model": "bench-relay", "stream": True, "messages": [{"role": "user", "content": "fix the bug in add(). " * 100}]}
+    direct, relayed = [], []
+    with ModelRelay(server.base_url, KEY, spec) as relay, httpx.Client(timeout=30) as client:
+        for _ in range(calls):
+            for base, key, out in ((server.base_url, KEY, direct), (relay.base_url, relay.token, relayed)):
+                started = time.perf_counter()
+                with client.stream("POST", base + "/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}) as r:
+                    for _chunk in r.iter_bytes():
+                        pass
+                    assert r.status_code == 200
+                out.append(time.perf_counter() - started)
+        assert len(relay.model_calls) == calls and not relay.estimated
+    return statistics.median(direct), statistics.median(relayed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=100, help="steps of the per-step overhead session")
     parser.add_argument("--long-steps", type=int, default=200, help="steps of the memory session (100 KB per output)")
+    parser.add_argument("--relay-calls", type=int, default=200, help="calls each way for the relay's overhead")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     os.environ["ROUTE_AGENT_STATE_DIR"] = str(base / "state")
@@ -155,6 +182,7 @@ def main() -> None:
         figures = asyncio.run(per_step_overhead(server, worktree.path, args.steps))
         plain, boxed = asyncio.run(sandbox_startup(worktree.path, 30))
         first, middle, last = asyncio.run(memory(server, worktree.path, args.long_steps))
+        direct, relayed = relay_overhead(server, args.relay_calls)
     finally:
         server.close()
         remove_worktree(repo, worktree)
@@ -172,6 +200,10 @@ def main() -> None:
     print(f"  after step 1                         {first:8.1f} MB")
     print(f"  after step {args.long_steps // 2:<4}                      {middle:8.1f} MB")
     print(f"  after step {args.long_steps:<4}                      {last:8.1f} MB   (ratio {last / first:.3f})")
+    print(f"an external agent's model call, streamed, medians of {args.relay_calls} each:")
+    print(f"  straight to the server               {direct * 1000:8.2f} ms")
+    print(f"  through the relay                    {relayed * 1000:8.2f} ms   (the relay adds {(relayed - direct) * 1000:.2f} ms, "
+          f"{relayed / direct:.2f}x)")
 
 
 if __name__ == "__main__":
