@@ -11,7 +11,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from safety_support import LspProcess, Scenario
+from safety_support import LspProcess, Scenario, policy_data, write_policy
 
 from support.repos import FIX_REPLY, commit_all, git
 
@@ -360,3 +360,40 @@ def test_issue12_item10_the_verifier_is_told_the_diff_was_cut_and_is_then_not_co
     assert "CUT: you are shown only the first" in asked[0] and "CUT:" not in asked[1]
     assert "verifier_partial_diff" in r.proc.stderr, r.proc.stderr
     s.assert_nothing_lost()
+
+
+# -- issue 16: installed-dependency folders a repository's policy names -----------------------------------------------
+
+def test_issue16_a_repository_policy_cannot_show_a_folder_outside_the_repository_to_its_checks(scenario: Scenario) -> None:
+    """The repository names `cache` as a dependency folder and makes it an untracked link to the user's
+    home: it is refused with a finding, neither bound nor copied in, and the check cannot read through it."""
+    s = scenario
+    target, data, mode = outside_file(s)
+    policy_dir = s.repo / ".route-agent"
+    policy_dir.mkdir()
+    (policy_dir / "policy.yaml").write_text("verification:\n  dependency_dirs: [cache]\n")
+    commit_all(s.repo, "a repository policy naming a dependency folder")
+    (s.repo / "cache").symlink_to(target.parent, target_is_directory=True)  # untracked, as `npm install` output would be
+    s.snapshot()
+    read = {"name": "peek", "run": ["cat", "cache/.bashrc"], "parser": "exit-code", "timeout_s": 30}
+    write_policy(s.tmp / "config" / "policy.yaml", policy_data(s.fake.base_url, checks=[read]))
+    r = s.route(TASK)
+    assert r.out is not None, r.text
+    fast = r.out["attempts"][0]
+    assert [(c["name"], c["status"]) for c in fast["checks"]] == [("peek", "fail")], fast
+    assert f"dependency folder cache resolves to {target.parent.resolve()}, outside the repository" in r.text, r.text
+    assert "export PATH" not in r.text, "the check read the user's file through the link"
+    assert_untouched(target, data, mode)
+    s.assert_nothing_lost()
+
+
+@pytest.mark.parametrize("name", ["../home", "/etc", ".git/hooks"])
+def test_issue16_a_dependency_folder_outside_the_repository_is_a_file_line_col_error(scenario: Scenario, name: str) -> None:
+    s = scenario
+    policy_dir = s.repo / ".route-agent"
+    policy_dir.mkdir()
+    policy = policy_dir / "policy.yaml"
+    policy.write_text(f'verification:\n  dependency_dirs: ["{name}"]\n')
+    r = s.cli("policy", "check", str(policy))
+    assert r.code == 2, r.text
+    assert f"{policy}:2:" in r.text and "verification.dependency_dirs" in r.text and "Traceback" not in r.text, r.text

@@ -44,6 +44,7 @@ from route_agent.lanes.prompt import never_send_reason, redact_text
 from route_agent.policy.models import AgentLimits, Check
 from route_agent.signals.taint import clean_tainted
 from route_agent.verify.checks import CheckRun, SandboxInfo, probe_sandbox, run_one
+from route_agent.workspace.dependencies import NO_DEPENDENCY_DIRS, DependencyDirs
 
 __all__ = [
     "AgentOutcome",
@@ -149,6 +150,8 @@ class AgentSession:
     """A JSON-lines file that receives every message as sent (redacted), appended as the session goes."""
     sandbox: SandboxInfo | None = None
     """For tests: the sandbox to use instead of probing for bubblewrap."""
+    dependencies: DependencyDirs = NO_DEPENDENCY_DIRS
+    """The user's installed-dependency folders, visible to every command read-only (workspace/dependencies.py)."""
 
 
 @dataclass
@@ -354,7 +357,7 @@ async def _run_command(session: AgentSession, command: str, sandbox: SandboxInfo
                                   timeout_s=timeout_s, kind="other")
     return await run_one(check, session.worktree, environ=environ if environ is not None else dict(os.environ),
                          deadline=time.monotonic() + timeout_s, max_output_bytes=session.max_output_bytes, sandbox=sandbox,
-                         scratch_dir=scratch, supervise=False)
+                         scratch_dir=scratch, supervise=False, dependencies=session.dependencies)
 
 
 def _deadline(outcome: AgentOutcome, limits: AgentLimits) -> AgentOutcome:

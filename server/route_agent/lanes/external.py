@@ -38,6 +38,7 @@ from route_agent.policy.keys import api_key_env_for
 from route_agent.policy.models import Check, ExternalAgent, ModelSpec
 from route_agent.signals.taint import clean_tainted
 from route_agent.verify.checks import CheckRun, SandboxInfo, run_one
+from route_agent.workspace.dependencies import NO_DEPENDENCY_DIRS, DependencyDirs
 
 __all__ = ["ExternalOutcome", "ExternalRun", "base_url_for", "fill_placeholders", "run_external_agent"]
 
@@ -85,6 +86,8 @@ class ExternalRun:
     """The run's budgets and what the task has spent: the relay refuses calls past them."""
     on_call: Callable[[RelayCall], None] | None = None
     """Called (from the relay's thread) after each request the agent made."""
+    dependencies: DependencyDirs = NO_DEPENDENCY_DIRS
+    """The user's installed-dependency folders, visible to the agent read-only (workspace/dependencies.py)."""
 
 
 @dataclass
@@ -176,7 +179,7 @@ async def run_external_agent(run: ExternalRun) -> ExternalOutcome:
         started = time.monotonic()
         result = await run_one(check, run.worktree, environ=environ, deadline=started + run.agent.timeout_s,
                                max_output_bytes=MAX_OUTPUT_BYTES, sandbox=sandbox, scratch_dir=scratch, extra_env=extra,
-                               share_network=True)
+                               share_network=True, dependencies=run.dependencies)
         output = result.output_excerpt
         if len(output) > 2 * OUTPUT_SHOWN:
             output = output[:OUTPUT_SHOWN] + "\n[…]\n" + output[-OUTPUT_SHOWN:]

@@ -6,6 +6,7 @@ Kept in one place so `run.py` reads as the flow of a task and tests can see what
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from route_agent.lanes.errors import LaneError
@@ -14,6 +15,7 @@ from route_agent.policy.keys import missing_key as _missing_key
 from route_agent.policy.models import ModelSpec
 from route_agent.verify.findings import Finding
 from route_agent.workspace.context import context_paths
+from route_agent.workspace.dependencies import DependencyDirs, resolve_dependency_dirs, unlink_dependency_dirs
 from route_agent.workspace.git import WorkspaceError
 from route_agent.workspace.patches import PatchLimits, PatchRejected, apply_patch_in_worktree, extract_patch
 from route_agent.workspace.pool import Lease, PoolSettings, lease_worktree, prune_pool
@@ -60,11 +62,24 @@ def prune_worktrees(req: RunRequest) -> None:
 
 class RunWorktree:
     """The run's worktree: leased from the repository's pool when first needed, reset to the user's
-    current state for every attempt (an escalation reuses it), released when the run ends."""
+    current state for every attempt (an escalation reuses it), released when the run ends. The user's
+    installed-dependency folders (`verification.dependency_dirs`) are resolved once, when it is first
+    prepared: checks and agent commands see them read-only (workspace/dependencies.py)."""
 
     def __init__(self, req: RunRequest) -> None:
         self.req = req
         self.lease: Lease | None = None
+        self._dependencies: DependencyDirs | None = None
+
+    @property
+    def dependencies(self) -> DependencyDirs:
+        if self._dependencies is None:
+            self._dependencies = resolve_dependency_dirs(self.req.repo.root, self.req.policy.verification.dependency_dirs)
+        return self._dependencies
+
+    def drop_dependency_links(self, worktree: Path) -> None:
+        """Before a diff of the worktree is taken: no link to an installed folder may become part of it."""
+        unlink_dependency_dirs(self.dependencies, worktree)
 
     def note_written(self, paths: Sequence[str]) -> None:
         """Paths an attempt wrote (its patch): the lease deletes them when it ends, with the copies."""
@@ -75,6 +90,7 @@ class RunWorktree:
         """The worktree, reset; and the seconds a first checkout took when this call made it."""
         if self.lease is None:
             self.lease = lease_worktree(self.req.repo, pool_settings(self.req))
+            self.lease.dependency_dirs = self.dependencies.never_copied
         worktree = self.lease.prepare(self.req.buffers)
         return worktree, self.lease.cold_seconds
 

@@ -34,6 +34,7 @@ from route_agent.lanes.relay import RelayCall
 from route_agent.pipeline import events as ev
 from route_agent.policy.models import ModelSpec
 from route_agent.verify.findings import Finding
+from route_agent.workspace.dependencies import DependencyDirs
 from route_agent.workspace.git import WorkspaceError
 from route_agent.workspace.patches import PatchRejected, worktree_diff
 from route_agent.workspace.worktree import Worktree, run_path
@@ -137,18 +138,20 @@ async def agent_attempt(req: RunRequest, caller: Any, lane: str, spec: ModelSpec
     findings, summary = finding_lines(carry), list(tried)
     if spec.executor == "builtin":
         async with contextlib.aclosing(_builtin(req, caller, lane, spec, findings, summary, folder / f"attempt-{attempt_no}.jsonl",
-                                                out)) as steps:
+                                                out, run_worktree.dependencies)) as steps:
             async for event in steps:
                 yield event
     else:
         async with contextlib.aclosing(_external(req, caller, lane, spec, findings, summary,
-                                                 folder / f"attempt-{attempt_no}-{spec.executor}.log", out)) as calls:
+                                                 folder / f"attempt-{attempt_no}-{spec.executor}.log", out,
+                                                 run_worktree.dependencies)) as calls:
             async for event in calls:
                 yield event
     yield ev.AgentFinished(lane, out.executor, out.status, out.steps, out.message)
     if out.rejected is not None or out.error is not None:
         return
     assert out.worktree is not None
+    run_worktree.drop_dependency_links(out.worktree.path)  # an unsandboxed command's links are never part of the diff
     out.diff_text = await asyncio.to_thread(worktree_diff, out.worktree.path)
     run_worktree.note_written(changed_paths(out.diff_text))  # deleted when the run's lease ends
     if not out.diff_text.strip():
@@ -157,13 +160,14 @@ async def agent_attempt(req: RunRequest, caller: Any, lane: str, spec: ModelSpec
 
 
 async def _builtin(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, findings: list[str], tried: list[str], transcript: Path,
-                   out: AgentAttempt) -> AsyncGenerator[ev.Event, None]:
+                   out: AgentAttempt, dependencies: DependencyDirs) -> AsyncGenerator[ev.Event, None]:
     assert out.worktree is not None
     session = AgentSession(
         lane=lane, worktree=out.worktree.path, brief=req.brief, limits=req.policy.agent_limits(lane),
         max_context_tokens=spec.max_context_tokens, max_output_tokens=spec.max_output_tokens, repo_name=req.repo.root.name,
         findings=findings, tried=tried, environ=req.environ, max_output_bytes=req.policy.verification.max_output_bytes,
         allow_unsandboxed=req.allow_unsandboxed and req.policy.agent_limits(lane).allow_unsandboxed, transcript=transcript,
+        dependencies=dependencies,
     )
     queue: asyncio.Queue[ev.Event] = asyncio.Queue()
 
@@ -188,7 +192,7 @@ async def _builtin(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, fin
 
 
 async def _external(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, findings: list[str], tried: list[str], log: Path,
-                    out: AgentAttempt) -> AsyncGenerator[ev.Event, None]:
+                    out: AgentAttempt, dependencies: DependencyDirs) -> AsyncGenerator[ev.Event, None]:
     """Run an external agent; each model call it makes through the relay is a step event."""
     assert out.worktree is not None
     agent = req.policy.agents[spec.executor]
@@ -211,7 +215,7 @@ async def _external(req: RunRequest, caller: Any, lane: str, spec: ModelSpec, fi
     running = asyncio.ensure_future(run_external_agent(ExternalRun(
         name=spec.executor, agent=agent, spec=spec, worktree=out.worktree.path, brief=req.brief, findings=findings, tried=tried,
         environ=req.environ, allow_unsandboxed=req.allow_unsandboxed and req.policy.agent_limits(lane).allow_unsandboxed,
-        guard=guard, task=task, on_call=on_call,
+        guard=guard, task=task, on_call=on_call, dependencies=dependencies,
     )))
     async with contextlib.aclosing(pump(running, queue)) as steps:
         async for event in steps:

@@ -36,6 +36,7 @@ from route_agent.verify.rescore import rescore_patch
 from route_agent.verify.tamper import check_tamper
 from route_agent.verify.verifier import VerifierResult, low_confidence, run_verifier
 from route_agent.workspace.approvals import unsandboxed_accepted
+from route_agent.workspace.dependencies import NO_DEPENDENCY_DIRS, DependencyDirs
 from route_agent.workspace.git import Repo
 from route_agent.workspace.state import write_latest_verification
 from route_agent.workspace.worktree import Worktree
@@ -348,7 +349,7 @@ async def _verify_patch(
     if cold_seconds is not None and agent is None:
         yield ev.WorktreePrepared(cold_seconds)
     yield ev.PatchApplied(_inspect_patch(req, out))
-    async with contextlib.aclosing(_run_lane_checks(req, lane, worktree.path, out)) as check_events:
+    async with contextlib.aclosing(_run_lane_checks(req, lane, worktree.path, out, run_worktree.dependencies)) as check_events:
         async for event in check_events:
             yield event
     out.verifier = await _verify(req, caller, lane, out.diff_text, out.findings, attempt.withheld)
@@ -395,10 +396,15 @@ def _inspect_patch(req: RunRequest, out: _Verification) -> tuple[str, ...]:
     return patch_cs.paths
 
 
-async def _run_lane_checks(req: RunRequest, lane: Lane, worktree_path: Path, out: _Verification) -> AsyncGenerator[ev.Event, None]:
-    """Run the lane's checks in the worktree, yielding each as it finishes; the report lands in `out`."""
+async def _run_lane_checks(req: RunRequest, lane: Lane, worktree_path: Path, out: _Verification,
+                           dependencies: DependencyDirs = NO_DEPENDENCY_DIRS) -> AsyncGenerator[ev.Event, None]:
+    """Run the lane's checks in the worktree, yielding each as it finishes; the report lands in `out`.
+    The user's installed-dependency folders are visible to them read-only; a refused one is a warning."""
     policy = req.policy
     checks = list(getattr(policy.verification, lane))
+    if checks:
+        out.findings.extend(Finding("dependencies", message, "warning", rule="dependency-dir-refused", kind="check")
+                            for message in dependencies.refused)
     mode = req.sandbox or policy.verification.sandbox
     queue: asyncio.Queue[ev.Event] = asyncio.Queue()
     info, note = await asyncio.to_thread(sandbox_plan, mode)
@@ -418,6 +424,7 @@ async def _run_lane_checks(req: RunRequest, lane: Lane, worktree_path: Path, out
             max_output_bytes=policy.verification.max_output_bytes,
             environ=req.environ,
             on_done=_check_done(queue),
+            dependencies=dependencies,
         )
     )
     try:

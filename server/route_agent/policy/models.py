@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator, model_validator
 
 from route_agent.policy.floor import FloorCondition
 
@@ -312,6 +312,37 @@ class Verification(StrictModel):
         default=200, description="A lane's patch that changes more files than this fails (patch_rejected) before anything is written.")
     max_patch_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = Field(
         default=1024 * 1024, description="A lane's patch (its diff) larger than this many bytes fails (patch_rejected).")
+    dependency_dirs: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
+        default_factory=list, max_length=64,
+        description="Folders of installed dependencies (repository-relative, e.g. node_modules) that checks and agent commands "
+        "see in the worktree, read-only and never copied: bound in the sandbox, a symlink without it. Only folders that exist "
+        "in your repository and that git does not track; one that resolves outside the repository is refused. Default: the "
+        "ones detected for the repository's toolchain (node_modules next to package.json; .venv or venv in a Python project).")
+
+    @field_validator("dependency_dirs")
+    @classmethod
+    def _dependency_dirs_stay_inside(cls, names: list[str]) -> list[str]:
+        for name in names:
+            problem = dependency_dir_problem(name)
+            if problem is not None:
+                raise ValueError(f"verification.dependency_dirs: {name!r} {problem}")
+        return names
+
+
+def dependency_dir_problem(name: str) -> str | None:
+    """Why `name` cannot be a dependency folder (None when it can): it must be a plain relative path inside
+    the repository, never absolute, never climbing out (`..`), never git's own directory. Where it resolves
+    to is checked when a run starts (workspace/dependencies.py): a link out of the repository is refused there."""
+    if name.strip() != name or "\\" in name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "must be a plain relative path (no surrounding spaces, backslashes or control characters)"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "must be relative to the repository, not absolute"
+    parts = name.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return "must name a folder inside the repository (no `..`, `.` or empty parts)"
+    if any(part.casefold().rstrip(". ") in (".git", "git~1") for part in parts):
+        return "must not be or be inside .git"
+    return None
 
 
 class Worktrees(StrictModel):

@@ -10,6 +10,10 @@ are the default verification (`PolicyCache.for_workspace` layers them over the s
   `lint` and `typecheck` scripts that exist (npm's placeholder test script does not count).
 - Go: `go test -json ./...` and `go vet ./...`. Rust: `cargo test` and `cargo clippy`.
 - Anything else: no checks, and a note that says what that means (weak checks escalate).
+
+Installed-dependency folders found at the top level (`node_modules` for a Node project, `.venv` or
+`venv` for a Python one) become the default `verification.dependency_dirs`: checks see them in the
+worktree read-only (workspace/dependencies.py).
 """
 
 from __future__ import annotations
@@ -63,12 +67,19 @@ class DetectedChecks:
     checks: tuple[Check, ...]
     reasons: tuple[str, ...]
     """One line per check (why it is there), or the no-verification note."""
+    dependency_dirs: tuple[str, ...] = ()
+    """Installed-dependency folders present at the top level (node_modules, .venv): the default
+    `verification.dependency_dirs`, made visible read-only to checks in the worktree."""
 
     def policy_data(self) -> dict[str, Any]:
-        """The `verification:` section these checks make, both lanes (the strong lane with longer timeouts)."""
+        """The `verification:` section these checks make, both lanes (the strong lane with longer timeouts),
+        and the dependency folders found."""
         fast = [c.model_dump(exclude_defaults=True) | {"name": c.name, "run": list(c.run)} for c in self.checks]
         strong = [dict(item, timeout_s=min(2 * c.timeout_s, 7200.0)) for item, c in zip(fast, self.checks, strict=True)]
-        return {"verification": {"fast": fast, "strong": strong}}
+        section: dict[str, Any] = {"fast": fast, "strong": strong}
+        if self.dependency_dirs:
+            section["dependency_dirs"] = list(self.dependency_dirs)
+        return {"verification": section}
 
     def describe(self) -> str:
         """The checks as one line, the way the transcript's `verification:` line reads."""
@@ -135,7 +146,20 @@ def detect_checks(facts: RepoFacts) -> DetectedChecks:
     if not checks:
         empty = [f"{', '.join(toolchains)} found, but it has no check to run"] if toolchains else []
         reasons = [*empty, NO_CHECKS_NOTE]
-    return DetectedChecks(tuple(toolchains), tuple(checks), tuple(reasons))
+    return DetectedChecks(tuple(toolchains), tuple(checks), tuple(reasons), detect_dependency_dirs(facts, toolchains))
+
+
+# Where each toolchain keeps what the user installed inside the repository. Rust's `target` is only a
+# cache and Go's module cache lives outside the repository, so neither is listed.
+_DEPENDENCY_DIRS = {"node": ("node_modules",), "python": (".venv", "venv")}
+
+
+def detect_dependency_dirs(facts: RepoFacts, toolchains: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The installed-dependency folders of the toolchains found that exist at the top level."""
+    found: list[str] = []
+    for toolchain in toolchains:
+        found.extend(d for d in _DEPENDENCY_DIRS.get(toolchain.split(" ", 1)[0], ()) if d in facts.names and d not in found)
+    return tuple(found)
 
 
 _Found = tuple[str, list[Check], list[str]] | None

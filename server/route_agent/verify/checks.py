@@ -8,6 +8,8 @@
 - output capped: the head and tail are kept, and a check that prints past the cap is killed;
 - optional bubblewrap sandbox: read-only root, writable worktree, no network, own PID namespace.
   Probed once; never silently skipped when the policy says `sandbox: required`;
+- the user's installed-dependency folders (node_modules, workspace/dependencies.py) are visible in the
+  worktree, read-only: bound over the worktree in the sandbox, linked without it;
 - without the sandbox, the main repository (hooks, config, refs, index, tracked files) is compared
   before and after and any change is reported loudly as an integrity finding.
 """
@@ -35,6 +37,7 @@ from typing import Any
 from route_agent.policy.models import Check
 from route_agent.verify import reaper
 from route_agent.verify.findings import Finding, from_exit_code, from_go_test_json, from_junit, from_problem_matcher, from_sarif
+from route_agent.workspace.dependencies import NO_DEPENDENCY_DIRS, DependencyDirs, bwrap_binds, link_dependency_dirs, unlink_dependency_dirs
 
 KEEP_BYTES = 32 * 1024
 KILL_GRACE_S = 2.0
@@ -163,9 +166,10 @@ def probe_sandbox() -> SandboxInfo:
 
 
 def sandbox_argv(bwrap: str, worktree: Path, argv: Sequence[str], extra_ro: Sequence[Path] = (), scratch: Path | None = None,
-                 share_network: bool = False) -> list[str]:
+                 share_network: bool = False, binds: Sequence[str] = ()) -> list[str]:
     """Read-only root, the worktree and a private scratch directory (the check's TMPDIR) writable.
     `share_network` keeps the host's network (for an external agent that must reach its model).
+    `binds` are more bubblewrap mount arguments laid over the worktree (read-only dependency folders).
 
     /tmp is not replaced by an empty tmpfs: the interpreter or virtual environment a check runs with
     may live there (CI clones often do), and it must stay visible; it stays read-only like the rest.
@@ -179,6 +183,7 @@ def sandbox_argv(bwrap: str, worktree: Path, argv: Sequence[str], extra_ro: Sequ
         args += ["--ro-bind", str(git_marker), str(git_marker)]
     for path in extra_ro:
         args += ["--ro-bind", str(path), str(path)]
+    args += binds
     args += [
         "--unshare-pid",
         *(() if share_network else ("--unshare-net",)),
@@ -295,7 +300,7 @@ async def _terminate(proc: asyncio.subprocess.Process, marker: str) -> None:
 async def run_one(
     check: Check, worktree: Path, *, environ: Mapping[str, str], deadline: float, max_output_bytes: int, sandbox: SandboxInfo | None,
     scratch_dir: Path | None = None, extra_env: Mapping[str, str] | None = None, share_network: bool = False,
-    supervise: bool = True,
+    supervise: bool = True, dependencies: DependencyDirs = NO_DEPENDENCY_DIRS,
 ) -> CheckRun:
     """Run one check. `scratch_dir` is a TMPDIR the caller owns and reuses (the agent loop's, one per
     attempt); otherwise one is made and removed. `extra_env` is added after the allowlist (an
@@ -303,7 +308,8 @@ async def run_one(
     (an external agent must reach its model), the filesystem stays confined. `supervise=False` skips
     the subreaper when the sandbox runs (the agent loop's commands: bubblewrap's PID namespace dies
     with the command, so nothing can outlive it, and a Python start per step would cost ~100 ms);
-    without a sandbox the supervisor always runs."""
+    without a sandbox the supervisor always runs. `dependencies` are bound read-only over the worktree
+    in the sandbox; without it they are linked (the caller removes the links: `unlink_dependency_dirs`)."""
     run = CheckRun(name=check.name, argv=list(check.run), kind=check.kind, sandboxed=sandbox is not None)
     marker = uuid.uuid4().hex
     env = check_environment(environ, marker)
@@ -324,9 +330,12 @@ async def run_one(
         env.update(TMPDIR=str(scratch), TMP=str(scratch), TEMP=str(scratch))
         # The root is read-only in the sandbox: build caches (go's, and any tool that follows XDG) go to the scratch dir.
         env.update(GOCACHE=str(scratch / "go-build"), XDG_CACHE_HOME=str(scratch / "cache"))
-        argv = sandbox_argv(sandbox.executable, worktree, argv, scratch=scratch, share_network=share_network)
-    elif scratch_dir is not None:
-        env.update(TMPDIR=str(scratch_dir), TMP=str(scratch_dir), TEMP=str(scratch_dir))
+        argv = sandbox_argv(sandbox.executable, worktree, argv, scratch=scratch, share_network=share_network,
+                            binds=bwrap_binds(dependencies, worktree))
+    else:
+        link_dependency_dirs(dependencies, worktree)
+        if scratch_dir is not None:
+            env.update(TMPDIR=str(scratch_dir), TMP=str(scratch_dir), TEMP=str(scratch_dir))
     # Unsupervised only inside bubblewrap's PID namespace, which is gone once the command is: nothing
     # can carry the marker afterwards, so the /proc sweep (every process on the machine) is skipped.
     sweep = supervise or sandbox is None or not sandbox.executable
@@ -593,8 +602,11 @@ async def run_checks(
     environ: Mapping[str, str] | None = None,
     concurrency: int | None = None,
     on_done: Callable[[CheckRun], None] | None = None,
+    dependencies: DependencyDirs = NO_DEPENDENCY_DIRS,
 ) -> ChecksReport:
-    """Run `checks` in `worktree`, independent checks concurrently; see the module docstring."""
+    """Run `checks` in `worktree`, independent checks concurrently; see the module docstring.
+    `dependencies` (installed folders of the user's repository) are visible to every check, read-only
+    in the sandbox (the caller reports `dependencies.refused`)."""
     info, note = await asyncio.to_thread(sandbox_plan, sandbox_mode)  # a blocking probe the first time
     if info is None and sandbox_mode == "required":
         raise SandboxRequired(f"the policy requires the sandbox, but {note.removeprefix('NOT sandboxed: ')}; nothing was run")
@@ -609,12 +621,17 @@ async def run_checks(
 
     async def guarded(check: Check) -> CheckRun:
         async with limit:
-            result = await run_one(check, worktree, environ=env, deadline=deadline, max_output_bytes=max_output_bytes, sandbox=info)
+            result = await run_one(check, worktree, environ=env, deadline=deadline, max_output_bytes=max_output_bytes, sandbox=info,
+                                   dependencies=dependencies)
         if on_done is not None:
             on_done(result)
         return result
 
-    runs = list(await asyncio.gather(*(guarded(c) for c in checks)))
+    try:
+        runs = list(await asyncio.gather(*(guarded(c) for c in checks)))
+    finally:
+        if info is None:
+            unlink_dependency_dirs(dependencies, worktree)  # no link of ours outlives the checks
     integrity: list[Finding] = []
     if before is not None:
         after = await asyncio.to_thread(RepoSnapshot.take, main_root, main_git_dir, files)

@@ -144,6 +144,9 @@ class Lease:
     _busy: bool = False
     _release_pending: bool = False
     _scrub: set[str] = field(default_factory=set)
+    dependency_dirs: tuple[str, ...] = ()
+    """Untracked folders of installed dependencies (workspace/dependencies.py) the checks see in the
+    worktree through a bind or a link: never copied in; the link or empty mount point goes with the lease."""
 
     @property
     def meta_path(self) -> Path:
@@ -184,7 +187,7 @@ class Lease:
             admin = add_worktree(self.repo, self.path, head)
             self._meta.update(admin=str(admin), ready=True)
             _write_meta(self.meta_path, self._meta)
-            changes = read_user_changes(self.repo)
+            changes = read_user_changes(self.repo, self.dependency_dirs)
             self.cold_seconds = time.monotonic() - started
         try:
             self.worktree = snapshot_into(self.repo, self.path, changes.head, buffers or {}, changes=changes, admin=admin,
@@ -233,7 +236,7 @@ class Lease:
         """
         env = worktree_env(self.path, admin)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as side:
-            user = side.submit(read_user_changes, self.repo)
+            user = side.submit(read_user_changes, self.repo, self.dependency_dirs)
             try:
                 current, changed, litter = _worktree_status(self.path, env, cfg)
             except WorkspaceError:
@@ -291,6 +294,8 @@ class Lease:
             with contextlib.suppress(OSError, WorkspaceError, PatchRejected):
                 _remove_litter(self.path, rel)
         self._scrub.clear()
+        for rel in self.dependency_dirs:
+            _remove_link_or_mount_point(self.path, rel)
 
 
 MAX_PATHS_BY_NAME = 2000
@@ -336,6 +341,19 @@ def _remove_litter(root: Path, rel: str) -> None:
         force_rmtree(target)
     else:
         target.unlink()
+
+
+def _remove_link_or_mount_point(root: Path, rel: str) -> None:
+    """Remove a dependency folder's link, or its empty mount point; never anything through a link,
+    never a folder with something in it."""
+    with contextlib.suppress(OSError, WorkspaceError, PatchRejected):
+        if "/" in rel:
+            check_no_symlink(root, str(Path(rel).parent))
+        target = root / rel
+        if stat.S_ISLNK(os.lstat(target).st_mode):
+            target.unlink()
+        else:
+            target.rmdir()
 
 
 def _checkout_paths(path: Path, env: Mapping[str, str], cfg: tuple[str, ...], head: str, paths: list[str]) -> list[str]:

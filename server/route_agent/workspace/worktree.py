@@ -160,10 +160,12 @@ class UserChanges:
     truncated: int = 0
 
 
-def read_user_changes(repo: Repo) -> UserChanges:
-    """One `git status` of the user's tree: what the snapshot must add to HEAD."""
+def read_user_changes(repo: Repo, skip_untracked: Sequence[str] = ()) -> UserChanges:
+    """One `git status` of the user's tree: what the snapshot must add to HEAD. `skip_untracked` are
+    untracked folders never copied nor read (installed dependencies the checks see through a bind)."""
+    excludes = [f":(exclude,literal){rel}" for rel in skip_untracked]
     proc = run_git(repo.root, ["status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", "--no-renames",
-                               "--ignore-submodules=all"], config=repo.config)
+                               "--ignore-submodules=all", *(("--", ".", *excludes) if excludes else ())], config=repo.config)
     head = repo.head
     tracked: list[str] = []
     untracked: list[str] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -212,3 +213,123 @@ def test_rust_repository_is_verified_with_cargo_test_and_clippy(tmp_path: Path, 
     out = json.loads(proc.stdout)
     assert out["result"] == "pass"
     assert [(c["name"], c["status"]) for c in out["attempts"][0]["checks"]] == [("tests", "pass"), ("clippy", "pass")]
+
+
+# -- installed dependencies (node_modules) -------------------------------------------------------
+
+TWICE_TEST_JS = """import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { twice } from 'tiny-twice';
+import { add } from '../src/add.js';
+
+test('adds twice', () => {
+  assert.equal(twice(add(2, 3)), 10);
+});
+"""
+
+
+def install_tiny_package(node_modules: Path) -> Path:
+    """What `npm install` would leave: a package folder under node_modules (made by hand: no network)."""
+    package = node_modules / "tiny-twice"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text(json.dumps({"name": "tiny-twice", "version": "1.0.0", "type": "module", "main": "index.js"}))
+    (package / "index.js").write_text("export const twice = (x) => 2 * x;\n")
+    return package
+
+
+def make_node_repo_with_dependency(root: Path, ignore_node_modules: bool = True) -> Path:
+    """A Node repository whose test needs a package the user installed in node_modules (never committed)."""
+    make_node_repo(root)
+    (root / "test" / "add.test.js").write_text(TWICE_TEST_JS)
+    if ignore_node_modules:
+        (root / ".gitignore").write_text("node_modules/\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "test with tiny-twice")
+    install_tiny_package(root / "node_modules")
+    return root
+
+
+def test_node_modules_the_user_installed_are_visible_to_the_checks(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
+    repo = make_node_repo_with_dependency(tmp_path / "repo")
+    fake_llm.script("fast-node", reply=NODE_FIX_REPLY)
+    fake_llm.script("verifier-90", reply=VERIFIER_90)
+    policy = models_only_policy(tmp_path / "policy.yaml", fake_llm.base_url, "fast-node", "strong-unused")
+    before = (repo / "node_modules" / "tiny-twice" / "index.js").read_text()
+
+    proc = run_cli(["--task", "fix add in src/add.js", "--policy", str(policy), "--json"], env, repo)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    out = json.loads(proc.stdout)
+    assert out["sandboxed"] is True
+    assert out["result"] == "pass"
+    assert {c["name"]: c["status"] for c in out["attempts"][0]["checks"]} == {"tests": "pass", "lint": "pass"}
+    assert (repo / "node_modules" / "tiny-twice" / "index.js").read_text() == before
+    run_dir = tmp_path / "state" / "runs" / out["run_id"]
+    assert "node_modules" not in (run_dir / "patch.diff").read_text()
+
+
+def test_a_node_modules_link_out_of_the_repository_is_refused(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
+    repo = make_node_repo_with_dependency(tmp_path / "repo")
+    shutil.rmtree(repo / "node_modules")
+    outside = tmp_path / "outside"  # stands for ~/.ssh: a hostile repository's link must not show it to its tests
+    install_tiny_package(outside)
+    (outside / "secret.txt").write_text("not for the repository's tests\n")
+    (repo / "node_modules").symlink_to(outside, target_is_directory=True)
+    fake_llm.script("fast-node", reply=NODE_FIX_REPLY)
+    fake_llm.script("strong-node", reply=NODE_FIX_REPLY)
+    fake_llm.script("verifier-90", reply=VERIFIER_90)
+    policy = models_only_policy(tmp_path / "policy.yaml", fake_llm.base_url, "fast-node", "strong-node")
+
+    proc = run_cli(["--task", "fix add in src/add.js", "--policy", str(policy)], env, repo)
+    assert proc.returncode == 1, proc.stderr + proc.stdout
+    assert f"dependency folder node_modules resolves to {outside.resolve()}, outside the repository" in proc.stdout
+    # nothing was bound, nor copied as a link: the test cannot find the package, in either lane
+    # nothing was bound, nor copied in as the link it is: the test cannot import the package, in either lane
+    # (the same repository with a real node_modules passes: test_node_modules_the_user_installed_are_visible_to_the_checks)
+    assert proc.stdout.count("check tests: fail") == 2 and proc.stdout.count("check lint: pass") == 2, proc.stdout
+    slots = [p for p in (tmp_path / "state" / "worktrees").glob("*/slot-*") if p.is_dir()]
+    assert slots and not any(os.path.lexists(slot / "node_modules") for slot in slots)
+
+
+def test_unsandboxed_agent_sees_node_modules_through_a_link_that_never_reaches_the_patch(  # type: ignore[no-untyped-def]
+        tmp_path: Path, env: dict[str, str], fake_llm) -> None:
+    """Without the sandbox the folder is a symlink in the worktree; node_modules is not even ignored
+    here, so only its removal before the diff keeps it out of the patch, and it is never copied in."""
+    repo = make_node_repo_with_dependency(tmp_path / "repo", ignore_node_modules=False)
+    fix = "sed -i 's/a - b/a + b/' src/add.js"
+    fake_llm.script("fast-agent", replies=[
+        f"Fix it.\n\n```bash\n{fix}\n```\n", "Test it.\n\n```bash\nnpm test\n```\n", "Done.\n\n```bash\nsubmit\n```\n"])
+    fake_llm.script("verifier-90", reply=VERIFIER_90)
+    spec = f'provider: openai-compatible, base_url: "{fake_llm.base_url}", api_key_env: FAKE_LLM_KEY'
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"""
+models:
+  fast: {{{spec}, model: fast-agent, executor: builtin}}
+  strong: {{{spec}, model: strong-unused, executor: builtin}}
+  verifier: {{{spec}, model: verifier-90}}
+agent: {{allow_unsandboxed: true}}
+verification: {{sandbox: "off"}}
+""")
+    # No bubblewrap on PATH (as on a machine without it): the agent's commands run unsandboxed too.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("git", "node", "npm", "sed", "bash", "sh", "env"):
+        found = shutil.which(tool)
+        assert found is not None, f"{tool} is needed by this test"
+        (tools / tool).symlink_to(found)
+    env = {**env, "PATH": str(tools)}
+    approved = run_cli(["policy", "approve", "--unsandboxed", "--yes", "--workspace", str(repo)], env, repo)
+    assert approved.returncode == 0, approved.stderr
+
+    proc = run_cli(["--task", "fix add in src/add.js", "--policy", str(policy), "--lane", "fast", "--json"], env, repo)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    out = json.loads(proc.stdout)
+    assert out["result"] == "pass" and out["sandboxed"] is False
+    assert {c["name"]: c["status"] for c in out["attempts"][0]["checks"]} == {"tests": "pass", "lint": "pass"}
+    transcript = tmp_path / "state" / "runs" / out["run_id"] / "agent" / "attempt-1.jsonl"
+    seen = [json.loads(line)["content"] for line in transcript.read_text().splitlines()]
+    (after_npm_test,) = [seen[i + 1] for i, text in enumerate(seen) if text.startswith("Test it.")]
+    assert "exit code: 0" in after_npm_test, after_npm_test  # the agent's own `npm test` found the package
+    patch = (tmp_path / "state" / "runs" / out["run_id"] / "patch.diff").read_text()
+    assert "src/add.js" in patch and "node_modules" not in patch
+    slots = [p for p in (tmp_path / "state" / "worktrees").glob("*/slot-*") if p.is_dir()]
+    assert slots and not any(os.path.lexists(slot / "node_modules") for slot in slots), "the link outlived the lease"
