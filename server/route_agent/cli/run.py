@@ -54,6 +54,8 @@ async def _consume(req: RunRequest, as_json: bool,  # noqa: PLR0912 (one branch 
             _say(f"  patch: rejected ({event.reason})", as_json)
         elif isinstance(event, ev.ChecksStarted):
             _say(f"  checks: {', '.join(event.names) or '(none)'} [sandbox: {event.sandbox}]", as_json)
+            if event.dependencies:
+                _say(f"  installed folders the checks see, read-only: {', '.join(event.dependencies)}", as_json)
             if not event.sandboxed:
                 sandbox_notes.append(event.note)
                 _say(f"  {event.note.replace('NOT sandboxed', 'NOT SANDBOXED', 1)}: the repository's code runs as you", as_json)

@@ -113,6 +113,8 @@ class ChecksStarted(Event):
     sandboxed: bool = True
     """False when the checks run without the sandbox: every front end says so plainly."""
     note: str = ""
+    dependencies: tuple[str, ...] = ()
+    """The user's installed-dependency folders the checks see read-only (workspace/dependencies.py)."""
     kind: str = field(init=False, default="checks_started")
 
 

@@ -408,7 +408,8 @@ async def _run_lane_checks(req: RunRequest, lane: Lane, worktree_path: Path, out
     mode = req.sandbox or policy.verification.sandbox
     queue: asyncio.Queue[ev.Event] = asyncio.Queue()
     info, note = await asyncio.to_thread(sandbox_plan, mode)
-    yield ev.ChecksStarted(tuple(c.name for c in checks), mode, sandboxed=info is not None or not checks, note=note)
+    yield ev.ChecksStarted(tuple(c.name for c in checks), mode, sandboxed=info is not None or not checks, note=note,
+                           dependencies=dependencies.names if checks else ())
     if checks and info is None and mode != "required" and not unsandboxed_accepted(req.repo.root):
         out.findings.append(Finding("sandbox", unsandboxed_message(req.repo.root, note), "error", rule="unsandboxed-not-accepted",
                                     kind="check"))

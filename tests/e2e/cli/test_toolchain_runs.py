@@ -261,6 +261,7 @@ def test_node_modules_the_user_installed_are_visible_to_the_checks(tmp_path: Pat
     out = json.loads(proc.stdout)
     assert out["sandboxed"] is True
     assert out["result"] == "pass"
+    assert "installed folders the checks see, read-only: node_modules" in proc.stderr, proc.stderr
     assert {c["name"]: c["status"] for c in out["attempts"][0]["checks"]} == {"tests": "pass", "lint": "pass"}
     assert (repo / "node_modules" / "tiny-twice" / "index.js").read_text() == before
     run_dir = tmp_path / "state" / "runs" / out["run_id"]
@@ -286,6 +287,7 @@ def test_a_node_modules_link_out_of_the_repository_is_refused(tmp_path: Path, en
     # nothing was bound, nor copied in as the link it is: the test cannot import the package, in either lane
     # (the same repository with a real node_modules passes: test_node_modules_the_user_installed_are_visible_to_the_checks)
     assert proc.stdout.count("check tests: fail") == 2 and proc.stdout.count("check lint: pass") == 2, proc.stdout
+    assert "installed folders the checks see" not in proc.stdout
     slots = [p for p in (tmp_path / "state" / "worktrees").glob("*/slot-*") if p.is_dir()]
     assert slots and not any(os.path.lexists(slot / "node_modules") for slot in slots)
 
