@@ -289,3 +289,83 @@ def test_no_copy_of_the_users_uncommitted_files_rests_in_the_state_directory(rep
     assert not (again.path / "app" / "extra.py").exists()
     assert (again.path / "tests" / "test_sync.py").read_text() == (repo / "tests" / "test_sync.py").read_text()
     lease.release()
+
+
+def test_a_changed_file_that_cannot_be_copied_is_restored_from_head_not_left_from_the_last_attempt(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The reset leaves the user's changed files to the snapshot's copy; a file that vanishes between
+    # the user's status and the copy must still come back as HEAD has it, file and index entry.
+    r = open_repo(repo)
+    lease = lease_worktree(r)
+    wt = lease.prepare()
+    (wt.path / "README.md").write_text("written by the last attempt\n")
+    git(wt.path, "add", "README.md")
+    lease.release()
+
+    import route_agent.workspace.worktree as worktree_module
+
+    copy = worktree_module._copy_user_files
+    monkeypatch.setattr(worktree_module, "_copy_user_files",
+                        lambda repo_, dest, paths: copy(repo_, dest, [p for p in paths if p != "README.md"]))
+    lease = lease_worktree(r)
+    again = lease.prepare()
+    assert again.path == wt.path and lease.cold_seconds is None
+    assert (again.path / "README.md").read_bytes() == git(repo, "show", "HEAD:README.md").encode()
+    assert git(again.path, "status", "--porcelain", "--ignored") == ""
+    assert "README.md" not in git(again.path, "diff", "--name-only", r.head, "HEAD")
+    lease.release()
+
+
+def test_the_pool_worktrees_index_is_split_and_keeps_one_shared_index(repo: Path) -> None:
+    r = open_repo(repo)
+    for round_ in range(3):
+        lease = lease_worktree(r)
+        wt = lease.prepare()
+        (wt.path / "app" / "sync.py").write_text(f"round {round_}\n")
+        lease.note_written(["app/sync.py"])
+        lease.release()
+    admin = Path(git(wt.path, "rev-parse", "--absolute-git-dir").strip())
+    assert len(list(admin.glob("sharedindex.*"))) == 1
+    assert git(wt.path, "ls-files", "--stage", "app/sync.py").split()[1] == git(repo, "rev-parse", "HEAD:app/sync.py").strip()
+
+
+def run_worktree_for(r: object, buffers: dict[str, str] | None = None) -> object:
+    from types import SimpleNamespace
+
+    from route_agent.pipeline.adapters import RunWorktree
+
+    policy = SimpleNamespace(worktrees=SimpleNamespace(pool_size=2, idle_days=7.0), verification=SimpleNamespace(dependency_dirs=[]))
+    return RunWorktree(SimpleNamespace(repo=r, buffers=buffers or {}, policy=policy))  # type: ignore[arg-type]
+
+
+def test_an_early_reset_is_what_prepare_returns_and_a_cold_pool_is_not_checked_out_early(repo: Path, state: Path) -> None:
+    r = open_repo(repo)
+    cold = run_worktree_for(r)
+    cold.start_prepare()  # type: ignore[attr-defined]
+    wt, cold_seconds = cold.prepare()  # type: ignore[attr-defined]
+    assert cold_seconds is not None, "a first checkout was made before a reply asked for it"
+    cold.release()  # type: ignore[attr-defined]
+
+    (repo / "app" / "__init__.py").write_text("VERSION = 3\n")
+    warm = run_worktree_for(r)
+    warm.start_prepare()  # type: ignore[attr-defined]
+    warm.start_prepare()  # type: ignore[attr-defined]  # a second call while one runs starts nothing more
+    again, again_cold = warm.prepare()  # type: ignore[attr-defined]
+    assert again.path == wt.path and again_cold is None
+    assert (again.path / "app" / "__init__.py").read_text() == "VERSION = 3\n"
+    assert git(again.path, "status", "--porcelain") == ""
+    warm.release()  # type: ignore[attr-defined]
+    assert held_worktrees(state) == []
+
+
+def test_a_run_that_ends_before_taking_its_early_reset_leaves_no_copy_of_the_users_files(repo: Path, state: Path) -> None:
+    r = open_repo(repo)
+    first = run_worktree_for(r)
+    first.prepare()  # type: ignore[attr-defined]  # the pool's slot is made
+    first.release()  # type: ignore[attr-defined]
+    (repo / ".env").write_text("PASSWORD=bait-51c2\n")
+    ended = run_worktree_for(r)
+    ended.start_prepare()  # type: ignore[attr-defined]
+    ended.release()  # type: ignore[attr-defined]  # e.g. the lane failed: no attempt took the reset
+    stored = [p for p in state.rglob("*") if p.is_file() and not p.is_symlink() and b"bait-51c2" in p.read_bytes()]
+    assert stored == [] and held_worktrees(state) == []

@@ -5,6 +5,8 @@ Kept in one place so `run.py` reads as the flow of a task and tests can see what
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,12 +66,19 @@ class RunWorktree:
     """The run's worktree: leased from the repository's pool when first needed, reset to the user's
     current state for every attempt (an escalation reuses it), released when the run ends. The user's
     installed-dependency folders (`verification.dependency_dirs`) are resolved once, when it is first
-    prepared: checks and agent commands see them read-only (workspace/dependencies.py)."""
+    prepared: checks and agent commands see them read-only (workspace/dependencies.py).
+
+    `start_prepare()` begins a one-shot attempt's reset in a thread while its prompt is built and
+    its model answers; `prepare()` then takes that reset (the worktree is untouched since). Only a
+    made worktree is reset early: a first checkout waits for a reply that has a patch.
+    """
 
     def __init__(self, req: RunRequest) -> None:
         self.req = req
         self.lease: Lease | None = None
         self._dependencies: DependencyDirs | None = None
+        self._early: concurrent.futures.Future[tuple[Worktree, float | None] | None] | None = None
+        self._guard = threading.Lock()
 
     @property
     def dependencies(self) -> DependencyDirs:
@@ -81,6 +90,21 @@ class RunWorktree:
         """Before a diff of the worktree is taken: no link to an installed folder may become part of it."""
         unlink_dependency_dirs(self.dependencies, worktree)
 
+    def start_prepare(self) -> None:
+        with self._guard:
+            if self._early is not None:
+                return  # a reset no attempt took: still the user's state, untouched
+            early: concurrent.futures.Future[tuple[Worktree, float | None] | None] = concurrent.futures.Future()
+            self._early = early
+
+        def reset() -> None:
+            try:
+                early.set_result(self._prepare_now() if self._leased().is_made() else None)
+            except BaseException as exc:  # handed to prepare(), which raises it as it would have
+                early.set_exception(exc)
+
+        threading.Thread(target=reset, name="route-agent-worktree-reset").start()
+
     def note_written(self, paths: Sequence[str]) -> None:
         """Paths an attempt wrote (its patch): the lease deletes them when it ends, with the copies."""
         if self.lease is not None:
@@ -88,13 +112,32 @@ class RunWorktree:
 
     def prepare(self) -> tuple[Worktree, float | None]:
         """The worktree, reset; and the seconds a first checkout took when this call made it."""
+        with self._guard:
+            early, self._early = self._early, None
+        if early is not None:
+            prepared = early.result()
+            if prepared is not None:
+                return prepared
+        return self._prepare_now()
+
+    def _prepare_now(self) -> tuple[Worktree, float | None]:
+        lease = self._leased()
+        worktree = lease.prepare(self.req.buffers)
+        return worktree, lease.cold_seconds
+
+    def _leased(self) -> Lease:
         if self.lease is None:
             self.lease = lease_worktree(self.req.repo, pool_settings(self.req))
             self.lease.dependency_dirs = self.dependencies.never_copied
-        worktree = self.lease.prepare(self.req.buffers)
-        return worktree, self.lease.cold_seconds
+        return self.lease
 
     def release(self) -> None:
+        """End the lease, after an early reset no attempt took (a warm reset: about a second at most),
+        so that its copies of the user's files are deleted with the rest before the run ends."""
+        with self._guard:
+            early, self._early = self._early, None
+        if early is not None:
+            concurrent.futures.wait([early])  # its error, if any, was no attempt's: the run is over
         lease, self.lease = self.lease, None
         if lease is not None:
             lease.release()

@@ -161,6 +161,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
             attempt.executor = spec.executor
             verification = _Verification()
             if spec.executor == "oneshot":
+                worktree.start_prepare()  # the reset runs while the prompt is built and the model answers
                 call = _LaneCall()
                 async with contextlib.aclosing(_lane_attempt(req, caller, attempt, carry, call)) as lane_events:
                     async for event in lane_events:

@@ -28,8 +28,10 @@ worktree's git directory named explicitly (a `.git` file a check rewrote is neve
 one `git status` of the worktree names what the last attempt left: its untracked and ignored files
 are removed (what `git clean -ffdx` would remove), and its changed files plus the files that differ
 between the worktree's commit and the user's HEAD are checked out from HEAD by name (what
-`git checkout -f HEAD` would write); then the user's changed and untracked files are copied in and
-committed (worktree.snapshot_into). The user's `git status` runs alongside, on the other core.
+`git checkout -f HEAD` would write), except the ones the user's copy overwrites next; then the
+user's changed and untracked files are copied in and committed (worktree.snapshot_into), and HEAD
+moves once. The worktree's index is split (SPLIT_INDEX), so these few updates do not each rewrite
+every entry. The user's `git status` runs alongside, on the other core.
 Nothing from an earlier attempt survives a reset; the user's files, index and refs are never written.
 """
 
@@ -169,13 +171,15 @@ class Lease:
 
     def _prepare(self, buffers: Mapping[str, str] | None) -> Worktree:
         self.cold_seconds = None
-        cfg = filter_overrides(self.repo.root)  # read now: the user may have configured a filter since
+        # Filters: read now, the user may have configured one since. The split index: see SPLIT_INDEX.
+        cfg = (*filter_overrides(self.repo.root), *SPLIT_INDEX)
         admin = self._usable_admin()
         changes: UserChanges | None = None
         gone: list[str] = []
+        worktree_head: str | None = None
         if admin is not None:
             try:
-                changes, gone = self._reset(admin, cfg)
+                changes, gone, worktree_head = self._reset(admin, cfg)
             except (WorkspaceError, PatchRejected, OSError):
                 admin = None  # it cannot be reset (a check broke it, or a kill mid-reset): made again
         if admin is None or changes is None:
@@ -191,7 +195,7 @@ class Lease:
             self.cold_seconds = time.monotonic() - started
         try:
             self.worktree = snapshot_into(self.repo, self.path, changes.head, buffers or {}, changes=changes, admin=admin,
-                                          config=cfg, unstaged_removals=gone)
+                                          config=cfg, unstaged_removals=gone, worktree_head=worktree_head)
         except BaseException:
             self._mark_unready()  # a half-made snapshot is never reused
             raise
@@ -199,6 +203,11 @@ class Lease:
         self._meta["last_used"] = time.time()
         _write_meta(self.meta_path, self._meta)
         return self.worktree
+
+    def is_made(self) -> bool:
+        """This slot holds a finished checkout of this repository: a reset, not a first checkout."""
+        meta = _read_meta(self.meta_path)
+        return meta.get("ready") is True and meta.get("repo") == str(self.repo.root) and self.path.is_dir()
 
     def note_written(self, paths: Iterable[str]) -> None:
         """Paths an attempt wrote from the user's text (a patch): deleted when the lease ends."""
@@ -224,15 +233,17 @@ class Lease:
         marker.write_text(f"gitdir: {admin}\n")
         return admin
 
-    def _reset(self, admin: Path, cfg: tuple[str, ...]) -> tuple[UserChanges, list[str]]:
+    def _reset(self, admin: Path, cfg: tuple[str, ...]) -> tuple[UserChanges, list[str], str]:
         """Bring the worktree back to the user's HEAD, touching only what differs.
 
         One `git status` of the worktree (alongside the user's, on the other core) names what the
         last attempt left: changed tracked files, and untracked and ignored files, which are removed.
         The changed files and the files that differ between the worktree's commit and the user's
-        HEAD are checked out from HEAD by name; everything else is already right, and its index
-        entry stays valid, so nothing walks the tree a second time. Returns the user's changes and
-        the paths deleted from the worktree whose index entries the snapshot's update removes.
+        HEAD are checked out from HEAD by name, except those the snapshot overwrites with the user's
+        copy anyway (it stages them, and restores any it could not copy); everything else is already
+        right, and its index entry stays valid, so nothing walks the tree a second time. Returns the
+        user's changes, the paths deleted from the worktree whose index entries the snapshot's update
+        removes, and the worktree's HEAD (the snapshot moves it once, to its commit or the user's HEAD).
         """
         env = worktree_env(self.path, admin)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as side:
@@ -253,11 +264,10 @@ class Lease:
             paths.update(dict.fromkeys(p for p in moved.stdout.decode("utf-8", "surrogateescape").split("\0") if p))
         if len(paths) > MAX_PATHS_BY_NAME:
             run_git(self.path, ["checkout", "--detach", "-f", "-q", head], env=env, config=cfg)  # a branch switch: let git walk
-            return changes, []
-        gone = _checkout_paths(self.path, env, cfg, head, list(paths)) if paths else []
-        if current != head:
-            run_git(self.path, ["update-ref", "--no-deref", "HEAD", head], env=env, config=cfg)
-        return changes, gone
+            return changes, [], head
+        overwritten = set(changes.tracked) | set(changes.untracked)
+        gone = _checkout_paths(self.path, env, cfg, head, [p for p in paths if p not in overwritten])
+        return changes, gone, current
 
     def _mark_unready(self) -> None:
         self._meta["ready"] = False
@@ -297,6 +307,11 @@ class Lease:
         for rel in self.dependency_dirs:
             _remove_link_or_mount_point(self.path, rel)
 
+
+SPLIT_INDEX = ("-c", "core.splitIndex=true", "-c", "splitIndex.sharedIndexExpire=now")
+"""A pool worktree's index is split: each of an attempt's few index writes (restore, snapshot, the
+patch) writes the entries that changed, not all of them (3.6 MB at 34k files), and the one shared
+index left behind by a rewrite is deleted then (only this worktree uses its git directory)."""
 
 MAX_PATHS_BY_NAME = 2000
 """Above this many paths to restore, one `git checkout -f` is cheaper than naming them."""
@@ -359,6 +374,8 @@ def _remove_link_or_mount_point(root: Path, rel: str) -> None:
 def _checkout_paths(path: Path, env: Mapping[str, str], cfg: tuple[str, ...], head: str, paths: list[str]) -> list[str]:
     """Make each path's file and index entry what `head` has; a path `head` lacks is deleted from
     the worktree and returned (its index entry is removed with the snapshot's update)."""
+    if not paths:
+        return []
     probe = "".join(f"{head}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
     found = run_git(path, ["cat-file", "--batch-check"], input_bytes=probe, env=env, config=cfg).stdout.splitlines()
     present = [p for p, line in zip(paths, found, strict=False) if not line.endswith((b" missing", b" ambiguous"))]

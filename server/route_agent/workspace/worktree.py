@@ -186,19 +186,26 @@ def read_user_changes(repo: Repo, skip_untracked: Sequence[str] = ()) -> UserCha
 
 def snapshot_into(repo: Repo, path: Path, head: str, buffers: Mapping[str, str], *, worktree_id: str | None = None,
                   changes: UserChanges | None = None, admin: Path | None = None,
-                  config: tuple[str, ...] | None = None, unstaged_removals: Sequence[str] = ()) -> Worktree:
-    """Make the worktree at `path` (checked out at `head`) hold the user's current state and commit it.
+                  config: tuple[str, ...] | None = None, unstaged_removals: Sequence[str] = (),
+                  worktree_head: str | None = None) -> Worktree:
+    """Make the worktree at `path` (its files and index at `head`, except the paths this copies)
+    hold the user's current state and commit it.
 
     Only the files that differ from HEAD are copied (changed tracked files, untracked files, unsaved
     buffers) and staged by name: nothing here walks the whole tree. `unstaged_removals` are paths
-    already deleted from the worktree whose index entries go in the same update. The commit is made in the
-    worktree's own detached HEAD, so the model's patch is the only difference from it afterwards.
+    already deleted from the worktree whose index entries go in the same update. A listed path that
+    could not be copied (gone or replaced since it was listed) is checked out from `head` instead.
+    The commit is made in the worktree's own detached HEAD (now `worktree_head`, default `head`),
+    so the model's patch is the only difference from it afterwards.
     """
     admin = admin or admin_dir(path)
     env = worktree_env(path, admin)
     cfg = filter_overrides(repo.root) if config is None else config  # no filter driver of the repository runs on the copy
     changes = changes or read_user_changes(repo)
-    staged = _copy_user_files(repo, path, [*changes.tracked, *changes.untracked])
+    listed = [*changes.tracked, *changes.untracked]
+    staged = _copy_user_files(repo, path, listed)
+    if len(staged) < len(listed):
+        _restore_from(path, env, cfg, head, sorted(set(listed) - set(staged)))
     staged += _write_buffers(path, buffers)
     base = head
     if staged or unstaged_removals:
@@ -209,8 +216,32 @@ def snapshot_into(repo: Repo, path: Path, head: str, buffers: Mapping[str, str],
         message = "route-agent: your uncommitted changes, untracked files and unsaved buffers"
         commit = run_git(path, [*_COMMIT_CONFIG, "commit-tree", "--no-gpg-sign", tree, "-p", head, "-m", message], env=env, config=cfg)
         base = commit.stdout.decode().strip()
+    if base != (worktree_head or head):
         run_git(path, ["update-ref", "--no-deref", "HEAD", base], env=env, config=cfg)
     return Worktree(id=worktree_id or path.name, path=path, base=base, head=head, repo_root=repo.root, copied=tuple(staged))
+
+
+def _restore_from(path: Path, env: Mapping[str, str], cfg: Sequence[str], commit: str, paths: list[str]) -> None:
+    """Check out `paths` (file and index entry) as `commit` has them; a path it lacks is removed."""
+    listing = "".join(f"{p}\0" for p in paths).encode("utf-8", "surrogateescape")
+    for rel in paths:
+        check_path(rel)
+        if "/" in rel:
+            check_no_symlink(path, str(PurePosixPath(rel).parent))
+        target = path / rel
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            remove_file(path, rel)
+    literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}
+    run_git(path, ["rm", "-q", "-r", "--cached", "--ignore-unmatch", "--pathspec-from-file=-", "--pathspec-file-nul"],
+            input_bytes=listing, env=literal, config=cfg)
+    probe = "".join(f"{commit}:{p}\n" for p in paths).encode("utf-8", "surrogateescape")
+    found = run_git(path, ["cat-file", "--batch-check"], input_bytes=probe, env=env, config=cfg).stdout.splitlines()
+    present = [p for p, line in zip(paths, found, strict=False) if not line.endswith((b" missing", b" ambiguous"))]
+    if present:
+        run_git(path, ["checkout", "-f", "-q", commit, "--pathspec-from-file=-", "--pathspec-file-nul"],
+                input_bytes="".join(f"{p}\0" for p in present).encode("utf-8", "surrogateescape"), env=literal, config=cfg)
 
 
 def _copy_user_files(repo: Repo, dest: Path, paths: list[str]) -> list[str]:
