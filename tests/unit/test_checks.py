@@ -208,3 +208,26 @@ async def test_sandboxed_check_sees_programs_under_tmp_and_gets_a_private_tmpdir
     assert "from-tmp" in run.output_excerpt
     tmpdir = run.output_excerpt.split("tmpdir=")[1].strip()
     assert not Path(tmpdir).exists(), "the check's scratch directory was not removed"
+
+
+async def test_unsandboxed_same_size_write_with_its_times_set_back_is_reported(tmp_path: Path) -> None:
+    # Tracked files are compared by inode status, not read: a rewrite that keeps the size and puts
+    # mtime back still changes ctime, which no process can set back.
+    root = _repo(tmp_path)
+    target = root / "a.py"
+    old = os.stat(target)
+    os.utime(target, ns=(old.st_atime_ns, old.st_mtime_ns - 10_000_000_000))  # changed long ago: not re-read
+    old = os.stat(target)
+    code = (f"import os\np = {str(target)!r}\ndata = open(p, 'rb').read()\n"
+            "open(p, 'wb').write(bytes([data[0] ^ 1]) + data[1:])\n"
+            f"os.utime(p, ns=({old.st_atime_ns}, {old.st_mtime_ns}))\n")
+    report = await _run(root, [Check(name="sly", run=[sys.executable, "-c", code])], mode="off")
+    assert os.stat(target).st_mtime_ns == old.st_mtime_ns and os.stat(target).st_size == old.st_size
+    assert [f.path for f in report.integrity] == ["a.py"]
+
+
+async def test_unsandboxed_run_that_changes_nothing_reports_nothing_even_for_a_file_just_edited(tmp_path: Path) -> None:
+    root = _repo(tmp_path)
+    (root / "a.py").write_text((root / "a.py").read_text() + "# the user's edit a moment ago\n")
+    report = await _run(root, [Check(name="quiet", run=[sys.executable, "-c", "import time; time.sleep(2.2)"])], mode="off")
+    assert report.passed and report.integrity == []

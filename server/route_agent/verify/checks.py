@@ -533,12 +533,15 @@ def _parse(check: Check, run: CheckRun, worktree: Path) -> list[Finding]:
 
 @dataclass
 class RepoSnapshot:
-    """Hashes of what a check could tamper with in the user's repository."""
+    """What a check could tamper with in the user's repository: git's own files by their content,
+    tracked files by their inode's status (see `_signature`)."""
 
     digests: dict[str, str]
+    hashed: frozenset[str] = frozenset()
+    """Tracked files whose content was hashed too (changed recently): hashed again in the next snapshot."""
 
     @classmethod
-    def take(cls, root: Path, git_dir: Path, tracked_dirty: Sequence[str] = ()) -> RepoSnapshot:
+    def take(cls, root: Path, git_dir: Path, tracked_dirty: Sequence[str] = (), like: RepoSnapshot | None = None) -> RepoSnapshot:
         digests: dict[str, str] = {}
         for rel in ("config", "HEAD", "index", "packed-refs", "info/attributes", "info/exclude"):
             digests[f".git/{rel}"] = _digest(git_dir / rel)
@@ -548,13 +551,40 @@ class RepoSnapshot:
                 for name in filenames:
                     full = Path(dirpath) / name
                     digests[f".git/{full.relative_to(git_dir).as_posix()}"] = _digest(full)
+        recent = time.time_ns() - RACY_NS
+        again = like.hashed if like is not None else frozenset()
+        hashed: set[str] = set()
         for rel in tracked_dirty:
-            digests[rel] = _digest(root / rel)
-        return cls(digests)
+            digests[rel], read = _signature(root / rel, 0 if rel in again else recent)
+            if read:
+                hashed.add(rel)
+        return cls(digests, frozenset(hashed))
 
     def changes(self, after: RepoSnapshot) -> list[str]:
         keys = set(self.digests) | set(after.digests)
         return sorted(k for k in keys if self.digests.get(k) != after.digests.get(k))
+
+
+RACY_NS = 2_000_000_000
+"""A file whose inode changed this recently is also hashed: a write within the same clock tick as
+the user's own last change could leave its times as they were."""
+
+
+def _signature(path: Path, recent_ns: int) -> tuple[str, bool]:
+    """A tracked file's state without reading it (as git's index does), and whether it was read:
+    any write, rename over, chmod or `utime` changes the inode's ctime, which a process cannot set
+    back; a file changed since `recent_ns` is hashed too. Reading every tracked file twice per
+    attempt cost seconds on a large repository."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "missing", False
+    except OSError as exc:
+        return f"error:{exc.errno}", False
+    signature = f"{st.st_mode:o}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+    if st.st_ctime_ns >= recent_ns:
+        return f"{signature}:{_digest(path)}", True
+    return signature, False
 
 
 def _digest(path: Path) -> str:
@@ -634,7 +664,7 @@ async def run_checks(
             unlink_dependency_dirs(dependencies, worktree)  # no link of ours outlives the checks
     integrity: list[Finding] = []
     if before is not None:
-        after = await asyncio.to_thread(RepoSnapshot.take, main_root, main_git_dir, files)
+        after = await asyncio.to_thread(RepoSnapshot.take, main_root, main_git_dir, files, before)
         for changed in before.changes(after):
             integrity.append(
                 Finding(
