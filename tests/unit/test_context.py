@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from route_agent.workspace.context import brief_words, context_paths, rank_paths
+from route_agent.workspace.context import _tracked_containing, brief_words, context_paths, rank_paths
 from route_agent.workspace.git import open_repo
 from support.repos import git, make_sync_repo
 
@@ -52,3 +52,14 @@ def test_context_paths_from_git_candidates_equal_ranking_every_tracked_path(tmp_
     for brief in ("fix retry leak in sync worker", "queue worker stalls", "SYNC notes are stale", "resync everything"):
         expected = rank_paths(tracked, brief_words(brief), exclude=set())
         assert context_paths(repo, brief, []) == expected, brief
+
+
+@pytest.mark.parametrize(("fragments", "expected"), [
+    pytest.param({"sync"}, ["app/Sync.py", "SYNC/sync_sync.md", "tests/test_resync"], id="case-and-each-path-once"),
+    pytest.param({"queue", "docs"}, ["docs/queue.md", "worker/queue"], id="first-and-last-record"),
+    pytest.param({"kelvin"}, [], id="ascii-case-only: the Kelvin sign is no k"),
+    pytest.param({"a*b", ""}, [], id="not a plain fragment"),
+])
+def test_tracked_containing_picks_whole_paths_out_of_the_listing(fragments: set[str], expected: list[str]) -> None:
+    listing = "\0".join(["docs/queue.md", "app/Sync.py", "SYNC/sync_sync.md", "\u212aelvin.py", "tests/test_resync", "worker/queue"])
+    assert _tracked_containing(listing.encode(), fragments) == expected

@@ -5,8 +5,9 @@ model has to be shown it. Candidates are tracked files whose name or directory m
 brief (`sync worker` finds `app/sync.py` and `tests/test_sync.py`), files that verification findings
 point at, and the tests that go with a chosen source file. Ranked by how many brief words a path
 matches, source before tests, then by shortness; capped, because the prompt budget is the lane's context.
-git picks the candidates from its index (a path must contain a brief word to score), so a run does
-not split every tracked path into words.
+Only a path that contains a brief word can score: one `git ls-files` lists the index once and a
+substring search of the listing picks those paths out, so a run does not split every tracked path
+into words (nor has git match a `:(icase)*word*` pathspec against every path, twice).
 """
 
 from __future__ import annotations
@@ -75,11 +76,12 @@ def context_paths(repo: Repo, brief: str, changed: Iterable[str], finding_paths:
         return first[:MAX_CONTEXT_FILES]
     limit = MAX_CONTEXT_FILES - len(first)
     # Only paths that contain a brief word can score, and only paths that contain a chosen file's
-    # name can go with it: git filters its index for both, so Python never sees the whole tree.
-    candidates = _tracked_containing(repo, words)
+    # name can go with it: both are picked out of the index's listing without splitting every path.
+    listing = run_git(repo.root, ["ls-files", "-z", "--cached"]).stdout
+    candidates = _tracked_containing(listing, words)
     chosen = rank_paths(candidates, words, exclude | set(first), limit)
     names = {PurePosixPath(p).stem.removeprefix("test_").removesuffix("_test") for p in chosen}
-    companions = _tracked_containing(repo, names - words)
+    companions = _tracked_containing(listing, names - words)
     if companions:
         chosen = rank_paths(sorted(set(candidates) | set(companions)), words, exclude | set(first), limit)
     return (first + chosen)[:MAX_CONTEXT_FILES]
@@ -88,10 +90,22 @@ def context_paths(repo: Repo, brief: str, changed: Iterable[str], finding_paths:
 _PLAIN = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def _tracked_containing(repo: Repo, fragments: Iterable[str]) -> list[str]:
-    """Tracked paths that contain any of `fragments`, case-insensitively (git matches its index)."""
-    specs = [f":(icase)*{f}*" for f in sorted(fragments) if f and _PLAIN.match(f)]
-    if not specs:
+def _tracked_containing(listing: bytes, fragments: Iterable[str]) -> list[str]:
+    """The paths of a NUL-separated `listing` that contain any of `fragments`, ignoring ASCII case
+    (as git's `:(icase)` does), in the listing's order: each fragment is searched for in the whole
+    listing at once and the path around each hit is taken."""
+    plain = sorted(f for f in fragments if f and _PLAIN.match(f))
+    if not plain:
         return []
-    listed = run_git(repo.root, ["ls-files", "-z", "--cached", "--", *specs]).stdout.decode("utf-8", "surrogateescape")
-    return [p for p in listed.split("\0") if p]
+    folded = listing.lower()  # bytes: ASCII letters only, so offsets stay those of `listing`
+    spans: dict[int, int] = {}
+    for fragment in plain:
+        needle = fragment.lower().encode("ascii")
+        pos = 0
+        while (hit := folded.find(needle, pos)) >= 0:
+            start = folded.rfind(b"\0", 0, hit) + 1
+            end = folded.find(b"\0", hit)
+            end = len(folded) if end < 0 else end
+            spans[start] = end
+            pos = end + 1
+    return [listing[start:spans[start]].decode("utf-8", "surrogateescape") for start in sorted(spans)]
