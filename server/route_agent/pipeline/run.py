@@ -150,8 +150,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
     carry: list[Finding] = list(req.carry_findings)
     tried: list[str] = []
     lane: Lane = req.decision.lane
-    caller = open_lane_caller(req.policy, req.environ, req.ledger, req.lane_caller)
-    worktree = adapters.RunWorktree(req)
+    worktree, caller = await _worktree_and_caller(req, lane)
     try:
         for attempt_no in range(req.first_attempt_no, req.first_attempt_no + req.policy.routing.max_attempts):
             spec = getattr(req.policy.models, lane)
@@ -215,6 +214,19 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
     finally:
         await asyncio.to_thread(worktree.release)
         await caller.aclose()
+
+
+async def _worktree_and_caller(req: RunRequest, lane: Lane) -> tuple[adapters.RunWorktree, LaneCaller]:
+    """The run's worktree, its reset already started when the first lane is one-shot (it runs while
+    the lane client is made and the prompt built), and the lane caller."""
+    worktree = adapters.RunWorktree(req)
+    if getattr(req.policy.models, lane).executor == "oneshot":
+        worktree.start_prepare()
+    try:
+        return worktree, open_lane_caller(req.policy, req.environ, req.ledger, req.lane_caller)
+    except BaseException:
+        await asyncio.to_thread(worktree.release)
+        raise
 
 
 @dataclass
