@@ -76,13 +76,22 @@ async def pump(task: asyncio.Future[Any], queue: asyncio.Queue[ev.Event]) -> Asy
     The caller reads `task.result()` afterwards. Use it under `contextlib.aclosing` so that closing
     the run cancels the task at once rather than when the generator is collected.
     """
+    getter: asyncio.Future[ev.Event] | None = None
     try:
         while not task.done():
-            with contextlib.suppress(TimeoutError):
-                yield await asyncio.wait_for(queue.get(), 0.2)
+            # Whichever comes first: an event, or the task's end (no polling delay after it).
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait((task, getter), return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+            getter = None
         while not queue.empty():
             yield queue.get_nowait()
     finally:
+        if getter is not None:
+            getter.cancel()
         if not task.done():
             task.cancel()
             with contextlib.suppress(BaseException):
