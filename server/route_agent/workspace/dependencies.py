@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -117,19 +117,29 @@ def _parent_is_real(worktree: Path, rel: str) -> bool:
     return (worktree / parent).is_dir()
 
 
-def bwrap_binds(deps: DependencyDirs, worktree: Path) -> list[str]:
-    """bubblewrap arguments that bind each folder read-only at its place in the worktree (after the
-    worktree's own writable bind, so they cover it). The mount point is made here, as a real empty
-    directory; a link of ours left by an unsandboxed command is replaced by it first."""
-    args: list[str] = []
+def _places(deps: DependencyDirs, worktree: Path) -> Iterator[tuple[DependencyDir, Path, os.stat_result | None]]:
+    """Each folder's place in the worktree whose parents are real directories, with what stands
+    there now (`lstat`, never followed; None when nothing does)."""
     for dep in deps.dirs:
         if not _parent_is_real(worktree, dep.rel):
             continue
         target = worktree / dep.rel
         try:
-            info = os.lstat(target)
+            info: os.stat_result | None = os.lstat(target)
         except FileNotFoundError:
             info = None
+        except OSError:
+            continue  # unreadable: leave it alone
+        yield dep, target, info
+
+
+def bwrap_binds(deps: DependencyDirs, worktree: Path) -> list[str]:
+    """bubblewrap arguments that bind each folder read-only at its place in the worktree (after the
+    worktree's own writable bind, so they cover it). The mount point is made here, as a real empty
+    directory; a link of ours left by an unsandboxed command is replaced by it first."""
+    args: list[str] = []
+    for dep, target, found in _places(deps, worktree):
+        info = found
         if info is not None and stat.S_ISLNK(info.st_mode):
             target.unlink()
             info = None
@@ -146,14 +156,7 @@ def link_dependency_dirs(deps: DependencyDirs, worktree: Path) -> None:
     """Without the sandbox: a symlink to each folder where the worktree has nothing of that name yet
     (an empty mount point a sandboxed command left is replaced). Idempotent; the links stay until
     `unlink_dependency_dirs` or the pool's reset, which removes them as untracked entries."""
-    for dep in deps.dirs:
-        if not _parent_is_real(worktree, dep.rel):
-            continue
-        target = worktree / dep.rel
-        try:
-            info = os.lstat(target)
-        except FileNotFoundError:
-            info = None
+    for dep, target, info in _places(deps, worktree):
         if info is not None and stat.S_ISDIR(info.st_mode):
             with contextlib.suppress(OSError):
                 target.rmdir()  # only when empty: a mount point; a folder a check filled stays
@@ -167,10 +170,8 @@ def link_dependency_dirs(deps: DependencyDirs, worktree: Path) -> None:
 
 def unlink_dependency_dirs(deps: DependencyDirs, worktree: Path) -> None:
     """Remove the links `link_dependency_dirs` made (only a link to the folder, never through it)."""
-    for dep in deps.dirs:
-        if not _parent_is_real(worktree, dep.rel):
-            continue
-        target = worktree / dep.rel
-        with contextlib.suppress(OSError):
-            if stat.S_ISLNK(os.lstat(target).st_mode) and os.readlink(target) == str(dep.source):
-                target.unlink()
+    for dep, target, info in _places(deps, worktree):
+        if info is not None and stat.S_ISLNK(info.st_mode):
+            with contextlib.suppress(OSError):
+                if os.readlink(target) == str(dep.source):
+                    target.unlink()
