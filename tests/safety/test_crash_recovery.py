@@ -59,6 +59,7 @@ PHASES = ("anytime", "worktree", "worktree", "checks")
 def kill_point(s: Scenario, proc: subprocess.Popen[bytes], phase: str, marker: str, rnd: random.Random) -> float:
     """Wait until the run reaches `phase` (or ends), then a seeded random moment more; seconds since launch."""
     launched = time.monotonic()
+    # The sleeps below wait for nothing: they are where, at random, the SIGKILL lands.
     if phase == "anytime":
         time.sleep(rnd.uniform(0.25, 1.4))
     else:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from route_agent.policy.models import Check
-from route_agent.verify.checks import check_environment, run_checks
+from route_agent.verify.checks import RACY_NS, check_environment, run_checks
 
 
 def _repo(tmp_path: Path) -> Path:
@@ -229,5 +229,8 @@ async def test_unsandboxed_same_size_write_with_its_times_set_back_is_reported(t
 async def test_unsandboxed_run_that_changes_nothing_reports_nothing_even_for_a_file_just_edited(tmp_path: Path) -> None:
     root = _repo(tmp_path)
     (root / "a.py").write_text((root / "a.py").read_text() + "# the user's edit a moment ago\n")
-    report = await _run(root, [Check(name="quiet", run=[sys.executable, "-c", "import time; time.sleep(2.2)"])], mode="off")
+    # A check that lasts past the window in which a just-edited file is hashed (RACY_NS): its second
+    # snapshot must hash the file again (the first did), not compare a hash with an inode signature.
+    lasts = RACY_NS / 1e9 + 0.2
+    report = await _run(root, [Check(name="quiet", run=[sys.executable, "-c", f"import time; time.sleep({lasts})"])], mode="off")
     assert report.passed and report.integrity == []
