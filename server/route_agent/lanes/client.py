@@ -59,6 +59,7 @@ from route_agent.lanes.budget import BudgetGuard, SpendSource, TaskSpend
 from route_agent.lanes.errors import LaneError, LaneErrorKind
 from route_agent.lanes.estimate import CHARS_PER_TOKEN, cost_usd, estimate_tokens
 from route_agent.lanes.outbound import Guarded, guard_request
+from route_agent.lanes.tls import shared_tls_context
 from route_agent.policy.keys import api_key_env_for
 from route_agent.policy.models import ModelSpec, Policy
 
@@ -136,6 +137,7 @@ class LaneClient:
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50, keepalive_expiry=30.0),
             follow_redirects=False,
             headers={"User-Agent": "route-agent"},
+            verify=shared_tls_context(),
         )
         self.guard = BudgetGuard(policy.budgets, spend_source)
         self.task = task if task is not None else TaskSpend()

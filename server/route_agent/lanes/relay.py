@@ -42,6 +42,7 @@ from route_agent.lanes.budget import BudgetGuard, TaskSpend
 from route_agent.lanes.errors import LaneError
 from route_agent.lanes.estimate import cost_usd
 from route_agent.lanes.outbound import guard_request
+from route_agent.lanes.tls import shared_tls_context
 from route_agent.policy.models import ModelSpec
 
 __all__ = ["ModelRelay", "RelayCall"]
@@ -120,6 +121,7 @@ class ModelRelay:
         self._on_call = on_call
         self._lock = threading.Lock()
         self._http = httpx.Client(transport=transport, follow_redirects=False, headers={"User-Agent": "route-agent relay"},
+                                  verify=shared_tls_context(),
                                   timeout=httpx.Timeout(timeout_s or spec.timeout_s, connect=30.0))
         self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, name="route-agent-relay", daemon=True)
