@@ -32,7 +32,7 @@ from route_agent.pipeline import events as ev  # noqa: E402
 from route_agent.pipeline.run import RunRequest, run_task  # noqa: E402
 from route_agent.policy import PolicyCache  # noqa: E402
 from route_agent.routing import Router  # noqa: E402
-from route_agent.workspace.git import collect_change_set, open_repo  # noqa: E402
+from route_agent.workspace.git import collect_changes, open_repo  # noqa: E402
 
 VERIFIER = '{"verdict": "pass", "confidence": 0.9, "summary": "releases the connection", "concerns": []}'
 
@@ -82,7 +82,7 @@ async def one_run(repo_root: Path, policy_path: Path, ledger_path: Path) -> dict
     repo = open_repo(repo_root)
     loaded = PolicyCache().load(policy_path)
     router = Router(loaded.policy)
-    change_set = collect_change_set(repo)
+    change_set, listing = collect_changes(repo)  # as prepare_run does
     decision = router.classify(change_set, "fix retry leak in sync worker")
     ledger = open_ledger(str(ledger_path))
     req = RunRequest(
@@ -92,6 +92,7 @@ async def one_run(repo_root: Path, policy_path: Path, ledger_path: Path) -> dict
         decision=decision,
         brief="fix retry leak in sync worker",
         change_set=change_set,
+        listing=listing,
         ledger=ledger,
         environ=dict(os.environ, BENCH_KEY="k"),
     )

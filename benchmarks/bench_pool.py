@@ -60,7 +60,7 @@ from route_agent.pipeline import events as ev  # noqa: E402
 from route_agent.pipeline.run import RunRequest, run_task  # noqa: E402
 from route_agent.policy import PolicyCache  # noqa: E402
 from route_agent.routing import Router  # noqa: E402
-from route_agent.workspace.git import collect_change_set, git_env, open_repo  # noqa: E402
+from route_agent.workspace.git import collect_changes, git_env, open_repo  # noqa: E402
 from route_agent.workspace.usage import disk_bytes, human  # noqa: E402
 
 MODIFIED = 20
@@ -135,13 +135,13 @@ async def one_run(root: Path, policy: Path) -> dict[str, float]:
     repo = open_repo(root)
     loaded = PolicyCache().load(policy)
     router = Router(loaded.policy)
-    change_set = collect_change_set(repo)
+    change_set, listing = collect_changes(repo)  # as prepare_run does
     decision = router.classify(change_set, TASK)
     req = RunRequest(repo=repo, policy=loaded.policy, router=router, decision=decision, brief=TASK, change_set=change_set,
-                     environ=dict(os.environ, BENCH_KEY="k"))
+                     listing=listing, environ=dict(os.environ, BENCH_KEY="k"))
     model = checks = 0.0
     cold: float | None = None
-    result = ""
+    result = message = ""
     attempts = 0
     async for event in run_task(req):
         if isinstance(event, ev.LaneReplied):
@@ -152,10 +152,10 @@ async def one_run(root: Path, policy: Path) -> dict[str, float]:
         elif isinstance(event, ev.WorktreePrepared):
             cold = event.seconds
         elif isinstance(event, ev.RunFinished):
-            result = event.result
+            result, message = event.result, event.message
     total = time.perf_counter() - started
     if result != "pass":
-        raise SystemExit(f"the benchmark's run ended {result!r}, not pass")
+        raise SystemExit(f"the benchmark's run ended {result!r}, not pass: {message}")
     return {"total": total, "model": model, "checks": checks, "overhead": total - model - checks,
             "cold_checkout": cold if cold is not None else 0.0, "attempts": attempts}
 

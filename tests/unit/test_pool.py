@@ -329,13 +329,107 @@ def test_the_pool_worktrees_index_is_split_and_keeps_one_shared_index(repo: Path
     assert git(wt.path, "ls-files", "--stage", "app/sync.py").split()[1] == git(repo, "rev-parse", "HEAD:app/sync.py").strip()
 
 
-def run_worktree_for(r: object, buffers: dict[str, str] | None = None) -> object:
+def run_worktree_for(r: object, buffers: dict[str, str] | None = None, listing: object = None) -> object:
     from types import SimpleNamespace
 
     from route_agent.pipeline.adapters import RunWorktree
 
     policy = SimpleNamespace(worktrees=SimpleNamespace(pool_size=2, idle_days=7.0), verification=SimpleNamespace(dependency_dirs=[]))
-    return RunWorktree(SimpleNamespace(repo=r, buffers=buffers or {}, policy=policy))  # type: ignore[arg-type]
+    return RunWorktree(SimpleNamespace(repo=r, buffers=buffers or {}, policy=policy, listing=listing))  # type: ignore[arg-type]
+
+
+def git_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, list[str]]]:
+    """Every git command the pool and the snapshot run from now on: (directory, arguments)."""
+    from route_agent.workspace import pool, worktree
+    from route_agent.workspace.git import run_git as real
+
+    calls: list[tuple[Path, list[str]]] = []
+
+    def recording(cwd: Path, args: list[str], **kwargs: object) -> object:
+        calls.append((Path(cwd), list(args)))
+        return real(cwd, args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pool, "run_git", recording)
+    monkeypatch.setattr(worktree, "run_git", recording)
+    return calls
+
+
+def test_the_first_reset_copies_what_the_change_sets_status_listed_without_a_status_of_its_own(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from route_agent.workspace.git import collect_changes
+
+    r = open_repo(repo)
+    made = run_worktree_for(r)
+    made.prepare()  # type: ignore[attr-defined]  # the pool's slot is made
+    made.release()  # type: ignore[attr-defined]
+    (repo / "app" / "__init__.py").write_text("VERSION = 4\n")
+    (repo / "todo.txt").write_text("listed untracked\n")
+    _, listing = collect_changes(r)
+    assert "app/__init__.py" in listing.tracked and "todo.txt" in listing.untracked
+    calls = git_calls(monkeypatch)
+    fresh = run_worktree_for(r, listing=listing)
+    wt, _ = fresh.prepare()  # type: ignore[attr-defined]
+    assert [args for cwd, args in calls if cwd == repo and args[0] == "status"] == [], "the user's tree was walked again"
+    assert (wt.path / "app" / "__init__.py").read_text() == "VERSION = 4\n"
+    assert (wt.path / "todo.txt").read_text() == "listed untracked\n"
+    assert git(wt.path, "status", "--porcelain") == ""
+    # An escalation's reset follows the first attempt's checks: it asks git again, and sees a later edit.
+    (repo / "app" / "sync.py").write_text("edited during the first attempt\n")
+    again, _ = fresh.prepare()  # type: ignore[attr-defined]
+    assert [args[0] for cwd, args in calls if cwd == repo].count("status") == 1
+    assert (again.path / "app" / "sync.py").read_text() == "edited during the first attempt\n"
+    fresh.release()  # type: ignore[attr-defined]
+
+
+def test_a_stale_listing_is_not_trusted(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editor's run that waited (an approval) lists the user's changes again: a file first changed
+    after the listing is in the worktree."""
+    import dataclasses
+
+    from route_agent.pipeline.adapters import LISTING_FRESH_S
+    from route_agent.workspace.git import collect_changes
+
+    r = open_repo(repo)
+    made = run_worktree_for(r)
+    made.prepare()  # type: ignore[attr-defined]
+    made.release()  # type: ignore[attr-defined]
+    _, listing = collect_changes(r)
+    (repo / "app" / "__init__.py").write_text("VERSION = 5\n")  # changed after the listing
+    stale = dataclasses.replace(listing, taken=time.monotonic() - LISTING_FRESH_S - 1)
+    calls = git_calls(monkeypatch)
+    late = run_worktree_for(r, listing=stale)
+    wt, _ = late.prepare()  # type: ignore[attr-defined]
+    assert [args[0] for cwd, args in calls if cwd == repo].count("status") == 1
+    assert (wt.path / "app" / "__init__.py").read_text() == "VERSION = 5\n"
+    late.release()  # type: ignore[attr-defined]
+
+
+def test_a_reset_from_the_last_snapshot_of_the_same_head_needs_no_diff_tree_and_is_exact(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    r = open_repo(repo)
+    first = lease_worktree(r)
+    wt = first.prepare()
+    dirty_the_worktree(wt.path)
+    first.release()
+    (repo / "README.md").write_text(git(repo, "show", "HEAD:README.md"))  # the user undoes their change
+    calls = git_calls(monkeypatch)
+    second = lease_worktree(r)
+    again = second.prepare()
+    assert [args for _, args in calls if args[0] == "diff-tree"] == []
+    assert (again.path / "README.md").read_text() == git(repo, "show", "HEAD:README.md")
+    assert (again.path / "app" / "sync.py").read_text() == (repo / "app" / "sync.py").read_text()
+    assert git(again.path, "status", "--porcelain") == ""
+    assert git(again.path, "diff", "--name-only", "HEAD", r.head).split() == [".gitignore", "notes.txt"]  # the untracked copies
+    second.release()
+    # The user commits: the record names another parent, so git says which paths differ.
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "the user's commit")
+    third = lease_worktree(open_repo(repo))
+    moved = third.prepare()
+    assert [args[0] for _, args in calls].count("diff-tree") == 1
+    assert git(moved.path, "status", "--porcelain") == ""
+    assert git(moved.path, "rev-parse", "HEAD").strip() == git(repo, "rev-parse", "HEAD").strip()
+    third.release()
 
 
 def test_an_early_reset_is_what_prepare_returns_and_a_cold_pool_is_not_checked_out_early(repo: Path, state: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from route_agent.workspace.dependencies import DependencyDirs, resolve_dependenc
 from route_agent.workspace.git import WorkspaceError
 from route_agent.workspace.patches import PatchLimits, PatchRejected, apply_patch_in_worktree, extract_patch
 from route_agent.workspace.pool import Lease, PoolSettings, lease_worktree, prune_pool
-from route_agent.workspace.worktree import Worktree, prune_stale_worktrees, save_run
+from route_agent.workspace.worktree import UserChanges, Worktree, prune_stale_worktrees, save_run, user_changes_from
 
 if TYPE_CHECKING:
     from route_agent.pipeline.run import RunRequest
@@ -62,6 +63,13 @@ def prune_worktrees(req: RunRequest) -> None:
     prune_pool(req.repo, pool_settings(req))
 
 
+LISTING_FRESH_S = 2.0
+"""How old the change set's listing of the user's changed paths may be for the first reset to copy
+those paths without a status of its own. A file first changed after the listing would be missed (it
+would keep HEAD's text in the worktree): a command-line run starts milliseconds after the listing;
+an editor's run that waited for the user (an approval) lists again."""
+
+
 class RunWorktree:
     """The run's worktree: leased from the repository's pool when first needed, reset to the user's
     current state for every attempt (an escalation reuses it), released when the run ends. The user's
@@ -79,6 +87,7 @@ class RunWorktree:
         self._dependencies: DependencyDirs | None = None
         self._early: concurrent.futures.Future[tuple[Worktree, float | None] | None] | None = None
         self._guard = threading.Lock()
+        self._resets = 0
 
     @property
     def dependencies(self) -> DependencyDirs:
@@ -122,8 +131,19 @@ class RunWorktree:
 
     def _prepare_now(self) -> tuple[Worktree, float | None]:
         lease = self._leased()
-        worktree = lease.prepare(self.req.buffers)
+        with self._guard:
+            first, self._resets = self._resets == 0, self._resets + 1
+        # The first reset runs before any repository code of this run: the filter overrides read when
+        # the run opened the repository hold, and so does the change set's listing of the user's paths
+        # while it is fresh. Later resets follow an attempt's checks: read both again.
+        worktree = lease.prepare(self.req.buffers, self.req.repo.config if first else None, self._listed() if first else None)
         return worktree, lease.cold_seconds
+
+    def _listed(self) -> UserChanges | None:
+        listing = self.req.listing
+        if listing is None or time.monotonic() - listing.taken > LISTING_FRESH_S:
+            return None
+        return user_changes_from(listing, self.dependencies.never_copied)
 
     def _leased(self) -> Lease:
         if self.lease is None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from route_agent.lanes.tls import load_in_background
 from route_agent.ledger import LedgerError, open_ledger
 from route_agent.pipeline.economics import read_economics
 from route_agent.pipeline.run import RunRequest, unsandboxed_refusal
@@ -43,7 +44,7 @@ from route_agent.signals.changeset import ChangeSet
 from route_agent.verify.findings import Finding
 from route_agent.verify.junit import ReportError, read_junit
 from route_agent.workspace.approvals import repo_policy_needing_approval
-from route_agent.workspace.git import Repo, WorkspaceError, collect_change_set, open_repo
+from route_agent.workspace.git import Repo, StatusListing, WorkspaceError, collect_changes, open_repo
 from route_agent.workspace.state import latest_test_failures, user_policy_path
 
 RequestedLane = Literal["auto", "fast", "strong"]
@@ -127,6 +128,8 @@ class RunPlan:
     change_set: ChangeSet
     router: Router
     decision: Decision
+    listing: StatusListing | None = None
+    """The paths the change set's status named, and when (a run's first worktree reset copies them)."""
 
     @property
     def spec(self) -> ModelSpec:
@@ -167,7 +170,7 @@ def plan_workspace(settings: RunSettings, reuse_router: Router | None = None, *,
     repo = open_repo(settings.root)
     loaded = cache.for_workspace(repo.root, settings.explicit_policy, user_policy_path())
     failures = _test_failures(repo.root, settings.test_report)
-    change_set = collect_change_set(repo, buffers=dict(settings.buffers))
+    change_set, listing = collect_changes(repo, buffers=dict(settings.buffers))
     if reuse_router is not None and reuse_router.policy is loaded.policy:
         router = reuse_router
     else:
@@ -179,7 +182,7 @@ def plan_workspace(settings: RunSettings, reuse_router: Router | None = None, *,
         if not lane_fallback:
             raise
         decision = router.classify(change_set, settings.brief, failures)
-    return RunPlan(repo, loaded, change_set, router, decision)
+    return RunPlan(repo, loaded, change_set, router, decision, listing)
 
 
 def plan_run(settings: RunSettings) -> RunPlan:
@@ -202,6 +205,7 @@ def prepare_run(settings: RunSettings) -> PreparedRun:
     if not settings.trusted:
         raise RunRefused(Refusal("untrusted", "this workspace is not trusted: a routed run executes the repository's tests and "
                                  "checks, so route-agent runs none of them in restricted mode; trust the workspace to route fixes"))
+    load_in_background()  # the lane client's TLS context, while git and the policy are read
     plan = plan_run(settings)
     refusal = _guard(settings, plan)
     if refusal is not None:
@@ -218,6 +222,7 @@ def prepare_run(settings: RunSettings) -> PreparedRun:
         brief=settings.brief, change_set=plan.change_set, ledger=ledger, environ=dict(_environ(settings)),
         run_id=settings.run_id or uuid.uuid4().hex[:12], sandbox=settings.sandbox, buffers=dict(settings.buffers),
         task_id=settings.task_id, first_attempt_no=settings.first_attempt_no, carry_findings=tuple(settings.carry),
+        listing=plan.listing,
         allow_unsandboxed=unsandboxed_opt_in_trusted(plan.repo.root, plan.loaded.sources, (settings.policy_cache or PolicyCache()).layer),
     )
     return PreparedRun(plan, request)

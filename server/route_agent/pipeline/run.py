@@ -37,7 +37,7 @@ from route_agent.verify.tamper import check_tamper
 from route_agent.verify.verifier import VerifierResult, low_confidence, run_verifier
 from route_agent.workspace.approvals import unsandboxed_accepted
 from route_agent.workspace.dependencies import NO_DEPENDENCY_DIRS, DependencyDirs
-from route_agent.workspace.git import Repo
+from route_agent.workspace.git import Repo, StatusListing
 from route_agent.workspace.state import write_latest_verification
 from route_agent.workspace.worktree import Worktree
 
@@ -68,6 +68,10 @@ class RunRequest:
     carry_findings: Sequence[Finding] = ()
     """Findings of an earlier attempt (another run) for the first attempt's prompt, as an escalation
     carries them: the editor asks before escalating, then starts a strong run with these."""
+    listing: StatusListing | None = None
+    """The paths the change set's `git status` named (workspace.git.collect_changes): the first
+    attempt's worktree copies them instead of walking the user's tree again, while the listing is
+    fresh (adapters.LISTING_FRESH_S); later attempts, or a run started later, ask git again."""
     allow_unsandboxed: bool = False
     """Whether the user's own policy (never a repository's) opted in to agent commands without
     bubblewrap; the front end decides (policy.approval.unsandboxed_opt_in_trusted), and the lane's
@@ -146,11 +150,16 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
     """
     run = _RunState(req)
     yield ev.Classified(req.decision, req.run_id)
-    await asyncio.to_thread(adapters.prune_worktrees, req)
+    # Stale worktrees and pool slots go while this run starts (the pool's lock keeps them apart).
+    housekeeping = asyncio.ensure_future(asyncio.to_thread(adapters.prune_worktrees, req))
     carry: list[Finding] = list(req.carry_findings)
     tried: list[str] = []
     lane: Lane = req.decision.lane
-    worktree, caller = await _worktree_and_caller(req, lane)
+    try:
+        worktree, caller = await _worktree_and_caller(req, lane)
+    except BaseException:
+        await asyncio.wait([housekeeping])
+        raise
     try:
         for attempt_no in range(req.first_attempt_no, req.first_attempt_no + req.policy.routing.max_attempts):
             spec = getattr(req.policy.models, lane)
@@ -214,6 +223,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
     finally:
         await asyncio.to_thread(worktree.release)
         await caller.aclose()
+        await housekeeping
 
 
 async def _worktree_and_caller(req: RunRequest, lane: Lane) -> tuple[adapters.RunWorktree, LaneCaller]:

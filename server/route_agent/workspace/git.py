@@ -12,6 +12,7 @@ import difflib
 import os
 import shutil
 import subprocess
+import time
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,10 @@ from route_agent.signals.diffparse import DiffParseError, parse_diff_lines
 from route_agent.signals.editor_files import is_editor_artefact
 from route_agent.signals.paths import skeleton
 
-__all__ = ["Repo", "WorkspaceError", "collect_change_set", "open_repo", "parse_diff_lines", "read_blobs", "read_head_blobs", "run_git"]
+__all__ = [
+    "Repo", "StatusListing", "WorkspaceError", "collect_change_set", "collect_changes", "open_repo", "parse_diff_lines", "read_blobs",
+    "read_head_blobs", "run_git",
+]
 
 HARDENING = (
     "-c", "core.fsmonitor=false",
@@ -146,8 +150,10 @@ def open_repo(path: Path) -> Repo:
         raise WorkspaceError(f"{path} does not exist")
     cwd = path if path.is_dir() else path.parent
     git_executable()
-    proc = run_git(cwd, ["rev-parse", "--show-toplevel", "--absolute-git-dir"], check=False)
-    if proc.returncode != 0:
+    # One call: the top level, the git directory and HEAD's commit (exit 1, with the first two, when
+    # there is no commit yet).
+    proc = run_git(cwd, ["rev-parse", "--show-toplevel", "--absolute-git-dir", "-q", "--verify", "HEAD^{commit}"], check=False)
+    if proc.returncode not in (0, 1):
         err = proc.stderr.decode("utf-8", "replace")
         if "not a git repository" in err:
             raise WorkspaceError(f"{cwd} is not inside a git repository; run route-agent in a repository (or `git init` one)")
@@ -160,14 +166,13 @@ def open_repo(path: Path) -> Repo:
         raise WorkspaceError(f"{cwd} is inside a git directory, not a work tree; run route-agent from the repository's files")
     root, git_dir = Path(lines[0]), Path(lines[1])
     head_ref = _read_head(git_dir)
-    head = run_git(root, ["rev-parse", "-q", "--verify", "HEAD^{commit}"], check=False)
-    if head.returncode != 0:
+    if proc.returncode != 0 or len(lines) < 3:
         raise WorkspaceError(f"the repository at {root} has no commits yet; commit something first "
                              "(route-agent compares changes against HEAD)")
     # A detached HEAD (how CI systems check out a pull request) is fine: worktrees and patches are
     # based on the commit, never on a branch name.
     branch = head_ref[5:].strip().removeprefix("refs/heads/") if head_ref.startswith("ref: ") else None
-    return Repo(root=root, git_dir=git_dir, head=head.stdout.decode().strip(), branch=branch,
+    return Repo(root=root, git_dir=git_dir, head=lines[2].strip(), branch=branch,
                 config=filter_overrides(root))
 
 
@@ -242,9 +247,31 @@ def _status_from_xy(xy: str) -> FileStatus:
     return "modified"
 
 
-def collect_change_set(repo: Repo, buffers: Mapping[str, str] | None = None,
-                       max_untracked: int = 2000) -> ChangeSet:
-    """Staged, unstaged and untracked changes against HEAD, plus unsaved editor buffers.
+@dataclass(frozen=True)
+class StatusListing:
+    """The paths the change set's `git status` named, and when it ran. A run's worktree snapshot
+    copies these instead of asking git again: a status walks the whole tree (0.1-0.3 s at 34k files)."""
+
+    head: str
+    tracked: tuple[str, ...]
+    """Tracked paths that differ from HEAD (staged or not), deleted ones included; no submodule."""
+    untracked: tuple[str, ...]
+    """Every untracked, not ignored file, editor lock/swap/backup files left out; not cut at the
+    change set's `max_untracked` (the snapshot applies its own limit)."""
+    taken: float
+    """`time.monotonic()` just before status ran."""
+
+
+def collect_change_set(repo: Repo, buffers: Mapping[str, str] | None = None, max_untracked: int = 2000) -> ChangeSet:
+    """Staged, unstaged and untracked changes against HEAD, plus unsaved editor buffers (see
+    `collect_changes`, which also returns the paths its status named)."""
+    return collect_changes(repo, buffers, max_untracked)[0]
+
+
+def collect_changes(repo: Repo, buffers: Mapping[str, str] | None = None,
+                    max_untracked: int = 2000) -> tuple[ChangeSet, StatusListing]:
+    """Staged, unstaged and untracked changes against HEAD, plus unsaved editor buffers; and the
+    paths the status named (`StatusListing`, what a worktree snapshot of this state copies).
 
     `buffers` maps repository-relative paths to the text an editor holds; those contents count
     instead of the file on disk.
@@ -256,14 +283,24 @@ def collect_change_set(repo: Repo, buffers: Mapping[str, str] | None = None,
     """
     blobs = _BlobReader(repo.root)  # starts now, so its start-up overlaps with status
     try:
-        status = run_git(repo.root, ["status", "--porcelain=v2", "-z", "--untracked-files=normal",
+        taken = time.monotonic()
+        status = run_git(repo.root, ["status", "--porcelain=v2", "-z", "--branch", "--untracked-files=normal",
                                      "--no-renames", "--ignore-submodules=none"], config=repo.config)
         entries, untracked_dirs = _parse_status_v2(status.stdout)
         notes: list[str] = []
+        extra: list[str] = []
         if untracked_dirs:
             listed = run_git(repo.root, ["ls-files", "-z", "--others", "--exclude-standard", "--",
                                          *untracked_dirs])
             extra = [p for p in listed.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+        listing = StatusListing(
+            head=_status_head(status.stdout) or repo.head,
+            tracked=tuple(e.path for e in entries if e.status != "untracked" and MODE_GITLINK not in (e.head_mode, e.work_mode)),
+            untracked=tuple(p for p in [*(e.path for e in entries if e.status == "untracked"), *extra]
+                            if not is_editor_artefact(p)),
+            taken=taken,
+        )
+        if extra:
             if len(extra) > max_untracked:
                 notes.append(f"{len(extra)} untracked files; only the first {max_untracked} were examined")
                 extra = extra[:max_untracked]
@@ -297,7 +334,16 @@ def collect_change_set(repo: Repo, buffers: Mapping[str, str] | None = None,
         known = {f.path for f in files if f.status != "untracked"}
         files = _apply_buffers(repo, files, {rel: text for rel, text in buffers.items()
                                              if rel in known or not is_editor_artefact(rel)})
-    return ChangeSet(files=tuple(sorted(files, key=lambda f: f.path)), base=repo.head, notes=tuple(notes))
+    return ChangeSet(files=tuple(sorted(files, key=lambda f: f.path)), base=repo.head, notes=tuple(notes)), listing
+
+
+def _status_head(raw: bytes) -> str | None:
+    """The commit `git status --branch` compared against (None before the first commit)."""
+    start = raw.find(b"# branch.oid ")
+    if start < 0:
+        return None
+    oid = raw[start + len(b"# branch.oid "):raw.find(b"\0", start)].decode("ascii", "replace").strip()
+    return None if oid == "(initial)" else oid
 
 
 class _BlobReader:

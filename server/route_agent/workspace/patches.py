@@ -268,18 +268,20 @@ def apply_patch_in_worktree(worktree: Worktree, patch: Patch | str, limits: Patc
     check_patch_size(len(patch.paths), size, limits)
     root = worktree.path
     validate_paths(patch, root)
+    # Only our own code has run in the worktree since its snapshot: the snapshot's settings still hold.
+    cfg = filter_overrides(root) if worktree.config is None else worktree.config
     if patch.kind == "diff":
         data = patch.diff.encode("utf-8", "surrogateescape")
-        args = ["apply", "--recount", "--whitespace=nowarn", "-"]
-        check = run_git(root, [args[0], "--check", *args[1:]], input_bytes=data, check=False)
-        if check.returncode != 0:
-            raise PatchRejected("the diff does not apply: " + _first_error(check.stderr))
-        applied = run_git(root, args, input_bytes=data, check=False)
+        # All or nothing: git apply writes no file unless every hunk applies (no --reject). With
+        # --index it stages what it writes, so the diff below need not stage the paths again.
+        applied = run_git(root, ["apply", "--index", "--recount", "--whitespace=nowarn", "-"], input_bytes=data, check=False,
+                          config=cfg)
         if applied.returncode != 0:
             raise PatchRejected("the diff does not apply: " + _first_error(applied.stderr))
     else:
         _apply_search_replace(root, patch.blocks)
-    result = worktree_diff(root, patch.paths or tuple(dict.fromkeys(b.path for b in patch.blocks)))
+    result = worktree_diff(root, patch.paths or tuple(dict.fromkeys(b.path for b in patch.blocks)), config=cfg,
+                           staged=patch.kind == "diff")
     if not result.strip():
         raise PatchRejected("the patch changes nothing")
     check_patch_size(sum(1 for line in result.split("\n") if line.startswith("diff --git ")),
@@ -287,21 +289,26 @@ def apply_patch_in_worktree(worktree: Worktree, patch: Patch | str, limits: Patc
     return result
 
 
-def worktree_diff(root: Path, paths: Sequence[str] | None = None) -> str:
+def worktree_diff(root: Path, paths: Sequence[str] | None = None, *, config: Sequence[str] | None = None,
+                  staged: bool = False) -> str:
     """The worktree's changes against its HEAD, new files included (its own index only).
 
     With `paths` (a one-shot patch names them) only those are staged and compared, by name: nothing
     walks the rest of the tree. Without, every file is (an agent may have changed anything).
+    `config`: the `-c` settings that switch the repository's filter drivers off, when they were read
+    after repository code last ran in the worktree; by default they are read now (see git.py).
+    `staged`: the index already holds `paths` as they are on disk (`git apply --index` wrote them).
     """
-    cfg = filter_overrides(root)  # the repository's filter drivers never run (see git.py)
+    cfg = filter_overrides(root) if config is None else config
     literal = {"GIT_LITERAL_PATHSPECS": "1"}
     if paths is None:
         run_git(root, ["add", "-A", "--", "."], config=cfg)
         names: list[str] = []
     else:
         names = list(dict.fromkeys(paths))
-        listing = "".join(f"{p}\0" for p in names).encode("utf-8", "surrogateescape")
-        run_git(root, ["update-index", "--add", "--remove", "-z", "--stdin"], input_bytes=listing, config=cfg)
+        if not staged:
+            listing = "".join(f"{p}\0" for p in names).encode("utf-8", "surrogateescape")
+            run_git(root, ["update-index", "--add", "--remove", "-z", "--stdin"], input_bytes=listing, config=cfg)
     proc = run_git(root, ["diff", "--cached", *DIFF_FORMAT, "--no-renames", "--full-index", "HEAD", "--", *names],
                    config=cfg, env=literal)
     return proc.stdout.decode("utf-8", "surrogateescape")

@@ -51,7 +51,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from route_agent.workspace.git import Repo, WorkspaceError, filter_overrides, run_git
 from route_agent.workspace.patches import PatchRejected, check_no_symlink
@@ -154,14 +154,22 @@ class Lease:
     def meta_path(self) -> Path:
         return self.path.with_name(self.path.name + ".json")
 
-    def prepare(self, buffers: Mapping[str, str] | None = None) -> Worktree:
-        """Reset the leased worktree to the user's current state (plus `buffers`) and return it."""
+    def prepare(self, buffers: Mapping[str, str] | None = None, filters: tuple[str, ...] | None = None,
+                listed: UserChanges | None = None) -> Worktree:
+        """Reset the leased worktree to the user's current state (plus `buffers`) and return it.
+
+        `filters`: the repository's filter overrides (git.filter_overrides) when they were read after
+        any repository code last ran, such as `Repo.config` for a run's first attempt; by default they
+        are read now (a check of an earlier attempt may have configured a filter since).
+        `listed`: the user's changed and untracked paths when a status just named them (the run's
+        change set); a reset then copies those without a status of the user's tree of its own. A
+        first checkout, which takes seconds, always asks git again after it."""
         with self._guard:
             if self.lock_fd is None:
                 raise WorkspaceError(f"the lease on {self.path} was already released")
             self._busy = True
         try:
-            return self._prepare(buffers)
+            return self._prepare(buffers, filters, listed)
         finally:
             with self._guard:
                 self._busy = False
@@ -169,17 +177,18 @@ class Lease:
             if pending:
                 self.release()
 
-    def _prepare(self, buffers: Mapping[str, str] | None) -> Worktree:
+    def _prepare(self, buffers: Mapping[str, str] | None, filters: tuple[str, ...] | None,
+                 listed: UserChanges | None) -> Worktree:
         self.cold_seconds = None
-        # Filters: read now, the user may have configured one since. The split index: see SPLIT_INDEX.
-        cfg = (*filter_overrides(self.repo.root), *SPLIT_INDEX)
+        # The split index: see SPLIT_INDEX.
+        cfg = (*(filter_overrides(self.repo.root) if filters is None else filters), *SPLIT_INDEX)
         admin = self._usable_admin()
         changes: UserChanges | None = None
         gone: list[str] = []
         worktree_head: str | None = None
         if admin is not None:
             try:
-                changes, gone, worktree_head = self._reset(admin, cfg)
+                changes, gone, worktree_head = self._reset(admin, cfg, listed)
             except (WorkspaceError, PatchRejected, OSError):
                 admin = None  # it cannot be reset (a check broke it, or a kill mid-reset): made again
         if admin is None or changes is None:
@@ -201,6 +210,7 @@ class Lease:
             raise
         self._scrub.update(self.worktree.copied)
         self._meta["last_used"] = time.time()
+        self._meta["snapshot"] = _snapshot_record(self.worktree)
         _write_meta(self.meta_path, self._meta)
         return self.worktree
 
@@ -233,7 +243,7 @@ class Lease:
         marker.write_text(f"gitdir: {admin}\n")
         return admin
 
-    def _reset(self, admin: Path, cfg: tuple[str, ...]) -> tuple[UserChanges, list[str], str]:
+    def _reset(self, admin: Path, cfg: tuple[str, ...], listed: UserChanges | None) -> tuple[UserChanges, list[str], str]:
         """Bring the worktree back to the user's HEAD, touching only what differs.
 
         One `git status` of the worktree (alongside the user's, on the other core) names what the
@@ -244,22 +254,28 @@ class Lease:
         right, and its index entry stays valid, so nothing walks the tree a second time. Returns the
         user's changes, the paths deleted from the worktree whose index entries the snapshot's update
         removes, and the worktree's HEAD (the snapshot moves it once, to its commit or the user's HEAD).
+        With `listed`, the user's tree is not walked again.
         """
         env = worktree_env(self.path, admin)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as side:
-            user = side.submit(read_user_changes, self.repo, self.dependency_dirs)
+            user = None if listed is not None else side.submit(read_user_changes, self.repo, self.dependency_dirs)
             try:
                 current, changed, litter = _worktree_status(self.path, env, cfg)
             except WorkspaceError:
                 self._mark_unready()
-                user.cancel()
+                if user is not None:
+                    user.cancel()
                 raise
-            changes = user.result()
+            changes = user.result() if user is not None else listed
+        assert changes is not None
         head = changes.head
         for rel in litter:
             _remove_litter(self.path, rel)
         paths = dict.fromkeys(changed)
-        if current != head:
+        recorded = self._meta.get("snapshot")
+        if current != head and _records(recorded, current, head):
+            paths.update(dict.fromkeys(recorded["paths"]))  # the last snapshot of this HEAD: its own paths
+        elif current != head:
             moved = run_git(self.path, ["diff-tree", "-r", "-z", "--name-only", "--no-renames", current, head], env=env, config=cfg)
             paths.update(dict.fromkeys(p for p in moved.stdout.decode("utf-8", "surrogateescape").split("\0") if p))
         if len(paths) > MAX_PATHS_BY_NAME:
@@ -315,6 +331,21 @@ index left behind by a rewrite is deleted then (only this worktree uses its git 
 
 MAX_PATHS_BY_NAME = 2000
 """Above this many paths to restore, one `git checkout -f` is cheaper than naming them."""
+
+
+def _snapshot_record(worktree: Worktree) -> dict[str, Any] | None:
+    """What the next reset needs to know of this snapshot: its commit differs from its parent (the
+    user's HEAD) only in the paths it copied, so a reset from it to the same HEAD restores those
+    without asking git which paths differ (`git diff-tree`)."""
+    if worktree.base == worktree.head or len(worktree.copied) > MAX_PATHS_BY_NAME:
+        return None
+    return {"commit": worktree.base, "parent": worktree.head, "paths": list(worktree.copied)}
+
+
+def _records(recorded: object, current: str, head: str) -> TypeGuard[dict[str, Any]]:
+    """The pool's record describes the worktree's commit `current` as a snapshot on `head`."""
+    return (isinstance(recorded, dict) and recorded.get("commit") == current and recorded.get("parent") == head
+            and isinstance(recorded.get("paths"), list) and all(isinstance(p, str) for p in recorded["paths"]))
 
 
 def _worktree_status(path: Path, env: Mapping[str, str], cfg: tuple[str, ...]) -> tuple[str, list[str], list[str]]:

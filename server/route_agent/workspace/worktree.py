@@ -41,7 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from route_agent.workspace.git import Repo, WorkspaceError, filter_overrides, is_git_internal, read_blobs, run_git
+from route_agent.workspace.git import (
+    Repo,
+    StatusListing,
+    WorkspaceError,
+    filter_overrides,
+    is_git_internal,
+    read_blobs,
+    run_git,
+)
 from route_agent.workspace.patches import (
     PatchRejected,
     PatchRejectedError,
@@ -69,6 +77,9 @@ class Worktree:
     repo_root: Path
     copied: tuple[str, ...] = ()
     """Paths holding the user's uncommitted state (changed and untracked files, unsaved buffers)."""
+    config: tuple[str, ...] | None = None
+    """The `-c` settings the snapshot was made with (every filter driver off): still right until
+    repository code (a check, an agent) runs in the worktree; None = read them again."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +191,17 @@ def read_user_changes(repo: Repo, skip_untracked: Sequence[str] = ()) -> UserCha
             tracked.append(field_.split(" ", 10)[10])
         elif field_.startswith("? "):
             untracked.append(field_[2:])
+    return _capped(head, tracked, untracked)
+
+
+def user_changes_from(listing: StatusListing, skip_untracked: Sequence[str] = ()) -> UserChanges:
+    """`read_user_changes` from a status that already ran (the change set's), without asking git again."""
+    skipped = tuple(rel.rstrip("/") + "/" for rel in skip_untracked)
+    untracked = [p for p in listing.untracked if not p.startswith(skipped) and p + "/" not in skipped]
+    return _capped(listing.head, listing.tracked, untracked)
+
+
+def _capped(head: str, tracked: Sequence[str], untracked: Sequence[str]) -> UserChanges:
     over = max(0, len(untracked) - MAX_UNTRACKED_COPY)
     return UserChanges(head, tuple(tracked), tuple(untracked[:MAX_UNTRACKED_COPY]), over)
 
@@ -218,7 +240,8 @@ def snapshot_into(repo: Repo, path: Path, head: str, buffers: Mapping[str, str],
         base = commit.stdout.decode().strip()
     if base != (worktree_head or head):
         run_git(path, ["update-ref", "--no-deref", "HEAD", base], env=env, config=cfg)
-    return Worktree(id=worktree_id or path.name, path=path, base=base, head=head, repo_root=repo.root, copied=tuple(staged))
+    return Worktree(id=worktree_id or path.name, path=path, base=base, head=head, repo_root=repo.root, copied=tuple(staged),
+                    config=tuple(cfg))
 
 
 def _restore_from(path: Path, env: Mapping[str, str], cfg: Sequence[str], commit: str, paths: list[str]) -> None:
