@@ -18,6 +18,7 @@ from route_agent.workspace.worktree import (
     prune_stale_worktrees,
     remove_worktree,
     save_run,
+    stage_run,
 )
 from support.repos import git
 
@@ -202,3 +203,24 @@ def test_prune_removes_worktrees_of_dead_processes(repo: Path, state: Path) -> N
     assert live.path.exists() and not dead.path.exists()
     assert str(dead.path) not in git(repo, "worktree", "list")
     remove_worktree(r, live)
+
+
+def test_a_staged_run_is_no_run_until_kept_and_leaves_nothing_when_discarded(repo: Path, state: Path) -> None:
+    """A run stages its patch's stored form while the checks run: a failed attempt's is discarded
+    without a trace, an accepted one's becomes runs/<id> exactly as save_run writes it."""
+    r = open_repo(repo)
+    wt = create_worktree(r)
+    diff = apply_patch_in_worktree(wt, fenced(LIB_DIFF))
+    remove_worktree(r, wt)
+    dropped = stage_run(r, "run5", diff, wt.base)
+    assert dropped.folder.parent == state / "runs" and dropped.folder.name.startswith(".")
+    assert not (state / "runs" / "run5").exists()
+    dropped.discard()
+    assert list((state / "runs").iterdir()) == []
+    kept = stage_run(r, "run5", diff, wt.base).keep({"lane": "strong"})
+    assert kept == state / "runs" / "run5" and [p.name for p in (state / "runs").iterdir()] == ["run5"]
+    save_run(r, "run6", diff, wt.base, {"lane": "strong"})
+    ours, theirs = (json.loads((state / "runs" / n / "meta.json").read_text()) for n in ("run5", "run6"))
+    assert {k: v for k, v in ours.items() if k not in ("run_id", "saved")} == {k: v for k, v in theirs.items() if k not in ("run_id", "saved")}
+    assert ours["lane"] == "strong" and ours["digest"]
+    assert apply_to_user_tree(open_repo(repo), "run5").applied

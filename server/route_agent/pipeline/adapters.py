@@ -22,7 +22,7 @@ from route_agent.workspace.dependencies import DependencyDirs, resolve_dependenc
 from route_agent.workspace.git import WorkspaceError
 from route_agent.workspace.patches import PatchLimits, PatchRejected, apply_patch_in_worktree, extract_patch
 from route_agent.workspace.pool import Lease, PoolSettings, lease_worktree, prune_pool
-from route_agent.workspace.worktree import UserChanges, Worktree, prune_stale_worktrees, save_run, user_changes_from
+from route_agent.workspace.worktree import StagedRun, UserChanges, Worktree, prune_stale_worktrees, stage_run, user_changes_from
 
 if TYPE_CHECKING:
     from route_agent.pipeline.run import RunRequest
@@ -35,7 +35,8 @@ __all__ = [
     "missing_key",
     "prompt_for",
     "prune_worktrees",
-    "save_run_for",
+    "run_meta",
+    "stage_run_for",
 ]
 
 PatchRejectedError = PatchRejected
@@ -178,21 +179,21 @@ def apply_reply(req: RunRequest, run_worktree: RunWorktree, reply_text: str) -> 
     return worktree, apply_patch_in_worktree(worktree, patch, limits), cold_seconds
 
 
-def save_run_for(req: RunRequest, worktree_base: str, diff: str, attempts: list[dict[str, object]]) -> None:
-    save_run(
-        req.repo,
-        req.run_id,
-        diff,
-        worktree_base,
-        {
-            "brief": redact_text(req.decision.signals.brief, "brief")[0][:2000],  # stored: no secret in clear
-            "attempts": attempts,
-            "risk_score": req.decision.risk_score,
-            "lane": req.decision.lane,
-            # what `route-agent pr-body` and a commit message tell a reviewer
-            "lane_reason": req.decision.lane_reason,
-            "plan": req.decision.plan_name,
-            "contributions": [c.as_dict() for c in req.decision.contributions],
-            "always_strong": [str(a) for a in req.decision.always_strong],
-        },
-    )
+def stage_run_for(req: RunRequest, worktree_base: str, diff: str) -> StagedRun:
+    """The attempt's patch in its stored form, written while its checks run; kept if it is accepted."""
+    return stage_run(req.repo, req.run_id, diff, worktree_base)
+
+
+def run_meta(req: RunRequest, attempts: list[dict[str, object]]) -> dict[str, object]:
+    """What a kept run stores besides its patch."""
+    return {
+        "brief": redact_text(req.decision.signals.brief, "brief")[0][:2000],  # stored: no secret in clear
+        "attempts": attempts,
+        "risk_score": req.decision.risk_score,
+        "lane": req.decision.lane,
+        # what `route-agent pr-body` and a commit message tell a reviewer
+        "lane_reason": req.decision.lane_reason,
+        "plan": req.decision.plan_name,
+        "contributions": [c.as_dict() for c in req.decision.contributions],
+        "always_strong": [str(a) for a in req.decision.always_strong],
+    }

@@ -39,7 +39,7 @@ from route_agent.workspace.approvals import unsandboxed_accepted
 from route_agent.workspace.dependencies import NO_DEPENDENCY_DIRS, DependencyDirs
 from route_agent.workspace.git import Repo, StatusListing
 from route_agent.workspace.state import write_latest_verification
-from route_agent.workspace.worktree import Worktree
+from route_agent.workspace.worktree import StagedRun, Worktree
 
 
 @dataclass
@@ -160,6 +160,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
     except BaseException:
         await asyncio.wait([housekeeping])
         raise
+    verification = _Verification()  # each attempt's; the last one's staged patch is dropped at the end unless kept
     try:
         for attempt_no in range(req.first_attempt_no, req.first_attempt_no + req.policy.routing.max_attempts):
             spec = getattr(req.policy.models, lane)
@@ -206,12 +207,12 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
             _remember(req, findings, attempt)
             yield ev.AttemptFinished(attempt.as_dict(), step.action, step.reasons, tuple(findings), _failed_names(attempt, findings))
             if step.action == "accept":
-                save = functools.partial(
-                    adapters.save_run_for, req, verification.worktree_base, verification.diff_text, [a.as_dict() for a in run.attempts]
-                )
+                staged = await verification.take_staged(req)
+                save = functools.partial(staged.keep, adapters.run_meta(req, [a.as_dict() for a in run.attempts]))
                 await asyncio.to_thread(executors.keep_transcripts, req.run_id, save)
                 yield run.finished("pass", "verified patch ready: route-agent apply " + req.run_id, findings, verification.diff_text)
                 return
+            await verification.discard_staged()
             if step.action != "escalate":
                 break
             yield ev.Escalating(lane, step.lane, step.reasons, verification.failed_count())
@@ -221,6 +222,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
         message = f"{last.lane} lane failed: {', '.join(last.reasons) or 'verification failed'}; nothing was applied"
         yield run.finished("fail", message, run.all_findings)
     finally:
+        await verification.discard_staged()  # a run cancelled or failed between staging and judging
         await asyncio.to_thread(worktree.release)
         await caller.aclose()
         await housekeeping
@@ -329,6 +331,26 @@ class _Verification:
     diff_text: str = ""
     worktree_base: str = ""
     checks: list[dict[str, Any]] = field(default_factory=list)
+    staged: asyncio.Future[StagedRun] | None = None
+    """The patch's stored form, written while the checks run (kept only if the attempt is accepted)."""
+
+    def stage(self, req: RunRequest) -> None:
+        self.staged = asyncio.ensure_future(asyncio.to_thread(adapters.stage_run_for, req, self.worktree_base, self.diff_text))
+
+    async def take_staged(self, req: RunRequest) -> StagedRun:
+        """The staged run (what staging raised, if it failed); staged now if it was not."""
+        staged, self.staged = self.staged, None
+        if staged is None:
+            return await asyncio.to_thread(adapters.stage_run_for, req, self.worktree_base, self.diff_text)
+        return await staged
+
+    async def discard_staged(self) -> None:
+        staged, self.staged = self.staged, None
+        if staged is None:
+            return
+        await asyncio.wait([staged])
+        if not staged.cancelled() and staged.exception() is None:
+            await asyncio.to_thread(staged.result().discard)
 
     def failed_checks(self) -> list[str]:
         if self.report is not None:
@@ -371,6 +393,7 @@ async def _verify_patch(
         return
     if cold_seconds is not None and agent is None:
         yield ev.WorktreePrepared(cold_seconds)
+    out.stage(req)  # the patch's stored form is written while the checks run
     yield ev.PatchApplied(_inspect_patch(req, out))
     async with contextlib.aclosing(_run_lane_checks(req, lane, worktree.path, out, run_worktree.dependencies)) as check_events:
         async for event in check_events:

@@ -4,6 +4,7 @@
     remove_worktree(repo, worktree) -> None
     prune_stale_worktrees(repo) -> list[Path]          # call at start; returns what it removed
     save_run(repo, run_id, diff_text, base_commit, meta=None) -> Path      # state_dir()/runs/<id>/
+    stage_run(repo, run_id, diff_text, base_commit) -> StagedRun           # the same, written ahead: .keep(meta) / .discard()
     apply_to_user_tree(repo, run_id) -> ApplyResult(applied, paths, merged, conflicts, message)
     (re-exported from patches.py: apply_patch_in_worktree, extract_patch, PatchRejected)
 
@@ -378,7 +379,36 @@ def run_path(run_id: str) -> Path:
 
 def save_run(repo: Repo, run_id: str, diff_text: str, base_commit: str, meta: dict[str, Any] | None = None) -> Path:
     """Store an accepted patch with the base and patched text of every path it touches."""
-    target = run_path(run_id)
+    return stage_run(repo, run_id, diff_text, base_commit).keep(meta)
+
+
+@dataclass
+class StagedRun:
+    """A run's stored form written ahead, in a hidden folder beside the runs (a run stages its patch
+    while the checks run): `keep(meta)` completes it as runs/<run id>, `discard()` removes it."""
+
+    run_id: str
+    folder: Path
+    record: dict[str, Any]
+
+    def keep(self, meta: dict[str, Any] | None = None) -> Path:
+        target = run_path(self.run_id)
+        record = {**(meta or {}), **self.record, "saved": time.time()}
+        (self.folder / "meta.json").write_text(json.dumps(record, indent=2))
+        make_private(self.folder / "meta.json")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(self.folder, target)
+        return target
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def stage_run(repo: Repo, run_id: str, diff_text: str, base_commit: str) -> StagedRun:
+    """Write a patch's stored form (the patch, the base and patched text of every path it touches,
+    their digest) into a hidden folder; nothing is a run until `keep`."""
+    run_path(run_id)  # a valid id
     paths = diff_paths(diff_text)
     for path in paths:
         check_path(path)
@@ -396,17 +426,13 @@ def save_run(repo: Repo, run_id: str, diff_text: str, base_commit: str, meta: di
         files[path] = entry
     patch_bytes = diff_text.encode("utf-8", "surrogateescape")
     (tmp / "patch.diff").write_bytes(patch_bytes)
-    record = {**(meta or {}), "run_id": run_id, "repo": str(repo.root), "base_commit": base_commit, "user_head": repo.head,
-              "paths": paths, "files": files, "saved": time.time(),
+    record = {"run_id": run_id, "repo": str(repo.root), "base_commit": base_commit, "user_head": repo.head,
+              "paths": paths, "files": files,
               "digest": run_digest(patch_bytes, {path: (base.get(path), after.get(path)) for path in paths})}
-    (tmp / "meta.json").write_text(json.dumps(record, indent=2))
     for written in tmp.rglob("*"):  # the user's code and the model's patch: the user's only
         if written.is_file():
             make_private(written)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    return target
+    return StagedRun(run_id, tmp, record)
 
 
 def _patched(base: dict[str, bytes | None], diff_text: str) -> dict[str, bytes | None]:
@@ -556,6 +582,6 @@ def _write_user_file(root: Path, path: str, data: bytes | None) -> None:
 
 
 __all__ = [
-    "ApplyResult", "PatchRejected", "PatchRejectedError", "Worktree", "apply_patch_in_worktree", "apply_to_user_tree",
-    "create_worktree", "extract_patch", "prune_stale_worktrees", "remove_worktree", "run_path", "save_run",
+    "ApplyResult", "PatchRejected", "PatchRejectedError", "StagedRun", "Worktree", "apply_patch_in_worktree", "apply_to_user_tree",
+    "create_worktree", "extract_patch", "prune_stale_worktrees", "remove_worktree", "run_path", "save_run", "stage_run",
 ]

@@ -173,6 +173,9 @@ def test_passing_fast_patch_with_a_doubtful_verifier_escalates(tmp_path: Path, e
     # the strong attempt gets the same doubtful verifier: a failed strong attempt stops, never loops
     assert out["result"] == "fail" and proc.returncode == 1
     assert len(out["attempts"]) == 2
+    # each attempt's patch was staged while its checks ran, and dropped when it was not accepted
+    runs = tmp_path / "state" / "runs"
+    assert not runs.exists() or list(runs.iterdir()) == []
 
 
 def test_failed_strong_attempt_stops_with_findings(tmp_path: Path, env: dict[str, str], fake_llm) -> None:  # type: ignore[no-untyped-def]
