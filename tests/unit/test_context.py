@@ -63,3 +63,26 @@ def test_context_paths_from_git_candidates_equal_ranking_every_tracked_path(tmp_
 def test_tracked_containing_picks_whole_paths_out_of_the_listing(fragments: set[str], expected: list[str]) -> None:
     listing = "\0".join(["docs/queue.md", "app/Sync.py", "SYNC/sync_sync.md", "\u212aelvin.py", "tests/test_resync", "worker/queue"])
     assert _tracked_containing(listing.encode(), fragments) == expected
+
+
+def test_a_runs_attempts_rank_from_one_listing_of_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An escalation's prompt does not list a 34k-entry index again (TrackedListing, one per run),
+    and ranks exactly as a fresh listing would, its own findings first."""
+    from route_agent.workspace import context
+
+    repo = open_repo(make_sync_repo(tmp_path / "repo"))
+    fresh_first = context_paths(repo, "fix retry leak in sync worker", ["README.md"])
+    fresh_second = context_paths(repo, "fix retry leak in sync worker", ["README.md"], ["tests/test_sync.py"])
+    listings: list[list[str]] = []
+    real = context.run_git
+
+    def counting(root: Path, args: list[str], **kwargs: object) -> object:
+        listings.append(list(args))
+        return real(root, args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(context, "run_git", counting)
+    tracked = context.TrackedListing(repo)
+    first = context_paths(repo, "fix retry leak in sync worker", ["README.md"], tracked=tracked)
+    second = context_paths(repo, "fix retry leak in sync worker", ["README.md"], ["tests/test_sync.py"], tracked=tracked)
+    assert (first, second) == (fresh_first, fresh_second)
+    assert listings == [["ls-files", "-z", "--cached"]]

@@ -17,7 +17,7 @@ from route_agent.lanes.prompt import Prompt, build_prompt, redact_text
 from route_agent.policy.keys import missing_key as _missing_key
 from route_agent.policy.models import ModelSpec
 from route_agent.verify.findings import Finding
-from route_agent.workspace.context import context_paths
+from route_agent.workspace.context import TrackedListing, context_paths
 from route_agent.workspace.dependencies import DependencyDirs, resolve_dependency_dirs, unlink_dependency_dirs
 from route_agent.workspace.git import WorkspaceError
 from route_agent.workspace.patches import PatchLimits, PatchRejected, apply_patch_in_worktree, extract_patch
@@ -31,6 +31,7 @@ __all__ = [
     "LaneError",
     "PatchRejectedError",
     "RunWorktree",
+    "TrackedListing",
     "apply_reply",
     "missing_key",
     "prompt_for",
@@ -48,9 +49,9 @@ def missing_key(spec: ModelSpec, environ: Mapping[str, str] | None) -> str | Non
     return _missing_key(spec, os.environ if environ is None else environ)
 
 
-def prompt_for(req: RunRequest, spec: ModelSpec, findings: Sequence[Finding]) -> Prompt:
+def prompt_for(req: RunRequest, spec: ModelSpec, findings: Sequence[Finding], tracked: TrackedListing | None = None) -> Prompt:
     carried = [f"[{f.kind}] {f.check} {f.location()}: {f.message.splitlines()[0][:300] if f.message else ''}" for f in findings]
-    extra = context_paths(req.repo, req.brief, req.change_set.paths, [f.path for f in findings if f.path])
+    extra = context_paths(req.repo, req.brief, req.change_set.paths, [f.path for f in findings if f.path], tracked)
     return build_prompt(req.brief, req.change_set, req.repo.root, spec, carried or None, extra_paths=extra)
 
 

@@ -172,7 +172,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
             if spec.executor == "oneshot":
                 worktree.start_prepare()  # the reset runs while the prompt is built and the model answers
                 call = _LaneCall()
-                async with contextlib.aclosing(_lane_attempt(req, caller, attempt, carry, call)) as lane_events:
+                async with contextlib.aclosing(_lane_attempt(req, caller, attempt, carry, call, run.tracked)) as lane_events:
                     async for event in lane_events:
                         yield event
                 if call.reply is None:
@@ -250,6 +250,11 @@ class _RunState:
     attempts: list[_Attempt] = field(default_factory=list)
     all_findings: list[Finding] = field(default_factory=list)
     total_cost: float = 0.0
+    tracked: adapters.TrackedListing = field(init=False)
+    """The user's tracked paths, listed once for every attempt's prompt."""
+
+    def __post_init__(self) -> None:
+        self.tracked = adapters.TrackedListing(self.req.repo)
 
     def finished(
         self, result: Literal["pass", "fail", "error"], message: str, findings: Sequence[Finding], patch: str | None = None
@@ -268,12 +273,12 @@ class _LaneCall:
 
 
 async def _lane_attempt(
-    req: RunRequest, caller: LaneCaller, attempt: _Attempt, carry: Sequence[Finding], out: _LaneCall
+    req: RunRequest, caller: LaneCaller, attempt: _Attempt, carry: Sequence[Finding], out: _LaneCall, tracked: adapters.TrackedListing
 ) -> AsyncGenerator[ev.Event, None]:
     """Build the prompt and call the lane, yielding progress; the reply (or the error) lands in `out`."""
     lane = attempt.lane
     spec = getattr(req.policy.models, lane)
-    prompt = await asyncio.to_thread(adapters.prompt_for, req, spec, carry)
+    prompt = await asyncio.to_thread(adapters.prompt_for, req, spec, carry, tracked)
     attempt.withheld = prompt.left_out
     queue: asyncio.Queue[ev.Event] = asyncio.Queue()
     call = asyncio.ensure_future(call_lane(caller, lane, prompt.messages, _Progress(queue, lane)))

@@ -67,8 +67,34 @@ def rank_paths(tracked: Iterable[str], words: set[str], exclude: set[str], limit
     return chosen[:limit]
 
 
-def context_paths(repo: Repo, brief: str, changed: Iterable[str], finding_paths: Iterable[str] = ()) -> list[str]:
-    """Extra paths for the prompt: files the findings name first, then files the brief's words match."""
+class TrackedListing:
+    """The index's listing of tracked paths (`git ls-files`), read once per run: an escalation's
+    prompt ranks from the same listing instead of reading a 34k-entry index again while its
+    worktree is reset. (It changes only when the user stages or commits, and it only picks context.)"""
+
+    def __init__(self, repo: Repo) -> None:
+        self._repo = repo
+        self._listing: bytes | None = None
+        self._found: dict[frozenset[str], list[str]] = {}
+
+    def read(self) -> bytes:
+        if self._listing is None:
+            self._listing = run_git(self._repo.root, ["ls-files", "-z", "--cached"]).stdout
+        return self._listing
+
+    def containing(self, fragments: Iterable[str]) -> list[str]:
+        """The tracked paths that contain any of `fragments` (see `_tracked_containing`), found once
+        per set of fragments: every attempt of a run asks for the brief's words."""
+        key = frozenset(fragments)
+        if key not in self._found:
+            self._found[key] = _tracked_containing(self.read(), key)
+        return self._found[key]
+
+
+def context_paths(repo: Repo, brief: str, changed: Iterable[str], finding_paths: Iterable[str] = (),
+                  tracked: TrackedListing | None = None) -> list[str]:
+    """Extra paths for the prompt: files the findings name first, then files the brief's words match
+    (in `tracked`, the run's listing, when given)."""
     exclude = set(changed)
     first = [p for p in dict.fromkeys(finding_paths) if p and p not in exclude]
     words = brief_words(brief)
@@ -77,11 +103,11 @@ def context_paths(repo: Repo, brief: str, changed: Iterable[str], finding_paths:
     limit = MAX_CONTEXT_FILES - len(first)
     # Only paths that contain a brief word can score, and only paths that contain a chosen file's
     # name can go with it: both are picked out of the index's listing without splitting every path.
-    listing = run_git(repo.root, ["ls-files", "-z", "--cached"]).stdout
-    candidates = _tracked_containing(listing, words)
+    tracked = tracked or TrackedListing(repo)
+    candidates = tracked.containing(words)
     chosen = rank_paths(candidates, words, exclude | set(first), limit)
     names = {PurePosixPath(p).stem.removeprefix("test_").removesuffix("_test") for p in chosen}
-    companions = _tracked_containing(listing, names - words)
+    companions = tracked.containing(names - words)
     if companions:
         chosen = rank_paths(sorted(set(candidates) | set(companions)), words, exclude | set(first), limit)
     return (first + chosen)[:MAX_CONTEXT_FILES]
