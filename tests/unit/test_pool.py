@@ -463,3 +463,18 @@ def test_a_run_that_ends_before_taking_its_early_reset_leaves_no_copy_of_the_use
     ended.release()  # type: ignore[attr-defined]  # e.g. the lane failed: no attempt took the reset
     stored = [p for p in state.rglob("*") if p.is_file() and not p.is_symlink() and b"bait-51c2" in p.read_bytes()]
     assert stored == [] and held_worktrees(state) == []
+
+
+def test_pruning_at_a_runs_start_is_housekeeping_and_never_ends_the_run(
+        repo: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Stale worktrees are pruned while the run starts, beside its lease: a failure there is logged."""
+    from route_agent.pipeline import adapters
+
+    def broken(*_: object) -> list[Path]:
+        raise PermissionError(13, "Permission denied", "worktrees/dead-one")
+
+    monkeypatch.setattr(adapters, "prune_stale_worktrees", broken)
+    req = run_worktree_for(open_repo(repo)).req  # type: ignore[attr-defined]
+    with caplog.at_level("WARNING"):
+        adapters.prune_worktrees(req)
+    assert "stale worktrees were not pruned" in caplog.text and "Permission denied" in caplog.text

@@ -6,6 +6,7 @@ Kept in one place so `run.py` reads as the flow of a task and tests can see what
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 PatchRejectedError = PatchRejected
+logger = logging.getLogger(__name__)
 
 
 def missing_key(spec: ModelSpec, environ: Mapping[str, str] | None) -> str | None:
@@ -60,9 +62,13 @@ def pool_settings(req: RunRequest) -> PoolSettings:
 
 
 def prune_worktrees(req: RunRequest) -> None:
-    """At the start of a run: one-off worktrees of dead processes, then the pool's stale slots."""
-    prune_stale_worktrees(req.repo)
-    prune_pool(req.repo, pool_settings(req))
+    """While a run starts: one-off worktrees of dead processes, then the pool's stale slots.
+    Housekeeping: a failure is logged, and never ends the run (its own lease says if it cannot work)."""
+    try:
+        prune_stale_worktrees(req.repo)
+        prune_pool(req.repo, pool_settings(req))
+    except (OSError, WorkspaceError) as exc:
+        logger.warning("route-agent: stale worktrees were not pruned: %s (`route-agent state prune` tries again)", exc)
 
 
 LISTING_FRESH_S = 2.0
