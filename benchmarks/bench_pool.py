@@ -28,12 +28,24 @@ the repository packed (see `packed`), three runs of this script each (medians of
     + reset from the run's start 119-144 ms 680-797 ms = 4.7-6.7x       1.51-1.91x  101-134 ms
 
 Warm is under 1 s in every run; the 5x ratio was met in one run of six (4.7x, best) and missed by up
-to 1.7x. What remains: three full scans of 34k entries per attempt (the change set's `git status`
-of the user's tree before the run, then the user's tree again and the worktree, with its ignored
-files, side by side on the two cores, which slows each to ~2x its time alone), ~60 ms of index
-updates (restore, snapshot, patch), the patch's apply and diff (~40 ms) and Python. Before this
-script packed the repository, the old code measured 1,754 ms = 6.0x (git status 290 ms, heavier
-load): with loose objects `git write-tree` stats every entry of each changed directory (8,800).
+to 1.7x. Before this script packed the repository, the old code measured 1,754 ms = 6.0x (git status
+290 ms, heavier load): with loose objects `git write-tree` stats every entry of each changed
+directory (8,800).
+
+Measured again later that day on a quiet machine (load under 1.2), three runs each:
+
+    code                       git status   warm overhead               escalated   small example
+    cbd47c8 (the above)        169 ms       768 ms = 4.5x               1.71x       180 ms
+    the first reset copies what the change set's status listed (no second walk of the user's
+    tree), the snapshot's paths recorded (no diff-tree), `git apply --index`, one TLS context
+    per process, the stored run staged while the checks run, one ls-files per run
+                               163-172 ms   581-604 ms = 3.4-3.7x       1.77-1.97x   81-107 ms
+
+The escalated ratio rose because the warm run fell by a quarter while the second attempt still
+walks the user's tree again (the user may have edited it during the first), beside the worktree's
+own status: two full scans, which on these two cores take as long side by side as one after the
+other (160 ms alone, 250-320 ms each together). Two runs of unfinished code gave 2.11x and 2.30x:
+the 2x margin is thin. With a real model the second reset runs while the model answers.
 """
 
 from __future__ import annotations
