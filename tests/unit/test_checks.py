@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -226,11 +227,26 @@ async def test_unsandboxed_same_size_write_with_its_times_set_back_is_reported(t
     assert [f.path for f in report.integrity] == ["a.py"]
 
 
-async def test_unsandboxed_run_that_changes_nothing_reports_nothing_even_for_a_file_just_edited(tmp_path: Path) -> None:
+async def test_unsandboxed_run_that_changes_nothing_reports_nothing_even_for_a_file_just_edited(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _repo(tmp_path)
     (root / "a.py").write_text((root / "a.py").read_text() + "# the user's edit a moment ago\n")
-    # A check that lasts past the window in which a just-edited file is hashed (RACY_NS): its second
-    # snapshot must hash the file again (the first did), not compare a hash with an inode signature.
-    lasts = RACY_NS / 1e9 + 0.2
-    report = await _run(root, [Check(name="quiet", run=[sys.executable, "-c", f"import time; time.sleep({lasts})"])], mode="off")
+    # The check ends after the window in which a just-edited file is hashed (RACY_NS): the clock the
+    # snapshots read moves past it once the first snapshot is taken. The second snapshot must hash
+    # the file again (the first did), not compare a hash with an inode signature.
+    from route_agent.verify import checks
+
+    real_take, real_clock = checks.RepoSnapshot.take, time.time_ns
+    later = 0
+
+    def take(*args: object, **kwargs: object) -> checks.RepoSnapshot:
+        nonlocal later
+        snapshot = real_take(*args, **kwargs)  # type: ignore[arg-type]
+        later = RACY_NS + 1_000_000
+        return snapshot
+
+    monkeypatch.setattr(checks.RepoSnapshot, "take", take)
+    monkeypatch.setattr(checks.time, "time_ns", lambda: real_clock() + later)
+    report = await _run(root, [Check(name="quiet", run=[sys.executable, "-c", "pass"])], mode="off")
+    assert later, "no snapshot of the user's repository was taken"
     assert report.passed and report.integrity == []
