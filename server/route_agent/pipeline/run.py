@@ -207,7 +207,7 @@ async def run_task(req: RunRequest) -> AsyncIterator[ev.Event]:  # noqa: PLR0915
             _remember(req, findings, attempt)
             yield ev.AttemptFinished(attempt.as_dict(), step.action, step.reasons, tuple(findings), _failed_names(attempt, findings))
             if step.action == "accept":
-                staged = await verification.take_staged(req)
+                staged = await verification.take_staged()
                 save = functools.partial(staged.keep, adapters.run_meta(req, [a.as_dict() for a in run.attempts]))
                 await asyncio.to_thread(executors.keep_transcripts, req.run_id, save)
                 yield run.finished("pass", "verified patch ready: route-agent apply " + req.run_id, findings, verification.diff_text)
@@ -342,11 +342,12 @@ class _Verification:
     def stage(self, req: RunRequest) -> None:
         self.staged = asyncio.ensure_future(asyncio.to_thread(adapters.stage_run_for, req, self.worktree_base, self.diff_text))
 
-    async def take_staged(self, req: RunRequest) -> StagedRun:
-        """The staged run (what staging raised, if it failed); staged now if it was not."""
+    async def take_staged(self) -> StagedRun:
+        """The staged run (what staging raised, if it failed): an accepted attempt's patch was applied,
+        so it was staged."""
         staged, self.staged = self.staged, None
         if staged is None:
-            return await asyncio.to_thread(adapters.stage_run_for, req, self.worktree_base, self.diff_text)
+            raise RuntimeError("an accepted attempt has no staged patch")
         return await staged
 
     async def discard_staged(self) -> None:
